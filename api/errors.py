@@ -1,0 +1,49 @@
+"""Every error leaves as {"detail": "<message>"} with the contract's status code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from api.responses import JSON
+from broker.errors import BrokerError
+
+
+def _detail(status: int, detail: str) -> Response:
+    return JSON({"detail": detail}, status_code=status)
+
+
+async def _broker_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BrokerError)
+    return _detail(exc.status_code, exc.detail)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _detail(exc.status_code, str(exc.detail))
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return _detail(422, describe(exc.errors()))
+
+
+def describe(errors: Any) -> str:
+    """One readable line per problem: where it is and what is wrong."""
+    parts = []
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            return "Invalid JSON in request body"
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or "Invalid request"
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(BrokerError, _broker_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

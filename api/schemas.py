@@ -1,0 +1,118 @@
+"""Request bodies, validated at the edge; the service sees plain dataclasses."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from broker.models import MultitaskStrategy, RunRequest
+
+STREAM_MODES = {"values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"}
+LATER_MODES = {"messages", "events"}
+
+
+class Body(BaseModel):
+    # SDKs add fields over time; unknown ones are ignored, as the reference server does.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ThreadCreate(Body):
+    thread_id: UUID | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class ThreadSearch(Body):
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    ids: list[UUID] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    sort_by: str | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: list[str] | None = None
+
+
+class AssistantSearch(Body):
+    metadata: dict[str, Any] | None = None
+    graph_id: str | None = None
+    name: str | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    sort_by: str | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: list[str] | None = None
+
+
+class HistoryQuery(Body):
+    limit: int = Field(default=10, ge=1, le=1000)
+    before: dict[str, Any] | str | None = None
+    metadata: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+
+
+class RunCreate(Body):
+    assistant_id: str
+    input: Any = None
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    stream_mode: list[str] | str | None = None
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    interrupt_before: list[str] | Literal["*"] | None = None
+    interrupt_after: list[str] | Literal["*"] | None = None
+    checkpoint_id: UUID | None = None
+    checkpoint: dict[str, Any] | None = None
+    multitask_strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE
+    if_not_exists: Literal["reject", "create"] = "reject"
+    on_completion: Literal["delete", "keep"] = "delete"
+    on_disconnect: Literal["cancel", "continue"] = "continue"
+    after_seconds: float | None = Field(default=None, ge=0)
+    webhook: str | None = None
+    feedback_keys: list[str] | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+    checkpoint_during: bool | None = None
+
+    @field_validator("stream_mode")
+    @classmethod
+    def _modes(cls, value: list[str] | str | None) -> list[str]:
+        modes = [value] if isinstance(value, str) else list(value or [])
+        for mode in modes:
+            if mode in LATER_MODES:
+                raise ValueError(f"stream mode '{mode}' is not supported yet")
+            if mode not in STREAM_MODES:
+                raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
+        return modes or ["values"]
+
+    def to_request(self) -> RunRequest:
+        durability = self.durability
+        if durability is None and self.checkpoint_during is not None:
+            durability = "async" if self.checkpoint_during else "exit"
+        return RunRequest(
+            assistant_id=self.assistant_id,
+            input=self.input,
+            command=self.command,
+            config=self.config,
+            context=self.context,
+            metadata=self.metadata,
+            stream_mode=list(self.stream_mode or ["values"]),
+            stream_subgraphs=self.stream_subgraphs,
+            stream_resumable=self.stream_resumable,
+            interrupt_before=self.interrupt_before,
+            interrupt_after=self.interrupt_after,
+            checkpoint_id=str(self.checkpoint_id) if self.checkpoint_id else None,
+            checkpoint=self.checkpoint,
+            multitask_strategy=self.multitask_strategy,
+            if_not_exists=self.if_not_exists,
+            on_completion=self.on_completion,
+            on_disconnect=self.on_disconnect,
+            after_seconds=self.after_seconds,
+            webhook=self.webhook,
+            feedback_keys=self.feedback_keys,
+            durability=durability,
+        )

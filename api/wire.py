@@ -1,0 +1,55 @@
+"""Domain objects → the JSON shapes of the contract (Thread, Run, Assistant)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.models import Assistant, Run, Thread
+
+
+def thread_json(thread: Thread) -> dict[str, Any]:
+    return {
+        "thread_id": thread.thread_id,
+        "created_at": thread.created_at,
+        "updated_at": thread.updated_at,
+        "state_updated_at": thread.state_updated_at,
+        "metadata": thread.metadata,
+        "status": thread.status.value,
+        "config": thread.config,
+        "values": thread.values,
+        "interrupts": thread.interrupts,
+        "error": thread.error,
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "thread_id": run.thread_id,
+        "assistant_id": run.assistant_id,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "status": run.status.value,
+        "metadata": run.metadata,
+        "kwargs": run.kwargs,
+        "multitask_strategy": run.multitask_strategy.value,
+    }
+
+
+def assistant_json(assistant: Assistant) -> dict[str, Any]:
+    return {
+        "assistant_id": assistant.assistant_id,
+        "graph_id": assistant.graph_id,
+        "config": assistant.config,
+        "context": assistant.context,
+        "created_at": assistant.created_at,
+        "updated_at": assistant.updated_at,
+        "metadata": assistant.metadata,
+        "version": assistant.version,
+        "name": assistant.name,
+        "description": assistant.description,
+    }
+
+
+def select(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k in fields} if fields else item

@@ -1,0 +1,45 @@
+"""One error hierarchy; each class carries the HTTP status the contract gives it."""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    """The broker could not do what was asked."""
+
+    status_code = 500
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or (type(self).__doc__ or "").strip()
+        super().__init__(self.detail)
+
+
+class NotFound(BrokerError):
+    """Not found."""
+
+    status_code = 404
+
+
+class Conflict(BrokerError):
+    """The resource is in a state that does not allow this request."""
+
+    status_code = 409
+
+
+class Invalid(BrokerError):
+    """The request is not valid."""
+
+    status_code = 422
+
+
+class BadRequest(BrokerError):
+    """Bad request."""
+
+    status_code = 400
+
+
+class GraphLoadError(BrokerError):
+    """A graph in langgraph.json could not be loaded."""
+
+
+class ThreadBusy(Conflict):
+    """Thread is already running a task. Wait for it to finish or choose a different multitask strategy."""  # noqa: E501

@@ -1,0 +1,145 @@
+"""Load the graphs a `langgraph.json` names ("./file.py:attribute"), as LangGraph's CLI does.
+
+Both processes need them: the worker to execute runs, the API for system assistants
+and thread state, so the loader lives in the shared core.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dotenv import dotenv_values
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+
+from broker.errors import GraphLoadError, Invalid
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    graph_id: str
+    source: str  # as written in langgraph.json, for messages
+    target: Any  # a compiled graph, or a factory returning one
+
+
+class GraphRegistry:
+    """The graphs of one langgraph.json, by graph id."""
+
+    def __init__(self, specs: dict[str, GraphSpec]) -> None:
+        self._specs = specs
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._specs)
+
+    def __contains__(self, graph_id: object) -> bool:
+        return graph_id in self._specs
+
+    async def get(self, graph_id: str, config: RunnableConfig | None = None) -> Pregel[Any, Any]:
+        spec = self._specs.get(graph_id)
+        if spec is None:
+            raise Invalid(f"Graph '{graph_id}' is not registered; known graphs: {self.ids}")
+        return await _materialize(spec, config or {})
+
+
+def load_config(path: Path) -> GraphRegistry:
+    """Reads langgraph.json: applies `env`, puts `dependencies` on sys.path, imports graphs."""
+    config = _read_json(path)
+    base = path.resolve().parent
+    _apply_env(config.get("env"), base)
+    _add_dependencies(config.get("dependencies", []), base)
+    graphs = config.get("graphs") or {}
+    if not isinstance(graphs, dict) or not graphs:
+        raise GraphLoadError(f"{path}: 'graphs' must map graph ids to './file.py:attribute'")
+    return GraphRegistry({gid: _load_spec(gid, str(src), base) for gid, src in graphs.items()})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GraphLoadError(f"Cannot read config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise GraphLoadError(f"{path}: expected a JSON object")
+    return data
+
+
+def _apply_env(env: Any, base: Path) -> None:
+    if isinstance(env, str):
+        env = dotenv_values(base / env)
+    for key, value in (env or {}).items():
+        if value is not None:
+            os.environ.setdefault(key, str(value))
+
+
+def _add_dependencies(dependencies: list[str], base: Path) -> None:
+    for dep in dependencies:
+        if dep.startswith("."):
+            _prepend_path(base / dep)
+
+
+def _prepend_path(path: Path) -> None:
+    resolved = str(path.resolve())
+    if resolved not in sys.path:
+        sys.path.insert(0, resolved)
+
+
+def _load_spec(graph_id: str, source: str, base: Path) -> GraphSpec:
+    location, _, attribute = source.rpartition(":")
+    if not location or not attribute:
+        raise GraphLoadError(f"Graph '{graph_id}': '{source}' is not of the form './file.py:attr'")
+    try:
+        module = _import(location, base)
+        target = getattr(module, attribute)
+    except Exception as exc:
+        raise GraphLoadError(
+            f"Failed to load graph '{graph_id}' from '{source}' "
+            f"(file {location}, attribute {attribute}): {type(exc).__name__}: {exc}"
+        ) from exc
+    return GraphSpec(graph_id, source, target)
+
+
+def _import(location: str, base: Path) -> ModuleType:
+    if not location.endswith(".py"):
+        return importlib.import_module(location)
+    path = (base / location).resolve()
+    _prepend_path(path.parent)  # graphs import their sibling modules
+    name = f"_broker_graph_{path.stem}_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _materialize(spec: GraphSpec, config: RunnableConfig) -> Pregel[Any, Any]:
+    target = spec.target
+    if isinstance(target, StateGraph):
+        target = target.compile()
+    if not isinstance(target, Pregel) and callable(target):
+        target = _call_factory(target, config)
+        if inspect.isawaitable(target):
+            target = await target
+    if isinstance(target, StateGraph):
+        target = target.compile()
+    if not isinstance(target, Pregel):
+        raise GraphLoadError(f"Graph '{spec.graph_id}' ({spec.source}) is not a compiled graph")
+    return target
+
+
+def _call_factory(factory: Callable[..., Any], config: RunnableConfig) -> Any:
+    parameters = inspect.signature(factory).parameters
+    return factory(config) if parameters else factory()

@@ -1,0 +1,29 @@
+"""Every Redis key and channel name the broker uses, and nowhere else."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class Keys:
+    """Names under one prefix, so brokers (and test runs) can share a Redis."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @property
+    def queue(self) -> str:
+        """LIST of run ids waiting for a worker (LPUSH / BRPOP)."""
+        return f"{self.prefix}:queue"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel every worker listens to for cancel requests."""
+        return f"{self.prefix}:cancel"
+
+    def run_channel(self, run_id: UUID | str) -> str:
+        """Pub/sub channel carrying one run's encoded SSE frames."""
+        return f"{self.prefix}:run:{run_id}"
+
+    def run_channel_prefix(self) -> str:
+        return f"{self.prefix}:run:"

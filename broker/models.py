@@ -1,0 +1,125 @@
+"""Domain value objects: what a run, a thread and an assistant are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class ThreadStatus(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class MultitaskStrategy(StrEnum):
+    REJECT = "reject"
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+    ENQUEUE = "enqueue"
+
+
+@dataclass(frozen=True, slots=True)
+class Assistant:
+    assistant_id: UUID
+    graph_id: str
+    name: str
+    description: str | None
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    thread_id: UUID
+    created_at: datetime
+    updated_at: datetime
+    state_updated_at: datetime
+    metadata: dict[str, Any]
+    status: ThreadStatus
+    config: dict[str, Any]
+    values: dict[str, Any] | None
+    interrupts: dict[str, Any]
+    error: Any
+    temporary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    run_id: UUID
+    thread_id: UUID
+    assistant_id: UUID
+    created_at: datetime
+    updated_at: datetime
+    status: RunStatus
+    metadata: dict[str, Any]
+    kwargs: dict[str, Any]
+    multitask_strategy: MultitaskStrategy
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A worker's hold on a run: the attempt number is the fencing token."""
+
+    run: Run
+    attempt: int
+    graph_id: str
+    temporary: bool
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """How an execution ended, as the worker reports it back."""
+
+    status: RunStatus
+    output: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """A validated run-create body, as the API hands it to the service."""
+
+    assistant_id: str
+    input: Any = None
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    stream_mode: list[str] = field(default_factory=lambda: ["values"])
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    interrupt_before: list[str] | str | None = None
+    interrupt_after: list[str] | str | None = None
+    checkpoint_id: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    multitask_strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE
+    if_not_exists: str = "reject"
+    on_completion: str = "delete"
+    on_disconnect: str = "continue"
+    after_seconds: float | None = None
+    webhook: str | None = None
+    feedback_keys: list[str] | None = None
+    durability: str | None = None

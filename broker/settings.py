@@ -1,0 +1,43 @@
+"""One Settings object, read from the environment with LangGraph's own names."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URI = "redis://127.0.0.1:6379/0"
+
+
+def async_database_url(uri: str) -> str:
+    """The SQLAlchemy async URL for a libpq-style or SQLAlchemy URI."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if uri.startswith(prefix):
+            return "postgresql+asyncpg://" + uri[len(prefix) :]
+    return uri
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know; env names match LangGraph deployments."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    database_uri: str = Field(default=DEFAULT_DATABASE_URI, alias="DATABASE_URI")
+    redis_uri: str = Field(default=DEFAULT_REDIS_URI, alias="REDIS_URI")
+    config: Path | None = Field(default=None, alias="BROKER_CONFIG")
+    n_jobs_per_worker: int = Field(default=10, ge=1, alias="N_JOBS_PER_WORKER")
+    # A worker that misses renewals for this long loses its claim.
+    lease_seconds: float = Field(default=30.0, gt=0, alias="BROKER_LEASE_SECONDS")
+    heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_HEARTBEAT_SECONDS")
+    max_attempts: int = Field(default=3, ge=1, alias="BROKER_MAX_ATTEMPTS")
+    db_pool_size: int = Field(default=10, ge=1, alias="BROKER_DB_POOL_SIZE")
+    # Redis prefix lets several brokers (or test runs) share one Redis safely.
+    redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")
+    sse_heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SSE_HEARTBEAT_SECONDS")
+
+    @cached_property
+    def async_database_url(self) -> str:
+        return async_database_url(self.database_uri)

@@ -1,0 +1,113 @@
+"""Thread state as the API shows it (ThreadState), read through the graph and our checkpointer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import StateSnapshot
+
+from broker import jsonable
+from broker.graphs import GraphRegistry
+from broker.models import Thread
+
+EMPTY_STATE: dict[str, Any] = {
+    "values": {},
+    "next": [],
+    "tasks": [],
+    "metadata": None,
+    "created_at": None,
+    "checkpoint": None,
+    "parent_checkpoint": None,
+    "interrupts": [],
+    "checkpoint_id": None,
+    "parent_checkpoint_id": None,
+}
+
+
+def checkpoint_of(config: RunnableConfig | None) -> dict[str, Any] | None:
+    if not config:
+        return None
+    conf = config.get("configurable", {})
+    keys = ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map")
+    return {k: conf[k] for k in keys if k in conf}
+
+
+def to_thread_state(snapshot: StateSnapshot) -> dict[str, Any]:
+    checkpoint = checkpoint_of(snapshot.config)
+    parent = checkpoint_of(snapshot.parent_config)
+    state = {
+        "values": snapshot.values,
+        "next": list(snapshot.next),
+        "tasks": [_task(t) for t in snapshot.tasks],
+        "metadata": snapshot.metadata,
+        "created_at": snapshot.created_at,
+        "checkpoint": checkpoint,
+        "parent_checkpoint": parent,
+        "interrupts": list(snapshot.interrupts),
+        "checkpoint_id": checkpoint.get("checkpoint_id") if checkpoint else None,
+        "parent_checkpoint_id": parent.get("checkpoint_id") if parent else None,
+    }
+    return dict(jsonable.to_jsonable(state))
+
+
+def _task(task: Any) -> dict[str, Any]:
+    nested = task.state
+    return {
+        "id": task.id,
+        "name": task.name,
+        "path": list(task.path),
+        "error": repr(task.error) if task.error is not None else None,
+        "interrupts": list(task.interrupts),
+        "checkpoint": checkpoint_of(nested) if isinstance(nested, dict) else None,
+        "state": to_thread_state(nested) if isinstance(nested, StateSnapshot) else None,
+        "result": task.result,
+    }
+
+
+class StateReader:
+    """Reads a thread's checkpoints through the graph that wrote them."""
+
+    def __init__(self, graphs: GraphRegistry, checkpointer: BaseCheckpointSaver[str]) -> None:
+        self._graphs = graphs
+        self._checkpointer = checkpointer
+
+    async def _graph(self, thread: Thread) -> Any:
+        graph_id = thread.metadata.get("graph_id")
+        if not graph_id or graph_id not in self._graphs:
+            return None
+        config: RunnableConfig = {"configurable": {"thread_id": str(thread.thread_id)}}
+        graph = await self._graphs.get(graph_id, config)
+        return graph.copy(update={"checkpointer": self._checkpointer})
+
+    async def get(
+        self, thread: Thread, checkpoint: dict[str, Any] | None = None, *, subgraphs: bool = False
+    ) -> dict[str, Any]:
+        graph = await self._graph(thread)
+        if graph is None:
+            return dict(EMPTY_STATE)
+        config = _config(thread, checkpoint)
+        return to_thread_state(await graph.aget_state(config, subgraphs=subgraphs))
+
+    async def history(
+        self,
+        thread: Thread,
+        *,
+        limit: int = 10,
+        before: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        graph = await self._graph(thread)
+        if graph is None:
+            return []
+        config = _config(thread, checkpoint)
+        before_config = _config(thread, before) if before else None
+        states = graph.aget_state_history(config, limit=limit, before=before_config, filter=metadata)
+        return [to_thread_state(s) async for s in states]
+
+
+def _config(thread: Thread, checkpoint: dict[str, Any] | None) -> RunnableConfig:
+    configurable = {"checkpoint_ns": "", **(checkpoint or {}), "thread_id": str(thread.thread_id)}
+    return {"configurable": configurable}

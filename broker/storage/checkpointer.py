@@ -1,0 +1,371 @@
+"""LangGraph's checkpointer on SQLAlchemy Core + asyncpg.
+
+The serde's typed blob is the exact record; the `values` and `metadata` JSONB
+columns are readable renderings for ops and for metadata filters.
+"""
+
+from __future__ import annotations
+
+import builtins
+import random
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Row,
+    Select,
+    Table,
+    Text,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Delete, Insert
+
+from broker import jsonable
+from broker.storage.tables import checkpoint_writes, checkpoints
+
+# orjson writes NUL as \u0000, which JSONB rejects; an escaped backslash before
+# "u0000" (an even run of backslashes) is literal text and must survive.
+_JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+# Carries metadata inside the typed blob when JSONB would not return it unchanged.
+_EXACT_METADATA = "__broker_exact_metadata__"
+_CHECKPOINT_KEY = ("thread_id", "checkpoint_ns", "checkpoint_id")
+_WRITE_KEY = (*_CHECKPOINT_KEY, "task_id", "idx")
+_SYNC_UNSUPPORTED = "PostgresCheckpointer is async-only; use the a-prefixed methods"
+
+_cp = checkpoints.c
+_wr = checkpoint_writes.c
+
+
+class PostgresCheckpointer(BaseCheckpointSaver[str]):
+    """Checkpoints and pending writes in the `checkpoints`/`checkpoint_writes` tables."""
+
+    def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
+        super().__init__(serde=serde)
+        # Every operation is a single statement, so autocommit spares the
+        # BEGIN and COMMIT round trips without giving up atomicity.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    # -- reads -------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        configurable = config["configurable"]
+        query = _tuples_query().where(
+            _cp.thread_id == configurable["thread_id"],
+            _cp.checkpoint_ns == configurable.get("checkpoint_ns", ""),
+        )
+        if checkpoint_id := get_checkpoint_id(config):
+            query = query.where(_cp.checkpoint_id == checkpoint_id)
+        rows = await self._fetch(query.order_by(_cp.checkpoint_id.desc()).limit(1))
+        return self._to_tuple(rows[0]) if rows else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        query = _tuples_query().where(*_list_conditions(config, filter, before))
+        rows = await self._fetch(query.order_by(_cp.checkpoint_id.desc()).limit(limit))
+        for row in rows:
+            yield self._to_tuple(row)
+
+    # -- writes ------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        configurable = config["configurable"]
+        saved = _config(
+            configurable["thread_id"], configurable.get("checkpoint_ns", ""), checkpoint["id"]
+        )
+        row = self._checkpoint_row(
+            checkpoint, get_serializable_checkpoint_metadata(config, metadata)
+        )
+        row.update(saved["configurable"], parent_checkpoint_id=configurable.get("checkpoint_id"))
+        await self._execute(_upsert_checkpoint(row))
+        return saved
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        if rows := self._write_rows(config, writes, task_id, task_path):
+            await self._execute(_upsert_writes(rows))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._execute(_purge(_cp.thread_id == thread_id, _wr.thread_id == thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        if run_ids:
+            await self._execute(_purge(_cp.run_id.in_([str(run_id) for run_id in run_ids])))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        copied = _copy(checkpoints, source_thread_id, target_thread_id).cte("copied_checkpoints")
+        await self._execute(
+            _copy(checkpoint_writes, source_thread_id, target_thread_id).add_cte(copied)
+        )
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        if not thread_ids:
+            return
+        if strategy == "delete":
+            await self._execute(
+                _purge(_cp.thread_id.in_(thread_ids), _wr.thread_id.in_(thread_ids))
+            )
+        elif strategy == "keep_latest":
+            await self._execute(
+                _purge(_cp.thread_id.in_(thread_ids) & (_cp.checkpoint_id < _latest_id()))
+            )
+        else:
+            raise ValueError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        # Same shape as the official savers: a zero-padded counter plus a random tiebreak.
+        current_v = 0 if current is None else int(str(current).split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # -- sync API: LangGraph's async graphs only call the async methods ----
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise NotImplementedError(_SYNC_UNSUPPORTED)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        raise NotImplementedError(_SYNC_UNSUPPORTED)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        raise NotImplementedError(_SYNC_UNSUPPORTED)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        raise NotImplementedError(_SYNC_UNSUPPORTED)
+
+    def delete_thread(self, thread_id: str) -> None:
+        raise NotImplementedError(_SYNC_UNSUPPORTED)
+
+    # -- helpers -----------------------------------------------------------
+
+    async def _execute(self, statement: Executable) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def _fetch(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
+        async with self._engine.begin() as conn:
+            return (await conn.execute(query)).all()
+
+    def _checkpoint_row(
+        self, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> dict[str, Any]:
+        readable = _json_text(metadata)
+        exact = jsonable.loads(readable) == metadata
+        type_, blob = self.serde.dumps_typed(
+            checkpoint if exact else {**checkpoint, _EXACT_METADATA: metadata}
+        )
+        run_id = metadata.get("run_id")
+        return {
+            "type": type_,
+            "checkpoint": blob,
+            "metadata": _jsonb(readable),
+            "values": _jsonb(_json_text(checkpoint["channel_values"])),
+            "run_id": None if run_id is None else str(run_id),
+            "step": metadata.get("step"),
+        }
+
+    def _write_rows(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> builtins.list[dict[str, Any]]:
+        key = {name: config["configurable"].get(name, "") for name in _CHECKPOINT_KEY}
+        by_idx: dict[int, dict[str, Any]] = {}
+        for position, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, position)
+            type_, blob = self.serde.dumps_typed(value)
+            # A special channel repeated in one batch keeps its last value, as upserts would.
+            by_idx[idx] = {**key, "task_id": task_id, "idx": idx, "channel": channel}
+            by_idx[idx].update(type=type_, blob=blob, task_path=task_path)
+        return [*by_idx.values()]
+
+    def _to_tuple(self, row: Row[*tuple[Any, ...]]) -> CheckpointTuple:
+        checkpoint = self.serde.loads_typed((row.type, row.checkpoint))
+        metadata = checkpoint.pop(_EXACT_METADATA, row.metadata)
+        parent_id = row.parent_checkpoint_id
+        return CheckpointTuple(
+            config=_config(row.thread_id, row.checkpoint_ns, row.checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=metadata,
+            parent_config=_config(row.thread_id, row.checkpoint_ns, parent_id)
+            if parent_id
+            else None,
+            pending_writes=self._pending_writes(row),
+        )
+
+    def _pending_writes(self, row: Row[*tuple[Any, ...]]) -> builtins.list[PendingWrite]:
+        if row.w_task_ids is None:
+            return []
+        columns = zip(row.w_task_ids, row.w_channels, row.w_types, row.w_blobs, strict=True)
+        return [
+            (task, channel, self.serde.loads_typed((type_, blob)))
+            for task, channel, type_, blob in columns
+        ]
+
+
+def _config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def _tuples_query() -> Select[*tuple[Any, ...]]:
+    """Checkpoint rows, each with its pending writes aggregated in the same query."""
+    order = (_wr.task_path, _wr.task_id, _wr.idx)  # langgraph's writes_sort_key
+    arrays = [
+        func.array_agg(aggregate_order_by(_wr[name], *order)).label(f"w_{name}s")
+        for name in ("task_id", "channel", "type", "blob")
+    ]
+    same_checkpoint = [_wr[name] == _cp[name] for name in _CHECKPOINT_KEY]
+    writes = select(*arrays).where(*same_checkpoint).lateral("pending")
+    columns = [
+        _cp[name]
+        for name in (*_CHECKPOINT_KEY, "parent_checkpoint_id", "type", "checkpoint", "metadata")
+    ]
+    return select(*columns, *writes.c).select_from(checkpoints.join(writes, true()))
+
+
+def _list_conditions(
+    config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None
+) -> list[ColumnElement[bool]]:
+    configurable = config["configurable"] if config else {}
+    conditions: list[ColumnElement[bool]] = []
+    for name in _CHECKPOINT_KEY:
+        if (value := configurable.get(name)) is not None:
+            conditions.append(_cp[name] == value)
+    if filter:
+        conditions.append(_cp.metadata.contains(filter))
+    if before and (before_id := get_checkpoint_id(before)):
+        conditions.append(_cp.checkpoint_id < before_id)
+    return conditions
+
+
+def _upsert_checkpoint(row: dict[str, Any]) -> Insert:
+    statement = pg_insert(checkpoints).values(row)
+    updates = {name: statement.excluded[name] for name in row if name not in _CHECKPOINT_KEY}
+    return statement.on_conflict_do_update(index_elements=_CHECKPOINT_KEY, set_=updates)
+
+
+def _upsert_writes(rows: list[dict[str, Any]]) -> Insert:
+    """Regular writes are first-wins; special channels (negative idx) are overwritten."""
+    statement = pg_insert(checkpoint_writes).values(rows)
+    updates = {name: statement.excluded[name] for name in ("channel", "type", "blob", "task_path")}
+    return statement.on_conflict_do_update(
+        index_elements=_WRITE_KEY, set_=updates, where=statement.excluded.idx < 0
+    )
+
+
+def _purge(where: ColumnElement[bool], writes_where: ColumnElement[bool] | None = None) -> Delete:
+    """Delete matching checkpoints and their writes in one statement.
+
+    Both halves read the same snapshot, so the writes' subquery still sees the
+    checkpoints the CTE deletes.
+    """
+    if writes_where is None:
+        doomed = select(*(_cp[name] for name in _CHECKPOINT_KEY)).where(where)
+        writes_where = tuple_(*(_wr[name] for name in _CHECKPOINT_KEY)).in_(doomed)
+    removed = delete(checkpoints).where(where).cte("removed_checkpoints")
+    return delete(checkpoint_writes).where(writes_where).add_cte(removed)
+
+
+def _latest_id() -> ColumnElement[str]:
+    """The newest checkpoint_id in the outer row's thread and namespace."""
+    newer = checkpoints.alias("newer")
+    same_ns = (newer.c.thread_id == _cp.thread_id) & (newer.c.checkpoint_ns == _cp.checkpoint_ns)
+    return select(func.max(newer.c.checkpoint_id)).where(same_ns).scalar_subquery()
+
+
+def _copy(table: Table, source_thread_id: str, target_thread_id: str) -> Insert:
+    """Insert-select of a thread's rows under another thread_id; created_at restarts."""
+    names = [column.name for column in table.c if column.name != "created_at"]
+    target = literal(target_thread_id, Text).label("thread_id")
+    rows = select(*(target if name == "thread_id" else table.c[name] for name in names))
+    source = rows.where(table.c.thread_id == source_thread_id)
+    return pg_insert(table).from_select(names, source).on_conflict_do_nothing()
+
+
+def _json_text(value: Mapping[str, Any]) -> str:
+    """jsonable's rendering as JSON text that Postgres accepts as JSONB."""
+    try:
+        raw = jsonable.dumps(value)
+    except Exception:  # a readable copy must never fail a put; render per channel
+        raw = jsonable.dumps({key: _jsonable_or_repr(item) for key, item in value.items()})
+    return _JSON_NUL.sub(rb"\1", raw).decode()
+
+
+def _jsonable_or_repr(value: Any) -> Any:
+    for render in (jsonable.to_jsonable, repr):
+        try:
+            return render(value)
+        except Exception:  # even repr may raise; the put must not
+            continue
+    return f"<{type(value).__name__}>"
+
+
+def _jsonb(text: str) -> ColumnElement[Any]:
+    # The text is already JSON; binding it as JSONB would encode it a second time.
+    return cast(literal(text, Text), JSONB)

@@ -1,0 +1,27 @@
+"""The async engine: one pool per process, sized by settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from broker.settings import Settings
+
+
+def _json_serializer(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    """An asyncpg engine whose JSONB columns are encoded with orjson."""
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_pool_size,
+        "pool_pre_ping": True,
+        "json_serializer": _json_serializer,
+        "json_deserializer": orjson.loads,
+    }
+    options.update(overrides)
+    return create_async_engine(settings.async_database_url, **options)

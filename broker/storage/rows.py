@@ -1,0 +1,58 @@
+"""Row → domain object conversions, shared by the repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+
+from broker.models import Assistant, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus
+
+
+def to_assistant(row: Row[Any]) -> Assistant:
+    m = row._mapping
+    return Assistant(
+        assistant_id=m["assistant_id"],
+        graph_id=m["graph_id"],
+        name=m["name"],
+        description=m["description"],
+        config=m["config"],
+        context=m["context"],
+        metadata=m["metadata"],
+        version=m["version"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def to_thread(row: Row[Any]) -> Thread:
+    m = row._mapping
+    return Thread(
+        thread_id=m["thread_id"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        state_updated_at=m["state_updated_at"],
+        metadata=m["metadata"],
+        status=ThreadStatus(m["status"]),
+        config=m["config"],
+        values=m["values"],
+        interrupts=m["interrupts"],
+        error=m["error"],
+        temporary=m["temporary"],
+    )
+
+
+def to_run(row: Row[Any]) -> Run:
+    m = row._mapping
+    return Run(
+        run_id=m["run_id"],
+        thread_id=m["thread_id"],
+        assistant_id=m["assistant_id"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        status=RunStatus(m["status"]),
+        metadata=m["metadata"],
+        kwargs=m["kwargs"],
+        multitask_strategy=MultitaskStrategy(m["multitask_strategy"]),
+        attempt=m["attempt"],
+    )

@@ -1,0 +1,139 @@
+"""Runs in Postgres: insert, read, and the fenced claim/heartbeat/finish a worker does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broker.errors import NotFound
+from broker.models import Run, RunStatus
+from broker.storage.rows import to_run
+from broker.storage.tables import runs
+
+ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+
+
+def run_not_found(run_id: UUID) -> NotFound:
+    return NotFound(f"Run '{run_id}' not found.")
+
+
+class RunStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, run_id: UUID, thread_id: UUID | None = None) -> Run:
+        query = select(runs).where(runs.c.run_id == run_id)
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise run_not_found(run_id)
+        return to_run(row)
+
+    async def list(
+        self, thread_id: UUID, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> list[Run]:
+        query = select(runs).where(runs.c.thread_id == thread_id)
+        if status:
+            query = query.where(runs.c.status == status)
+        query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+        async with self._engine.connect() as conn:
+            return [to_run(r) for r in (await conn.execute(query)).all()]
+
+    async def heartbeat(self, run_id: UUID, attempt: int, lease: timedelta) -> bool:
+        """Renews the lease; False means this attempt no longer owns the run."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(_owned(run_id, attempt))
+                .values(lease_until=func.now() + lease)
+                .returning(runs.c.run_id)
+            )
+            return result.first() is not None
+
+
+def _owned(run_id: UUID, attempt: int) -> Any:
+    return and_(
+        runs.c.run_id == run_id,
+        runs.c.attempt == attempt,
+        runs.c.status == RunStatus.RUNNING.value,
+    )
+
+
+async def insert_run(conn: AsyncConnection, values: dict[str, Any]) -> Run:
+    row = (await conn.execute(runs.insert().values(**values).returning(runs))).one()
+    return to_run(row)
+
+
+async def thread_of(conn: AsyncConnection, run_id: UUID) -> UUID | None:
+    row = (await conn.execute(select(runs.c.thread_id).where(runs.c.run_id == run_id))).first()
+    return None if row is None else row[0]
+
+
+async def has_running(conn: AsyncConnection, thread_id: UUID) -> bool:
+    query = select(runs.c.run_id).where(
+        runs.c.thread_id == thread_id, runs.c.status == RunStatus.RUNNING.value
+    )
+    return (await conn.execute(query.limit(1))).first() is not None
+
+
+async def active_runs(conn: AsyncConnection, thread_id: UUID) -> list[Run]:
+    query = select(runs).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))
+    return [to_run(r) for r in (await conn.execute(query.order_by(runs.c.created_at))).all()]
+
+
+async def next_pending(conn: AsyncConnection, thread_id: UUID) -> UUID | None:
+    """The thread's oldest pending run that is due: runs on a thread start in order."""
+    query = (
+        select(runs.c.run_id)
+        .where(
+            runs.c.thread_id == thread_id,
+            runs.c.status == RunStatus.PENDING.value,
+            runs.c.created_at <= func.now(),
+        )
+        .order_by(runs.c.created_at, runs.c.run_id)
+        .limit(1)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else row[0]
+
+
+async def mark_running(
+    conn: AsyncConnection, run_id: UUID, worker_id: str, lease: timedelta
+) -> Run:
+    """Starts a new attempt: the bumped attempt is the fencing token."""
+    row = (
+        await conn.execute(
+            update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(
+                status=RunStatus.RUNNING.value,
+                attempt=runs.c.attempt + 1,
+                lease_until=func.now() + lease,
+                worker_id=worker_id,
+                updated_at=func.now(),
+            )
+            .returning(runs)
+        )
+    ).one()
+    return to_run(row)
+
+
+async def mark_finished(
+    conn: AsyncConnection, run_id: UUID, attempt: int, status: RunStatus
+) -> UUID | None:
+    """Ends the run if `attempt` still owns it; returns its thread id, or None if fenced out."""
+    row = (
+        await conn.execute(
+            update(runs)
+            .where(_owned(run_id, attempt))
+            .values(status=status.value, lease_until=None, updated_at=func.now())
+            .returning(runs.c.thread_id)
+        )
+    ).first()
+    return None if row is None else row[0]

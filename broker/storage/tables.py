@@ -1,0 +1,133 @@
+"""The Postgres schema; Alembic migrations are generated from and checked against it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+_EMPTY_OBJECT = text("'{}'::jsonb")
+
+
+def _created_at() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _updated_at() -> Column[object]:
+    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+assistants = Table(
+    "assistants",
+    metadata,
+    Column("assistant_id", UUID(as_uuid=True), primary_key=True),
+    Column("graph_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("config", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("context", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    _created_at(),
+    _updated_at(),
+    Index(None, "graph_id"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("thread_id", UUID(as_uuid=True), primary_key=True),
+    _created_at(),
+    _updated_at(),
+    Column("state_updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("status", Text, nullable=False, server_default=text("'idle'")),
+    Column("config", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("values", JSONB, nullable=True),
+    Column("interrupts", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("error", JSONB, nullable=True),
+    # Stateless runs get a temporary thread that never shows in searches.
+    Column("temporary", Boolean, nullable=False, server_default=text("false")),
+    Index(None, "created_at"),
+    Index(None, "metadata", postgresql_using="gin"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "thread_id",
+        UUID(as_uuid=True),
+        ForeignKey("threads.thread_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("assistant_id", UUID(as_uuid=True), nullable=False),
+    _created_at(),
+    _updated_at(),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("kwargs", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("multitask_strategy", Text, nullable=False, server_default=text("'enqueue'")),
+    # Fencing token: bumped on every claim; a worker's writes carry the one it got.
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("worker_id", Text, nullable=True),
+    Index(None, "thread_id", "created_at"),
+    Index(None, "status", "created_at"),
+)
+
+# Checkpoints: the typed serialization round-trips exactly; `values` and `metadata`
+# are a readable JSONB rendering for ops (`SELECT values FROM checkpoints ...`).
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("thread_id", Text, primary_key=True),
+    Column("checkpoint_ns", Text, primary_key=True, server_default=text("''")),
+    Column("checkpoint_id", Text, primary_key=True),
+    Column("parent_checkpoint_id", Text, nullable=True),
+    Column("run_id", Text, nullable=True),
+    Column("step", Integer, nullable=True),
+    Column("type", Text, nullable=False),
+    Column("checkpoint", LargeBinary, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("values", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    _created_at(),
+    Index(None, "run_id"),
+)
+
+checkpoint_writes = Table(
+    "checkpoint_writes",
+    metadata,
+    Column("thread_id", Text, primary_key=True),
+    Column("checkpoint_ns", Text, primary_key=True, server_default=text("''")),
+    Column("checkpoint_id", Text, primary_key=True),
+    Column("task_id", Text, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("channel", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("task_path", Text, nullable=False, server_default=text("''")),
+)

@@ -1,0 +1,128 @@
+"""Threads in Postgres. Deleting a thread removes its runs and checkpoints with it."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broker.errors import Conflict, NotFound
+from broker.models import Thread, ThreadStatus
+from broker.storage.rows import to_thread
+from broker.storage.tables import checkpoint_writes, checkpoints, threads
+
+SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
+
+
+def thread_not_found(thread_id: UUID) -> NotFound:
+    return NotFound(f"Thread '{thread_id}' not found.")
+
+
+class ThreadStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self, thread_id: UUID, metadata: dict[str, Any], *, if_exists: str = "raise"
+    ) -> Thread:
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    insert(threads)
+                    .values(thread_id=thread_id, metadata=metadata)
+                    .on_conflict_do_nothing()
+                    .returning(threads)
+                )
+            ).first()
+        if row is not None:
+            return to_thread(row)
+        if if_exists == "do_nothing":
+            return await self.get(thread_id)
+        raise Conflict(f"Thread '{thread_id}' already exists.")
+
+    async def get(self, thread_id: UUID) -> Thread:
+        async with self._engine.connect() as conn:
+            thread = await get_thread(conn, thread_id)
+        if thread is None or thread.temporary:
+            raise thread_not_found(thread_id)
+        return thread
+
+    async def delete(self, thread_id: UUID) -> None:
+        async with self._engine.begin() as conn:
+            await delete_thread(conn, thread_id)
+
+    async def search(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+        status: str | None = None,
+        ids: list[UUID] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+    ) -> tuple[list[Thread], int]:
+        """A page of matches and the total count."""
+        query = select(threads, func.count().over().label("total")).where(
+            threads.c.temporary.is_(False)
+        )
+        if metadata:
+            query = query.where(threads.c.metadata.contains(metadata))
+        if values:
+            query = query.where(threads.c["values"].contains(values))
+        if status:
+            query = query.where(threads.c.status == status)
+        if ids:
+            query = query.where(threads.c.thread_id.in_(ids))
+        column = threads.c[sort_by if sort_by in SORTABLE else "created_at"]
+        query = query.order_by(column.asc() if sort_order == "asc" else column.desc())
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).all()
+        total = rows[0]._mapping["total"] if rows else 0
+        return [to_thread(r) for r in rows], total
+
+
+async def get_thread(conn: AsyncConnection, thread_id: UUID, *, lock: bool = False) -> Thread | None:
+    query = select(threads).where(threads.c.thread_id == thread_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return None if row is None else to_thread(row)
+
+
+async def delete_thread(conn: AsyncConnection, thread_id: UUID) -> None:
+    """The thread, its runs (by cascade) and its checkpoints, in the caller's transaction."""
+    deleted = await conn.execute(
+        delete(threads).where(threads.c.thread_id == thread_id).returning(threads.c.thread_id)
+    )
+    if deleted.first() is None:
+        raise thread_not_found(thread_id)
+    key = str(thread_id)
+    await conn.execute(delete(checkpoint_writes).where(checkpoint_writes.c.thread_id == key))
+    await conn.execute(delete(checkpoints).where(checkpoints.c.thread_id == key))
+
+
+async def set_thread_state(
+    conn: AsyncConnection,
+    thread_id: UUID,
+    *,
+    status: ThreadStatus,
+    values: Any = None,
+    interrupts: dict[str, Any] | None = None,
+    error: Any = None,
+) -> None:
+    """What a finished run leaves on its thread: status, last values, interrupts, error."""
+    await conn.execute(
+        update(threads)
+        .where(threads.c.thread_id == thread_id)
+        .values(
+            status=status.value,
+            values=values,
+            interrupts=interrupts or {},
+            error=error,
+            updated_at=func.now(),
+            state_updated_at=func.now(),
+        )
+    )
