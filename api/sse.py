@@ -63,7 +63,9 @@ async def relay(subscription: Subscription, heartbeat: float, poll: Poll) -> Asy
         await subscription.close()
 
 
-async def final_output(subscription: Subscription, keepalive: float, poll: Poll) -> AsyncIterator[bytes]:
+async def final_output(
+    subscription: Subscription, keepalive: float, poll: Poll
+) -> AsyncIterator[bytes]:
     """Newlines while the run goes on, then its final output as one JSON document."""
     try:
         while True:

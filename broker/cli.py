@@ -50,7 +50,9 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "migrate":
         from broker import migrate
 
@@ -58,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("broker: database is at the latest migration", file=sys.stderr)
         return
     if args.config is None:
-        sys.exit(f"broker {args.command}: no graphs; pass --config langgraph.json or set BROKER_CONFIG")
+        sys.exit(
+            f"broker {args.command}: no graphs; pass --config langgraph.json or set BROKER_CONFIG"
+        )
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         _resolve(PROCESSES[args.command])(**options)

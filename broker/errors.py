@@ -42,4 +42,4 @@ class GraphLoadError(BrokerError):
 
 
 class ThreadBusy(Conflict):
-    """Thread is already running a task. Wait for it to finish or choose a different multitask strategy."""  # noqa: E501
+    """Thread is already running a task. Wait for it to finish or choose a different multitask strategy."""

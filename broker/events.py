@@ -183,7 +183,7 @@ class RedisEventBus(_Multiplexer):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def _messages(pubsub: PubSub) -> AsyncIterator[dict[str, Any]]:

@@ -48,4 +48,6 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     service = BrokerService(engine, RedisRunQueue(redis, keys), bus, keys, graphs)
     await service.start()
     checkpointer = PostgresCheckpointer(engine)
-    return Runtime(settings, engine, redis, bus, service, checkpointer, StateReader(graphs, checkpointer))
+    return Runtime(
+        settings, engine, redis, bus, service, checkpointer, StateReader(graphs, checkpointer)
+    )

@@ -102,12 +102,16 @@ class BrokerService:
         _check_request(thread_id, request)
         assistant = await self.resolve_assistant(request.assistant_id)
         run = await self._insert(thread_id, request, assistant)
-        subscription = await self.bus.subscribe(self.keys.run_channel(run.run_id)) if subscribe else None
+        subscription = (
+            await self.bus.subscribe(self.keys.run_channel(run.run_id)) if subscribe else None
+        )
         if request.after_seconds is None:
             await self.queue.push(run.run_id)
         return Submission(run, subscription)
 
-    async def _insert(self, thread_id: UUID | None, request: RunRequest, assistant: Assistant) -> Run:
+    async def _insert(
+        self, thread_id: UUID | None, request: RunRequest, assistant: Assistant
+    ) -> Run:
         run_id = uuid7()
         temporary = thread_id is None
         tid = thread_id or uuid7()
@@ -126,9 +130,9 @@ class BrokerService:
         thread = await thread_rows.get_thread(conn, thread_id, lock=True)
         if thread is None:
             raise NotFound(f"Thread '{thread_id}' not found.")
-        if request.multitask_strategy == MultitaskStrategy.REJECT:
-            if await run_rows.active_runs(conn, thread_id):
-                raise ThreadBusy()
+        rejects = request.multitask_strategy == MultitaskStrategy.REJECT
+        if rejects and await run_rows.active_runs(conn, thread_id):
+            raise ThreadBusy()
 
     # -- runs: claim, heartbeat, finish (the worker's side) ------------------------------
 
@@ -155,7 +159,9 @@ class BrokerService:
         """Ends the run (fenced) and settles its thread; False if the claim was lost."""
         run = claim.run
         async with self.engine.begin() as conn:
-            thread_id = await run_rows.mark_finished(conn, run.run_id, claim.attempt, outcome.status)
+            thread_id = await run_rows.mark_finished(
+                conn, run.run_id, claim.attempt, outcome.status
+            )
             if thread_id is None:
                 return False
             await thread_rows.get_thread(conn, thread_id, lock=True)
@@ -205,7 +211,11 @@ def _run_row(
         "thread_id": thread_id,
         "assistant_id": assistant.assistant_id,
         "status": RunStatus.PENDING.value,
-        "metadata": {**assistant.metadata, **request.metadata, "assistant_id": str(assistant.assistant_id)},
+        "metadata": {
+            **assistant.metadata,
+            **request.metadata,
+            "assistant_id": str(assistant.assistant_id),
+        },
         "kwargs": _kwargs(request, config, temporary=temporary),
         "multitask_strategy": request.multitask_strategy.value,
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -60,7 +60,9 @@ def _task(task: Any) -> dict[str, Any]:
         "path": list(task.path),
         "error": repr(task.error) if task.error is not None else None,
         "interrupts": list(task.interrupts),
-        "checkpoint": checkpoint_of(nested) if isinstance(nested, dict) else None,
+        "checkpoint": checkpoint_of(cast(RunnableConfig, nested))
+        if isinstance(nested, dict)
+        else None,
         "state": to_thread_state(nested) if isinstance(nested, StateSnapshot) else None,
         "result": task.result,
     }
@@ -104,7 +106,9 @@ class StateReader:
             return []
         config = _config(thread, checkpoint)
         before_config = _config(thread, before) if before else None
-        states = graph.aget_state_history(config, limit=limit, before=before_config, filter=metadata)
+        states = graph.aget_state_history(
+            config, limit=limit, before=before_config, filter=metadata
+        )
         return [to_thread_state(s) async for s in states]
 
 

@@ -6,6 +6,7 @@ It answers from the conversation itself: asked about the weather it calls the
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -15,12 +16,13 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Tool
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from pydantic import Field
 
 
 class FakeStreamingChat(BaseChatModel):
     """Replies are a pure function of the messages, streamed one word at a time."""
 
-    tool_names: list[str] = []
+    tool_names: list[str] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
@@ -57,7 +59,9 @@ class FakeStreamingChat(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         for chunk in _chunks(self.reply(messages)):
             if run_manager:
-                run_manager.on_llm_new_token(str(chunk.content), chunk=ChatGenerationChunk(message=chunk))
+                run_manager.on_llm_new_token(
+                    str(chunk.content), chunk=ChatGenerationChunk(message=chunk)
+                )
             yield ChatGenerationChunk(message=chunk)
 
     async def _astream(
@@ -90,6 +94,4 @@ def _chunks(message: AIMessage) -> Iterator[AIMessageChunk]:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.types import Command, Send
+from langgraph.types import Command, Send, StreamMode
 
 from broker import jsonable
 from broker.events import sse_frame
@@ -92,11 +92,13 @@ async def _stream(
     stream = graph.astream(
         _graph_input(kwargs),
         config,
-        stream_mode=sorted(published | {"values"}),
+        stream_mode=cast(list[StreamMode], sorted(published | {"values"})),
         subgraphs=True,
         **_stream_options(kwargs),
     )
-    async for namespace, mode, chunk in stream:
+    async for namespace, mode, chunk in cast(
+        AsyncIterator[tuple[tuple[str, ...], str, Any]], stream
+    ):
         if not namespace and mode == "values":
             execution.last_values = chunk
         if mode in published and (subgraphs or not namespace or mode == "messages"):
@@ -157,7 +159,9 @@ async def _thread_result(
 ) -> ThreadResult:
     outcome = execution.outcome
     if not stateful:
-        return ThreadResult(_status(outcome, False), _output(execution.last_values), {}, outcome.error)
+        return ThreadResult(
+            _status(outcome, False), _output(execution.last_values), {}, outcome.error
+        )
     snapshot = await graph.aget_state(config)
     interrupts = {t.id: list(t.interrupts) for t in snapshot.tasks if t.interrupts}
     return ThreadResult(

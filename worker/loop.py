@@ -97,8 +97,12 @@ class Worker:
         outcome, result = await self._outcome(claim, publisher)
         finished = await self.service.finish(claim, outcome, result)
         if not finished:
-            log.warning("run %s attempt %d lost its lease; result dropped", claim.run.run_id, claim.attempt)
-        await publisher.close(end_message({"status": outcome.status.value, "output": outcome.output}))
+            log.warning(
+                "run %s attempt %d lost its lease; result dropped", claim.run.run_id, claim.attempt
+            )
+        await publisher.close(
+            end_message({"status": outcome.status.value, "output": outcome.output})
+        )
 
     async def _outcome(self, claim: Claim, publisher: Publisher) -> tuple[RunOutcome, ThreadResult]:
         checkpointer = None if claim.temporary else self.checkpointer

@@ -33,6 +33,11 @@ async def info() -> dict[str, Any]:
             "langsmith_tracing_replicas": False,
             "langsmith_tracing_session_on_runs": False,
         },
-        "host": {"kind": "self-hosted", "project_id": None, "host_revision_id": None,
-                 "revision_id": None, "tenant_id": None},
+        "host": {
+            "kind": "self-hosted",
+            "project_id": None,
+            "host_revision_id": None,
+            "revision_id": None,
+            "tenant_id": None,
+        },
     }

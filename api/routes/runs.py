@@ -59,7 +59,9 @@ async def list_runs(
     status: str | None = None,
 ) -> Response:
     await runtime.service.threads.get(thread_id)
-    found = await runtime.service.runs.list(thread_id, limit=limit, offset=offset, status=status or None)
+    found = await runtime.service.runs.list(
+        thread_id, limit=limit, offset=offset, status=status or None
+    )
     return JSON([run_json(r) for r in found])
 
 

@@ -41,7 +41,9 @@ class AssistantStore:
     async def get(self, assistant_id: UUID) -> Assistant:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))
+                await conn.execute(
+                    select(assistants).where(assistants.c.assistant_id == assistant_id)
+                )
             ).first()
         if row is None:
             raise NotFound(f"Assistant '{assistant_id}' not found.")

@@ -74,7 +74,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         configurable = config["configurable"]
-        query = _tuples_query().where(
+        query = _TUPLES.where(
             _cp.thread_id == configurable["thread_id"],
             _cp.checkpoint_ns == configurable.get("checkpoint_ns", ""),
         )
@@ -91,7 +91,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        query = _tuples_query().where(*_list_conditions(config, filter, before))
+        query = _TUPLES.where(*_list_conditions(config, filter, before))
         rows = await self._fetch(query.order_by(_cp.checkpoint_id.desc()).limit(limit))
         for row in rows:
             yield self._to_tuple(row)
@@ -287,6 +287,9 @@ def _tuples_query() -> Select[*tuple[Any, ...]]:
         for name in (*_CHECKPOINT_KEY, "parent_checkpoint_id", "type", "checkpoint", "metadata")
     ]
     return select(*columns, *writes.c).select_from(checkpoints.join(writes, true()))
+
+
+_TUPLES = _tuples_query()
 
 
 def _list_conditions(

@@ -86,7 +86,9 @@ class ThreadStore:
         return [to_thread(r) for r in rows], total
 
 
-async def get_thread(conn: AsyncConnection, thread_id: UUID, *, lock: bool = False) -> Thread | None:
+async def get_thread(
+    conn: AsyncConnection, thread_id: UUID, *, lock: bool = False
+) -> Thread | None:
     query = select(threads).where(threads.c.thread_id == thread_id)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
     return None if row is None else to_thread(row)

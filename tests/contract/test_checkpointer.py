@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypedDict
 
-import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions
@@ -27,8 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.jsonable import to_jsonable
 from broker.storage.checkpointer import PostgresCheckpointer
 from broker.storage.tables import checkpoint_writes, checkpoints
-
-pytestmark = pytest.mark.asyncio
 
 
 class State(TypedDict):
@@ -110,10 +107,14 @@ async def test_delete_for_runs_deletes_only_that_run(engine: AsyncEngine) -> Non
         }
         await graph.ainvoke({"messages": [HumanMessage(run_id)], "counter": 0}, config)
 
+    thread: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    before = [t async for t in saver.alist(thread)]
+    assert {t.metadata["run_id"] for t in before} == {first, second}
+
     await saver.adelete_for_runs([first])
 
-    remaining = [t async for t in saver.alist({"configurable": {"thread_id": thread_id}})]
-    assert remaining and {t.metadata["run_id"] for t in remaining} == {second}
+    remaining = [t async for t in saver.alist(thread)]
+    assert [t for t in before if t.metadata["run_id"] == second] == remaining
     kept_ids = {t.config["configurable"]["checkpoint_id"] for t in remaining}
     async with engine.connect() as conn:
         written = await conn.execute(

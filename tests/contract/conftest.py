@@ -1,0 +1,47 @@
+"""Each port's contract runs against every backend: Redis and in-process."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from broker.events import EventBus, LocalEventBus, RedisEventBus
+from broker.keys import Keys
+from broker.queue import LocalRunQueue, RedisRunQueue, RunQueue
+from tests.services import Services
+
+
+@pytest.fixture
+async def redis(services: Services) -> AsyncIterator[Redis]:
+    client = Redis.from_url(services.redis_uri)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys(f"broker-contract-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(params=["redis", "local"])
+async def queue(
+    request: pytest.FixtureRequest, redis: Redis, keys: Keys
+) -> AsyncIterator[RunQueue]:
+    if request.param == "local":
+        yield LocalRunQueue()
+        return
+    yield RedisRunQueue(redis, keys)
+    await redis.delete(keys.queue)
+
+
+@pytest.fixture(params=["redis", "local"])
+async def bus(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[EventBus]:
+    if request.param == "local":
+        yield LocalEventBus()
+        return
+    redis_bus = RedisEventBus(redis)
+    yield redis_bus
+    await redis_bus.close()

@@ -1,0 +1,62 @@
+"""The EventBus contract: live fan-out, ordered, nothing before subscribe, end marker."""
+
+from __future__ import annotations
+
+import uuid
+
+from broker.events import EventBus, end_message, parse_end, sse_frame
+
+
+def _channel() -> str:
+    return f"broker-contract:run:{uuid.uuid4()}"
+
+
+async def test_subscriber_gets_messages_in_order(bus: EventBus) -> None:
+    channel = _channel()
+    subscription = await bus.subscribe(channel)
+    frames = [sse_frame("custom", str(i).encode()) for i in range(100)]
+    for frame in frames:
+        await bus.publish(channel, frame)
+    assert [await subscription.get(2.0) for _ in frames] == frames
+    await subscription.close()
+
+
+async def test_fan_out_to_every_local_listener(bus: EventBus) -> None:
+    channel = _channel()
+    first, second = await bus.subscribe(channel), await bus.subscribe(channel)
+    await bus.publish(channel, b"x")
+    assert (await first.get(2.0), await second.get(2.0)) == (b"x", b"x")
+    await first.close()
+    await bus.publish(channel, b"y")
+    assert await second.get(2.0) == b"y"
+    await second.close()
+
+
+async def test_no_buffering_before_subscribe(bus: EventBus) -> None:
+    channel = _channel()
+    await bus.publish(channel, b"early")
+    subscription = await bus.subscribe(channel)
+    await bus.publish(channel, b"late")
+    assert await subscription.get(2.0) == b"late"
+    assert await subscription.get(0.1) is None
+    await subscription.close()
+
+
+async def test_channels_are_isolated(bus: EventBus) -> None:
+    a, b = _channel(), _channel()
+    sub_a = await bus.subscribe(a)
+    await bus.publish(b, b"for b")
+    await bus.publish(a, b"for a")
+    assert await sub_a.get(2.0) == b"for a"
+    await sub_a.close()
+
+
+async def test_end_marker_carries_output(bus: EventBus) -> None:
+    channel = _channel()
+    subscription = await bus.subscribe(channel)
+    await bus.publish(channel, end_message({"status": "success", "output": {"x": 1}}))
+    message = await subscription.get(2.0)
+    assert message is not None
+    assert parse_end(message) == {"status": "success", "output": {"x": 1}}
+    assert parse_end(sse_frame("values", b"{}")) is None
+    await subscription.close()
