@@ -39,6 +39,7 @@ run: install
 	@echo "==> broker worker (background) + broker api (foreground) with $(CONFIG); Ctrl-C stops both"
 	@$(BIN)/broker worker --config $(CONFIG) & worker=$$!; \
 	trap 'kill -TERM $$worker 2>/dev/null && wait $$worker || true' EXIT; \
+	trap 'exit 130' INT TERM; \
 	$(BIN)/broker api --config $(CONFIG)
 
 lint: install
