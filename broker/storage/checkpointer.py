@@ -217,7 +217,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
             "type": type_,
             "checkpoint": blob,
             "metadata": _jsonb(readable),
-            "values": _jsonb(_json_text(checkpoint["channel_values"])),
+            "values": _jsonb(_json_text(_state_channels(checkpoint["channel_values"]))),
             "run_id": None if run_id is None else str(run_id),
             "step": metadata.get("step"),
         }
@@ -349,6 +349,11 @@ def _copy(table: Table, source_thread_id: str, target_thread_id: str) -> Insert:
     rows = select(*(target if name == "thread_id" else table.c[name] for name in names))
     source = rows.where(table.c.thread_id == source_thread_id)
     return pg_insert(table).from_select(names, source).on_conflict_do_nothing()
+
+
+def _state_channels(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Channel values without LangGraph's internal trigger channels ("branch:to:node")."""
+    return {k: v for k, v in values.items() if not k.startswith("branch:")}
 
 
 def _json_text(value: Mapping[str, Any]) -> str:

@@ -64,6 +64,10 @@ async def test_threaded_run_checkpoints_match_state(
     assert rows[-1].values == state["values"]
     history: list[Any] = await client.threads.get_history(tid, limit=10)
     assert [h["values"].get("count") for h in history] == [111, 11, 1, 0, None]
+    # every checkpoint's readable JSONB is the state the SDK sees at that checkpoint
+    # (the input checkpoint, step -1, holds the raw input under "__start__")
+    assert [r.values for r in rows[1:]] == [h["values"] for h in reversed(history[:-1])]
+    assert rows[0].values == {"__start__": COUNTER}
 
 
 async def test_stateless_run_leaves_no_checkpoint(
