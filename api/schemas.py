@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broker.models import MultitaskStrategy, RunRequest
 
-STREAM_MODES = {"values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"}
-LATER_MODES = {"messages", "events"}
+# The classic run endpoints' modes; `tools` and `lifecycle` (v2 endpoints only) are refused.
+STREAM_MODES = {
+    "values",
+    "updates",
+    "messages-tuple",
+    "messages",
+    "custom",
+    "debug",
+    "tasks",
+    "checkpoints",
+    "events",
+}
 
 
 class Body(BaseModel):
@@ -54,6 +64,50 @@ class HistoryQuery(Body):
     checkpoint: dict[str, Any] | None = None
 
 
+class ThreadPatch(Body):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ThreadCount(Body):
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+
+
+class StateUpdate(Body):
+    values: dict[str, Any] | list[Any] | None = None
+    as_node: str | None = None
+    checkpoint_id: UUID | None = None
+    checkpoint: dict[str, Any] | None = None
+
+    def target(self) -> dict[str, Any] | None:
+        """The checkpoint to update from, if the caller named one."""
+        checkpoint = dict(self.checkpoint or {})
+        if self.checkpoint_id:
+            checkpoint["checkpoint_id"] = str(self.checkpoint_id)
+        return checkpoint or None
+
+
+class StateAt(Body):
+    checkpoint: dict[str, Any] = Field(default_factory=dict)
+    subgraphs: bool = False
+
+
+class BulkCancel(Body):
+    thread_id: UUID | None = None
+    run_ids: list[UUID] | None = None
+    status: Literal["pending", "running", "all"] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> BulkCancel:
+        by_ids = self.thread_id is not None or self.run_ids is not None
+        if by_ids == (self.status is not None):
+            raise ValueError("give either thread_id and run_ids, or status, not both")
+        if by_ids and not self.run_ids:
+            raise ValueError("run_ids must list the runs to cancel")
+        return self
+
+
 class RunCreate(Body):
     assistant_id: str
     input: Any = None
@@ -83,8 +137,6 @@ class RunCreate(Body):
     def _modes(cls, value: list[str] | str | None) -> list[str]:
         modes = [value] if isinstance(value, str) else list(value or [])
         for mode in modes:
-            if mode in LATER_MODES:
-                raise ValueError(f"stream mode '{mode}' is not supported yet")
             if mode not in STREAM_MODES:
                 raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
         return modes or ["values"]

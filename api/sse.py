@@ -1,14 +1,21 @@
-"""Relaying a run's events to HTTP: SSE streams and the keep-alive JSON of wait/join."""
+"""Relaying a run's events to HTTP: SSE streams and the keep-alive JSON of wait/join.
+
+Frames arrive encoded; they are relayed as bytes. Only a join with a `stream_mode`
+filter, or a resumed stream that must skip what it replayed, looks inside a batch.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.responses import StreamingResponse
 
 from broker import jsonable
-from broker.events import Subscription, parse_end
+from broker.events import Subscription, event_id_key, frame_event, frame_id, parse_end, split_frames
 from broker.models import Run
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
@@ -20,66 +27,121 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
+# Asked on silence: None while the run is active, else what it left (for a lost end marker).
+Poll = Callable[[], Awaitable[dict[str, Any] | None]]
+OnDisconnect = Callable[[], Awaitable[None]]
 
-def run_urls(run: Run, *, stateless: bool) -> tuple[str, str]:
-    """(Content-Location, thread-level base) for a run, as the SDKs parse them."""
+_background: set[asyncio.Task[None]] = set()
+
+
+def run_location(run: Run, *, stateless: bool) -> str:
+    """The run's URL, as the SDKs parse it from Content-Location."""
     if stateless:
-        return f"/runs/{run.run_id}", f"/runs/{run.run_id}"
-    base = f"/threads/{run.thread_id}/runs/{run.run_id}"
-    return base, base
+        return f"/runs/{run.run_id}"
+    return f"/threads/{run.thread_id}/runs/{run.run_id}"
 
 
 def sse_response(body: AsyncIterator[bytes], run: Run, *, stateless: bool) -> StreamingResponse:
-    content_location, base = run_urls(run, stateless=stateless)
-    headers = {**SSE_HEADERS, "Content-Location": content_location, "Location": f"{base}/stream"}
+    location = run_location(run, stateless=stateless)
+    headers = {**SSE_HEADERS, "Content-Location": location, "Location": f"{location}/stream"}
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
-def wait_response(body: AsyncIterator[bytes], run: Run, *, stateless: bool) -> StreamingResponse:
-    content_location, _ = run_urls(run, stateless=stateless)
+def json_stream_response(
+    body: AsyncIterator[bytes], run: Run, *, stateless: bool
+) -> StreamingResponse:
     join = f"/threads/{run.thread_id}/runs/{run.run_id}/join"
-    headers = {"Content-Location": content_location, "Location": join}
+    headers = {"Content-Location": run_location(run, stateless=stateless), "Location": join}
     return StreamingResponse(body, media_type="application/json", headers=headers)
 
 
-# Asked on silence: None while the run is active, else what it left (for a lost end marker).
-Poll = Callable[[], Awaitable[dict[str, Any] | None]]
+def matches(event: str, modes: set[str]) -> bool:
+    """The join filter: exact name, base mode before '|', or any messages event."""
+    if event in modes or event.split("|", 1)[0] in modes:
+        return True
+    return bool(modes & {"messages", "messages-tuple"}) and event.startswith("messages")
 
 
-async def relay(subscription: Subscription, heartbeat: float, poll: Poll) -> AsyncIterator[bytes]:
-    """Encoded frames as they arrive, a heartbeat comment on silence, until the run ends."""
-    try:
-        while True:
-            message = await subscription.get(heartbeat)
-            if message is None:
-                if await poll() is not None:
-                    return
-                yield HEARTBEAT
-            elif parse_end(message) is not None:
-                return
-            else:
-                yield message
-    finally:
-        await subscription.close()
+@dataclass
+class Relay:
+    """One client's view of a run's event stream."""
+
+    subscription: Subscription
+    heartbeat: float
+    poll: Poll
+    modes: set[str] | None = None  # a join's stream_mode filter
+    replay: list[bytes] = field(default_factory=list)  # frames from the event log, sent first
+    finished: bool = False  # nothing live will follow the replay
+    last_id: str | None = None  # live frames at or before this id were replayed already
+    on_disconnect: OnDisconnect | None = None
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        ended = False
+        try:
+            for frame in self.replay:
+                if self.modes is None or matches(frame_event(frame), self.modes):
+                    yield frame
+            ended = self.finished
+            while not ended:
+                message = await self.subscription.get(self.heartbeat)
+                if message is None:
+                    ended = await self.poll() is not None
+                    if not ended:
+                        yield HEARTBEAT
+                elif parse_end(message) is not None:
+                    ended = True
+                elif chosen := self._select(message):
+                    yield chosen
+        finally:
+            await _shielded(self.subscription.close())
+            if not ended and self.on_disconnect is not None:
+                _spawn(self.on_disconnect())
+
+    def _select(self, message: bytes) -> bytes:
+        if self.modes is None and self.last_id is None:
+            return message
+        return b"".join(f for f in split_frames(message) if self._wanted(f))
+
+    def _wanted(self, frame: bytes) -> bool:
+        if self.last_id is not None:
+            event_id = frame_id(frame)
+            if event_id is not None and event_id_key(event_id) <= event_id_key(self.last_id):
+                return False
+        return self.modes is None or matches(frame_event(frame), self.modes)
 
 
 async def final_output(
-    subscription: Subscription, keepalive: float, poll: Poll
+    subscription: Subscription,
+    keepalive: float,
+    poll: Poll,
+    on_disconnect: OnDisconnect | None = None,
 ) -> AsyncIterator[bytes]:
     """Newlines while the run goes on, then its final output as one JSON document."""
+    ended = False
+    output: dict[str, Any] | None = None
     try:
-        while True:
+        while output is None:
             message = await subscription.get(keepalive)
-            if message is None:
-                output = await poll()
-                if output is not None:
-                    yield jsonable.dumps(output)
-                    return
-                yield KEEPALIVE
-                continue
-            end = parse_end(message)
+            end = parse_end(message) if message is not None else None
             if end is not None:
-                yield jsonable.dumps(end.get("output", {}))
-                return
+                output = end.get("output", {})
+            elif message is None and (output := await poll()) is None:
+                yield KEEPALIVE
+        ended = True
+        yield jsonable.dumps(output)
     finally:
-        await subscription.close()
+        await _shielded(subscription.close())
+        if not ended and on_disconnect is not None:
+            _spawn(on_disconnect())
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    # A client that went away cancels the response's task group; cleanup must still run.
+    with anyio.CancelScope(shield=True):
+        await work
+
+
+def _spawn(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -34,6 +34,29 @@ def end_message(result: dict[str, Any]) -> bytes:
     return _END + jsonable.dumps(result)
 
 
+def with_id(frame: bytes, event_id: str) -> bytes:
+    """The frame with an `id:` line added (frames end with a blank line)."""
+    return frame[:-2] + b"id: " + event_id.encode() + b"\r\n\r\n"
+
+
+def frame_id(frame: bytes) -> str | None:
+    start = frame.find(b"\r\nid: ")
+    if start < 0:
+        return None
+    end = frame.find(b"\r\n", start + 6)
+    return frame[start + 6 : end].decode()
+
+
+def frame_event(frame: bytes) -> str:
+    """The event name of an encoded frame (frames start with `event: `)."""
+    return frame[7 : frame.find(b"\r\n")].decode()
+
+
+def split_frames(message: bytes) -> list[bytes]:
+    """The frames of a batch, each still ending with its blank line."""
+    return [part + b"\r\n\r\n" for part in message.split(b"\r\n\r\n") if part]
+
+
 def parse_end(message: bytes) -> dict[str, Any] | None:
     """The final result if `message` is the end marker, else None."""
     if not message.startswith(_END):
@@ -56,6 +79,69 @@ class EventBus(Protocol):
     async def subscribe(self, channel: str) -> Subscription:
         """Returns once the subscription is live: nothing published after it is missed."""
         ...
+
+
+class EventLog(Protocol):
+    """Stored events of resumable runs, keyed by ids that only grow ("<ms>-<seq>")."""
+
+    async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None: ...
+
+    async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
+        """Entries with an id greater than `last_id` ("-1": all of them), in order."""
+        ...
+
+    async def expire(self, key: str, seconds: int) -> None: ...
+
+
+class RedisEventLog:
+    """A Redis Stream per run; explicit ids keep the SSE ids and stream ids one and the same."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id, data in entries:
+                pipe.xadd(key, {b"d": data}, id=entry_id)
+            await pipe.execute()
+
+    async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
+        start = "-" if last_id in ("-1", "0", "") else f"({last_id}"
+        rows: Any = await self._redis.xrange(key, min=start, max="+")
+        return [(_text(entry_id), bytes(fields[b"d"])) for entry_id, fields in rows]
+
+    async def expire(self, key: str, seconds: int) -> None:
+        await self._redis.expire(key, seconds)
+
+
+class LocalEventLog:
+    """The same log in process memory (for `broker dev` and unit tests)."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, list[tuple[str, bytes]]] = {}
+
+    async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None:
+        self._logs.setdefault(key, []).extend(entries)
+
+    async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
+        entries = self._logs.get(key, [])
+        if last_id in ("-1", "0", ""):
+            return list(entries)
+        bound = event_id_key(last_id)
+        return [e for e in entries if event_id_key(e[0]) > bound]
+
+    async def expire(self, key: str, seconds: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(seconds, self._logs.pop, key, None)
+
+
+def event_id_key(event_id: str) -> tuple[int, int]:
+    """Orders ids as Redis does: by milliseconds, then sequence."""
+    ms, _, seq = event_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (-1, -1)
 
 
 class _Listener:

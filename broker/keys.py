@@ -25,5 +25,11 @@ class Keys:
         """Pub/sub channel carrying one run's encoded SSE frames."""
         return f"{self.prefix}:run:{run_id}"
 
-    def run_channel_prefix(self) -> str:
-        return f"{self.prefix}:run:"
+    def run_log(self, run_id: UUID | str) -> str:
+        """STREAM of a resumable run's frames (ids "<ms>-<seq>"), kept for a grace period."""
+        return f"{self.prefix}:run:{run_id}:log"
+
+    @property
+    def delayed(self) -> str:
+        """ZSET of run ids created with after_seconds, scored by the epoch second they are due."""
+        return f"{self.prefix}:delayed"

@@ -123,3 +123,18 @@ class RunRequest:
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     durability: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadResult:
+    """What a run (or a state update) leaves on its thread."""
+
+    status: ThreadStatus
+    values: Any = None
+    interrupts: dict[str, Any] | None = None
+    error: Any = None
+
+
+class CancelAction(StrEnum):
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"

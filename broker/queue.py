@@ -7,6 +7,7 @@ the queue can stay a plain Redis LIST.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol
 from uuid import UUID
 
@@ -18,9 +19,28 @@ from broker.keys import Keys
 class RunQueue(Protocol):
     async def push(self, *run_ids: UUID) -> None: ...
 
+    async def schedule(self, run_id: UUID, due: float) -> None:
+        """Push `run_id` once the epoch time `due` has passed (runs with after_seconds)."""
+        ...
+
+    async def promote_due(self) -> int:
+        """Moves scheduled runs that are due onto the queue; returns how many."""
+        ...
+
     async def pop(self, timeout: float) -> UUID | None: ...
 
     async def size(self) -> int: ...
+
+
+# Atomically moves due members of the delayed ZSET onto the queue LIST.
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+  redis.call('LPUSH', KEYS[2], unpack(due))
+end
+return #due
+"""
 
 
 class RedisRunQueue:
@@ -29,10 +49,19 @@ class RedisRunQueue:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._key = keys.queue
+        self._delayed = keys.delayed
+        self._promote = redis.register_script(_PROMOTE)
 
     async def push(self, *run_ids: UUID) -> None:
         if run_ids:
             await self._redis.lpush(self._key, *(str(r) for r in run_ids))
+
+    async def schedule(self, run_id: UUID, due: float) -> None:
+        await self._redis.zadd(self._delayed, {str(run_id): due})
+
+    async def promote_due(self) -> int:
+        moved = await self._promote(keys=[self._delayed, self._key], args=[time.time()])
+        return int(moved)
 
     async def pop(self, timeout: float) -> UUID | None:
         item = await self._redis.brpop([self._key], timeout=timeout)
@@ -49,6 +78,18 @@ class LocalRunQueue:
 
     def __init__(self) -> None:
         self._items: asyncio.Queue[UUID] = asyncio.Queue()
+        self._delayed: dict[UUID, float] = {}
+
+    async def schedule(self, run_id: UUID, due: float) -> None:
+        self._delayed[run_id] = due
+
+    async def promote_due(self) -> int:
+        now = time.time()
+        due = [run_id for run_id, at in self._delayed.items() if at <= now]
+        for run_id in due:
+            del self._delayed[run_id]
+        await self.push(*due)
+        return len(due)
 
     async def push(self, *run_ids: UUID) -> None:
         for run_id in run_ids:

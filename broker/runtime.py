@@ -1,4 +1,4 @@
-"""Builds one process's broker: engine, Redis, queue, bus, graphs, service, checkpointer."""
+"""Builds one process's broker: engine, Redis, queue, bus, log, graphs, service."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.events import RedisEventBus
+from broker.events import RedisEventBus, RedisEventLog
 from broker.graphs import GraphRegistry, load_config
 from broker.keys import Keys
 from broker.queue import RedisRunQueue
@@ -25,8 +25,16 @@ class Runtime:
     redis: Redis
     bus: RedisEventBus
     service: BrokerService
-    checkpointer: PostgresCheckpointer
-    state: StateReader
+
+    @property
+    def checkpointer(self) -> PostgresCheckpointer:
+        checkpointer = self.service.checkpointer
+        assert isinstance(checkpointer, PostgresCheckpointer)
+        return checkpointer
+
+    @property
+    def state(self) -> StateReader:
+        return self.service.state
 
     async def close(self) -> None:
         await self.bus.close()
@@ -45,9 +53,14 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     redis = Redis.from_url(settings.redis_uri, health_check_interval=30)
     keys = Keys(settings.redis_prefix)
     bus = RedisEventBus(redis)
-    service = BrokerService(engine, RedisRunQueue(redis, keys), bus, keys, graphs)
-    await service.start()
-    checkpointer = PostgresCheckpointer(engine)
-    return Runtime(
-        settings, engine, redis, bus, service, checkpointer, StateReader(graphs, checkpointer)
+    service = BrokerService(
+        engine,
+        RedisRunQueue(redis, keys),
+        bus,
+        RedisEventLog(redis),
+        keys,
+        graphs,
+        PostgresCheckpointer(engine),
     )
+    await service.start()
+    return Runtime(settings, engine, redis, bus, service)

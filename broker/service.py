@@ -1,41 +1,54 @@
-"""The policy: how runs are submitted, claimed and finished, and what threads become.
+"""The policy: how runs are submitted, claimed, cancelled and finished, and what threads become.
 
 Routes and the worker loop call this layer; the stores below it only read and write.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, type_coerce, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from sqlalchemy import func, literal
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker.errors import BadRequest, Invalid, NotFound, ThreadBusy
-from broker.events import EventBus, Subscription
+from broker import jsonable
+from broker.errors import BadRequest, Conflict, Invalid, NotFound, ThreadBusy
+from broker.events import EventBus, EventLog, Subscription, end_message
 from broker.graphs import GraphRegistry
 from broker.ids import uuid7
 from broker.keys import Keys
 from broker.models import (
     Assistant,
+    CancelAction,
     Claim,
     MultitaskStrategy,
     Run,
     RunOutcome,
     RunRequest,
     RunStatus,
+    Thread,
+    ThreadResult,
     ThreadStatus,
 )
 from broker.queue import RunQueue
+from broker.runspec import run_row
+from broker.state import StateReader, thread_output
 from broker.storage import runs as run_rows
 from broker.storage import threads as thread_rows
 from broker.storage.assistants import AssistantStore, system_assistant_id
-from broker.storage.runs import RunStore
+from broker.storage.runs import Lease, RunStore
 from broker.storage.tables import threads
 from broker.storage.threads import ThreadStore
+
+__all__ = ["BrokerService", "Submission", "ThreadResult"]
+
+NO_RUNS_TO_CANCEL = "No matching runs to cancel. Only pending or running runs can be cancelled."
 
 
 @dataclass(frozen=True)
@@ -44,14 +57,12 @@ class Submission:
     subscription: Subscription | None
 
 
-@dataclass(frozen=True)
-class ThreadResult:
-    """What a finished run leaves on its thread."""
+@dataclass
+class _Cancelled:
+    """Runs a cancel ended at once (pending ones) and runs it must signal (running ones)."""
 
-    status: ThreadStatus
-    values: Any = None
-    interrupts: dict[str, Any] | None = None
-    error: Any = None
+    ended: list[Run]
+    signalled: list[tuple[Run, CancelAction]]
 
 
 class BrokerService:
@@ -60,22 +71,27 @@ class BrokerService:
         engine: AsyncEngine,
         queue: RunQueue,
         bus: EventBus,
+        log: EventLog,
         keys: Keys,
         graphs: GraphRegistry,
+        checkpointer: BaseCheckpointSaver[str],
     ) -> None:
         self.engine = engine
         self.queue = queue
         self.bus = bus
+        self.log = log
         self.keys = keys
         self.graphs = graphs
+        self.checkpointer = checkpointer
         self.assistants = AssistantStore(engine)
         self.threads = ThreadStore(engine)
         self.runs = RunStore(engine)
-
-    # -- assistants ---------------------------------------------------------------------
+        self.state = StateReader(graphs, checkpointer)
 
     async def start(self) -> None:
         await self.assistants.ensure_system(self.graphs.ids)
+
+    # -- assistants ---------------------------------------------------------------------
 
     async def resolve_assistant(self, assistant_id: str) -> Assistant:
         """A UUID names an assistant; a registered graph id names its system assistant."""
@@ -101,38 +117,158 @@ class BrokerService:
         """
         _check_request(thread_id, request)
         assistant = await self.resolve_assistant(request.assistant_id)
-        run = await self._insert(thread_id, request, assistant)
-        subscription = (
-            await self.bus.subscribe(self.keys.run_channel(run.run_id)) if subscribe else None
-        )
-        if request.after_seconds is None:
+        run, cancelled = await self._insert(thread_id, request, assistant)
+        await self._announce(cancelled)
+        channel = self.keys.run_channel(run.run_id)
+        subscription = await self.bus.subscribe(channel) if subscribe else None
+        if request.after_seconds:
+            await self.queue.schedule(run.run_id, time.time() + request.after_seconds)
+        else:
             await self.queue.push(run.run_id)
         return Submission(run, subscription)
 
     async def _insert(
         self, thread_id: UUID | None, request: RunRequest, assistant: Assistant
-    ) -> Run:
+    ) -> tuple[Run, _Cancelled]:
         run_id = uuid7()
         temporary = thread_id is None
         tid = thread_id or uuid7()
         async with self.engine.begin() as conn:
             await self._lock_thread(conn, tid, request, temporary=temporary)
-            values = _run_row(run_id, tid, request, assistant, temporary=temporary)
+            in_flight = await run_rows.active_runs(conn, tid)
+            if in_flight and request.multitask_strategy == MultitaskStrategy.REJECT:
+                raise ThreadBusy()
+            values = run_row(run_id, tid, request, assistant, temporary=temporary)
+            if request.after_seconds:
+                values["created_at"] = _after(request.after_seconds)
             run = await run_rows.insert_run(conn, values)
             await _mark_thread_busy(conn, tid, assistant)
-        return run
+            cancelled = await self._cancel_for(conn, request.multitask_strategy, in_flight)
+        return run, cancelled
 
     async def _lock_thread(
         self, conn: AsyncConnection, thread_id: UUID, request: RunRequest, *, temporary: bool
-    ) -> None:
+    ) -> Thread:
         if temporary or request.if_not_exists == "create":
             await conn.execute(_upsert_thread(thread_id, temporary=temporary))
         thread = await thread_rows.get_thread(conn, thread_id, lock=True)
         if thread is None:
             raise NotFound(f"Thread '{thread_id}' not found.")
-        rejects = request.multitask_strategy == MultitaskStrategy.REJECT
-        if rejects and await run_rows.active_runs(conn, thread_id):
-            raise ThreadBusy()
+        return thread
+
+    async def _cancel_for(
+        self, conn: AsyncConnection, strategy: MultitaskStrategy, in_flight: list[Run]
+    ) -> _Cancelled:
+        """The `interrupt` and `rollback` strategies cancel what ran before the new run."""
+        if not in_flight or strategy not in (
+            MultitaskStrategy.INTERRUPT,
+            MultitaskStrategy.ROLLBACK,
+        ):
+            return _Cancelled([], [])
+        return await self._cancel_locked(conn, in_flight, CancelAction(strategy.value))
+
+    async def submit_batch(self, requests: list[RunRequest]) -> list[Run]:
+        return [(await self.submit(None, r, subscribe=False)).run for r in requests]
+
+    # -- runs: join and results ---------------------------------------------------------
+
+    async def join(self, run_id: UUID, thread_id: UUID | None) -> tuple[Run, Subscription]:
+        """Subscribes to a run's live events; the run is read again once subscribed."""
+        await self.runs.get(run_id, thread_id)
+        subscription = await self.bus.subscribe(self.keys.run_channel(run_id))
+        try:
+            return await self.runs.get(run_id, thread_id), subscription
+        except NotFound:
+            await subscription.close()
+            raise
+
+    async def result(self, run_id: UUID) -> dict[str, Any] | None:
+        """The final output of a run that has ended, or None while it is active."""
+        try:
+            run = await self.runs.get(run_id)
+            if run.status.active:
+                return None
+            thread = await self.threads.get(run.thread_id, include_temporary=True)
+        except NotFound:  # a stateless run's thread is deleted when it ends
+            return {}
+        return thread_output(thread)
+
+    # -- runs: cancel and delete --------------------------------------------------------
+
+    async def cancel(
+        self, run_ids: list[UUID], action: CancelAction, *, thread_id: UUID | None = None
+    ) -> list[Run]:
+        """Cancels runs: pending ones end now, running ones are told to stop."""
+        async with self.engine.begin() as conn:
+            found = [
+                r for r in await run_rows.lock_runs(conn, run_ids, thread_id) if r.status.active
+            ]
+            if not found:
+                raise NotFound(NO_RUNS_TO_CANCEL)
+            cancelled = await self._cancel_locked(conn, found, action)
+        await self._announce(cancelled)
+        return found
+
+    async def cancel_where(self, status: str, action: CancelAction) -> int:
+        """Bulk cancel of every pending, running or active ("all") run."""
+        async with self.engine.begin() as conn:
+            found = await run_rows.lock_active(conn, status=status)
+            cancelled = await self._cancel_locked(conn, found, action)
+        await self._announce(cancelled)
+        return len(found)
+
+    async def _cancel_locked(
+        self, conn: AsyncConnection, found: list[Run], action: CancelAction
+    ) -> _Cancelled:
+        cancelled = _Cancelled([], [])
+        for run in found:
+            if run.status == RunStatus.RUNNING:
+                await run_rows.request_cancel(conn, run.run_id, action.value)
+                cancelled.signalled.append((run, action))
+                continue
+            if action == CancelAction.ROLLBACK:
+                await run_rows.delete_run(conn, run.run_id)
+            else:
+                await run_rows.set_status(conn, run.run_id, RunStatus.INTERRUPTED)
+            cancelled.ended.append(run)
+        await self._refresh_threads(conn, {r.thread_id for r in cancelled.ended})
+        return cancelled
+
+    async def _refresh_threads(self, conn: AsyncConnection, thread_ids: Iterable[UUID]) -> None:
+        """A thread whose pending runs were cancelled is busy only if runs remain."""
+        for thread_id in thread_ids:
+            thread = await thread_rows.get_thread(conn, thread_id, lock=True)
+            if thread is not None:
+                busy = bool(await run_rows.active_runs(conn, thread_id))
+                status = ThreadStatus.BUSY if busy else _resting_status(thread)
+                await thread_rows.set_thread_status(conn, thread_id, status)
+
+    async def _announce(self, cancelled: _Cancelled) -> None:
+        """After commit: end the streams of runs that ended, signal workers of the others."""
+        for run in cancelled.ended:
+            await self.bus.publish(self.keys.run_channel(run.run_id), end_message(_cancel_end()))
+        for run, action in cancelled.signalled:
+            message = jsonable.dumps({"run_id": str(run.run_id), "action": action.value})
+            await self.bus.publish(self.keys.cancel_channel, message)
+        for thread_id in {r.thread_id for r in cancelled.ended}:
+            await self._wake_next(thread_id)
+
+    async def _wake_next(self, thread_id: UUID) -> None:
+        async with self.engine.connect() as conn:
+            if await run_rows.has_running(conn, thread_id):
+                return
+            next_id = await run_rows.next_pending(conn, thread_id)
+        if next_id is not None:
+            await self.queue.push(next_id)
+
+    async def delete_run(self, thread_id: UUID, run_id: UUID) -> None:
+        """Deletes a finished run and the checkpoints it wrote."""
+        run = await self.runs.get(run_id, thread_id)
+        if run.status.active:
+            raise Conflict(f"Run '{run_id}' is still {run.status}; cancel it before deleting it.")
+        async with self.engine.begin() as conn:
+            await run_rows.delete_run(conn, run_id)
+        await self.checkpointer.adelete_for_runs([str(run_id)])
 
     # -- runs: claim, heartbeat, finish (the worker's side) ------------------------------
 
@@ -152,32 +288,50 @@ class BrokerService:
         graph_id = str(run.kwargs.get("config", {}).get("configurable", {}).get("graph_id"))
         return Claim(run=run, attempt=run.attempt, graph_id=graph_id, temporary=thread.temporary)
 
-    async def heartbeat(self, claim: Claim, lease: timedelta) -> bool:
+    async def heartbeat(self, claim: Claim, lease: timedelta) -> Lease:
         return await self.runs.heartbeat(claim.run.run_id, claim.attempt, lease)
 
     async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
         """Ends the run (fenced) and settles its thread; False if the claim was lost."""
-        run = claim.run
         async with self.engine.begin() as conn:
-            thread_id = await run_rows.mark_finished(
-                conn, run.run_id, claim.attempt, outcome.status
-            )
+            status = outcome.status
+            thread_id = await run_rows.mark_finished(conn, claim.run.run_id, claim.attempt, status)
             if thread_id is None:
                 return False
-            await thread_rows.get_thread(conn, thread_id, lock=True)
-            next_id = await run_rows.next_pending(conn, thread_id)
-            await self._settle_thread(conn, claim, result, busy=next_id is not None)
+            next_id = await self._settle_thread(conn, claim, result)
         if next_id is not None:
             await self.queue.push(next_id)
         return True
 
+    async def discard(self, claim: Claim) -> bool:
+        """A rolled-back run: its row and its checkpoints go; False if the claim was lost."""
+        async with self.engine.begin() as conn:
+            if not await run_rows.delete_run(conn, claim.run.run_id, claim.attempt):
+                return False
+        await self.checkpointer.adelete_for_runs([str(claim.run.run_id)])
+        return True
+
+    async def settle(self, claim: Claim, result: ThreadResult) -> None:
+        """Settles the thread of a run that `discard` removed."""
+        async with self.engine.begin() as conn:
+            next_id = await self._settle_thread(conn, claim, result)
+        if next_id is not None:
+            await self.queue.push(next_id)
+
     async def _settle_thread(
-        self, conn: AsyncConnection, claim: Claim, result: ThreadResult, *, busy: bool
-    ) -> None:
+        self, conn: AsyncConnection, claim: Claim, result: ThreadResult
+    ) -> UUID | None:
+        """Writes the run's result on its thread; returns the thread's next run to wake."""
         thread_id = claim.run.thread_id
-        if claim.temporary and not busy and claim.run.kwargs.get("on_completion") != "keep":
-            await thread_rows.delete_thread(conn, thread_id)
-            return
+        if await thread_rows.get_thread(conn, thread_id, lock=True) is None:
+            return None
+        next_id = await run_rows.next_pending(conn, thread_id)
+        busy = bool(await run_rows.active_runs(conn, thread_id))
+        if claim.temporary and not busy:
+            if claim.run.kwargs.get("on_completion") != "keep":
+                await thread_rows.delete_thread(conn, thread_id)
+                return None
+            await thread_rows.keep_thread(conn, thread_id)
         await thread_rows.set_thread_state(
             conn,
             thread_id,
@@ -186,6 +340,48 @@ class BrokerService:
             interrupts=result.interrupts,
             error=result.error,
         )
+        return next_id
+
+    # -- threads ------------------------------------------------------------------------
+
+    async def update_state(
+        self,
+        thread_id: UUID,
+        values: Any,
+        *,
+        as_node: str | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A new checkpoint on an idle thread; refused while a run is pending or running."""
+        async with self.engine.begin() as conn:
+            thread = await thread_rows.get_thread(conn, thread_id, lock=True)
+            if thread is None or thread.temporary:
+                raise thread_rows.thread_not_found(thread_id)
+            if await run_rows.active_runs(conn, thread_id):
+                raise Conflict(f"Thread '{thread_id}' has a pending or running run.")
+            written, result = await self.state.update(
+                thread, values, as_node=as_node, checkpoint=checkpoint
+            )
+            await thread_rows.set_thread_state(
+                conn,
+                thread_id,
+                status=result.status,
+                values=result.values,
+                interrupts=result.interrupts,
+            )
+        return written
+
+    async def copy_thread(self, thread_id: UUID) -> Thread:
+        """A new thread with the same metadata and a copy of every checkpoint."""
+        try:
+            source = await self.threads.get(thread_id)
+        except NotFound:
+            raise Conflict(f"Thread '{thread_id}' not found; nothing to copy.") from None
+        copy_id = uuid7()
+        async with self.engine.begin() as conn:
+            await thread_rows.insert_copy(conn, source, copy_id, _resting_status(source))
+        await self.checkpointer.acopy_thread(str(thread_id), str(copy_id))
+        return await self.threads.get(copy_id)
 
 
 def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
@@ -193,72 +389,23 @@ def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
         raise BadRequest("Cannot specify both configurable and context. Use only one of them.")
     if thread_id is None and request.command and "resume" in request.command:
         raise BadRequest("You must provide a thread_id when resuming.")
-    if request.multitask_strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
-        raise BadRequest(
-            f"multitask_strategy '{request.multitask_strategy}' is not supported yet; "
-            "use 'enqueue' or 'reject'."
-        )
-    if request.after_seconds:
-        raise BadRequest("after_seconds (delayed runs) is not supported yet.")
 
 
-def _run_row(
-    run_id: UUID, thread_id: UUID, request: RunRequest, assistant: Assistant, *, temporary: bool
-) -> dict[str, Any]:
-    config = _run_config(run_id, thread_id, request, assistant)
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "thread_id": thread_id,
-        "assistant_id": assistant.assistant_id,
-        "status": RunStatus.PENDING.value,
-        "metadata": {
-            **assistant.metadata,
-            **request.metadata,
-            "assistant_id": str(assistant.assistant_id),
-        },
-        "kwargs": _kwargs(request, config, temporary=temporary),
-        "multitask_strategy": request.multitask_strategy.value,
-    }
-    return row
+def _resting_status(thread: Thread) -> ThreadStatus:
+    """A thread's status with no run in flight, from what its last run left."""
+    if thread.error:
+        return ThreadStatus.ERROR
+    if thread.interrupts:
+        return ThreadStatus.INTERRUPTED
+    return ThreadStatus.IDLE
 
 
-def _run_config(
-    run_id: UUID, thread_id: UUID, request: RunRequest, assistant: Assistant
-) -> dict[str, Any]:
-    config = {**assistant.config, **request.config}
-    configurable: dict[str, Any] = {
-        **assistant.config.get("configurable", {}),
-        **request.config.get("configurable", {}),
-        **request.context,
-        **(request.checkpoint or {}),
-        "run_id": str(run_id),
-        "thread_id": str(thread_id),
-        "graph_id": assistant.graph_id,
-        "assistant_id": str(assistant.assistant_id),
-    }
-    if request.checkpoint_id:
-        configurable["checkpoint_id"] = request.checkpoint_id
-    config["configurable"] = configurable
-    return config
+def _cancel_end() -> dict[str, Any]:
+    return {"status": RunStatus.INTERRUPTED.value, "output": {}}
 
 
-def _kwargs(request: RunRequest, config: dict[str, Any], *, temporary: bool) -> dict[str, Any]:
-    return {
-        "input": request.input,
-        "command": request.command,
-        "config": config,
-        "context": request.context,
-        "stream_mode": request.stream_mode,
-        "interrupt_before": request.interrupt_before,
-        "interrupt_after": request.interrupt_after,
-        "webhook": request.webhook,
-        "feedback_keys": request.feedback_keys,
-        "temporary": temporary,
-        "subgraphs": request.stream_subgraphs,
-        "resumable": request.stream_resumable,
-        "durability": request.durability,
-        "on_completion": request.on_completion,
-    }
+def _after(seconds: float) -> Any:
+    return func.now() + literal(timedelta(seconds=seconds))
 
 
 def _upsert_thread(thread_id: UUID, *, temporary: bool) -> Any:
@@ -271,12 +418,4 @@ def _upsert_thread(thread_id: UUID, *, temporary: bool) -> Any:
 
 async def _mark_thread_busy(conn: AsyncConnection, thread_id: UUID, assistant: Assistant) -> None:
     tags = {"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)}
-    await conn.execute(
-        update(threads)
-        .where(threads.c.thread_id == thread_id)
-        .values(
-            status=ThreadStatus.BUSY.value,
-            metadata=threads.c.metadata.op("||", return_type=JSONB)(type_coerce(tags, JSONB)),
-            updated_at=func.now(),
-        )
-    )
+    await thread_rows.mark_busy(conn, thread_id, tags)

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, alias="BROKER_DB_POOL_SIZE")
     # Redis prefix lets several brokers (or test runs) share one Redis safely.
     redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")
+    # A resumable run's event log outlives the run by this much, for late reconnects.
+    resumable_grace_seconds: int = Field(default=600, ge=1, alias="BROKER_RESUMABLE_GRACE_SECONDS")
     sse_heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SSE_HEARTBEAT_SECONDS")
 
     @cached_property

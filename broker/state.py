@@ -9,8 +9,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from broker import jsonable
+from broker.errors import BadRequest
 from broker.graphs import GraphRegistry
-from broker.models import Thread
+from broker.models import Thread, ThreadResult, ThreadStatus
 
 EMPTY_STATE: dict[str, Any] = {
     "values": {},
@@ -68,6 +69,32 @@ def _task(task: Any) -> dict[str, Any]:
     }
 
 
+def thread_result(snapshot: StateSnapshot, error: Any = None) -> ThreadResult:
+    """What a thread shows after a run: its latest state, and why it stopped."""
+    interrupts = {t.id: list(t.interrupts) for t in snapshot.tasks if t.interrupts}
+    if error is not None:
+        status = ThreadStatus.ERROR
+    else:
+        status = ThreadStatus.INTERRUPTED if snapshot.next else ThreadStatus.IDLE
+    return ThreadResult(
+        status=status,
+        values=jsonable.to_jsonable(snapshot.values),
+        interrupts=jsonable.to_jsonable(interrupts),
+        error=error,
+    )
+
+
+def thread_output(thread: Thread) -> dict[str, Any]:
+    """A finished run's answer to wait/join, derived from its thread."""
+    if thread.status == ThreadStatus.ERROR and thread.error:
+        return {"__error__": thread.error}
+    output = dict(thread.values or {})
+    interrupts = [i for group in (thread.interrupts or {}).values() for i in group]
+    if interrupts:
+        output["__interrupt__"] = interrupts
+    return output
+
+
 class StateReader:
     """Reads a thread's checkpoints through the graph that wrote them."""
 
@@ -82,6 +109,25 @@ class StateReader:
         config: RunnableConfig = {"configurable": {"thread_id": str(thread.thread_id)}}
         graph = await self._graphs.get(graph_id, config)
         return graph.copy(update={"checkpointer": self._checkpointer})
+
+    async def update(
+        self,
+        thread: Thread,
+        values: Any,
+        *,
+        as_node: str | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], ThreadResult]:
+        """Writes a new checkpoint as if `as_node` returned `values`."""
+        graph = await self._graph(thread)
+        if graph is None:
+            raise BadRequest(
+                f"Thread '{thread.thread_id}' has no graph yet: run it once, "
+                "or create it with metadata.graph_id, before updating its state."
+            )
+        config = await graph.aupdate_state(_config(thread, checkpoint), values, as_node=as_node)
+        snapshot = await graph.aget_state(config)
+        return checkpoint_of(config) or {}, thread_result(snapshot)
 
     async def get(
         self, thread: Thread, checkpoint: dict[str, Any] | None = None, *, subgraphs: bool = False

@@ -1,4 +1,9 @@
-"""The worker: claim → execute → publish → finish, N runs at a time, with a lease heartbeat."""
+"""The worker: claim → execute → publish → finish, N runs at a time.
+
+Side tasks, each named and watched (a crash of one stops the worker loudly):
+the cancel listener, and the promoter of delayed runs. Each run also has a heartbeat
+that renews its lease and notices cancels that missed the pub/sub signal.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,50 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
 
-from broker.events import end_message
-from broker.models import Claim, RunOutcome
-from broker.service import BrokerService, ThreadResult
+from broker import jsonable
+from broker.events import end_message, sse_frame
+from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
+from broker.service import BrokerService
 from broker.settings import Settings
-from worker.execute import error_payload, execute
+from broker.state import thread_result
+from worker.execute import error_payload, execute, metadata_frame, run_config
 from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
+
+Outcome = tuple[RunOutcome, ThreadResult]
+
+
+@dataclass
+class RunControl:
+    """How a running run can be stopped: by a user's cancel, or by losing its lease."""
+
+    task: asyncio.Task[Outcome] | None = None
+    action: CancelAction | None = None
+    lost: bool = False
+
+    def cancel(self, action: CancelAction) -> None:
+        if self.action is None and not self.lost:
+            self.action = action
+            self._stop()
+
+    def lose(self) -> None:
+        if self.action is None:
+            self.lost = True
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
 
 class Worker:
@@ -36,7 +72,9 @@ class Worker:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self._slots = asyncio.Semaphore(settings.n_jobs_per_worker)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[UUID, RunControl] = {}
         self._stopping = asyncio.Event()
+        self._side_failure: BaseException | None = None
 
     def stop(self) -> None:
         """Stop claiming; in-flight runs finish."""
@@ -45,20 +83,49 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
+        side = [
+            self._side_task(self._listen_for_cancels(), "cancel-listener"),
+            self._side_task(self._promote_delayed(), "delayed-promoter"),
+        ]
+        try:
+            await self._claim_loop(burst)
+            await self.drain()
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+        if self._side_failure is not None:
+            raise RuntimeError("worker stopped: a side task crashed") from self._side_failure
+
+    async def _claim_loop(self, burst: bool) -> None:
         while not self._stopping.is_set():
             await self._slots.acquire()
             run_id = await self._next(timeout=0.2 if burst else 1.0)
             if run_id is None:
                 self._slots.release()
                 if burst and not self._tasks:
-                    break
+                    return
                 continue
             self._spawn(run_id)
-        await self.drain()
 
     async def drain(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _side_task(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        task.add_done_callback(self._side_done)
+        return task
+
+    def _side_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error(
+            "worker: side task %s crashed; stopping", task.get_name(), exc_info=task.exception()
+        )
+        self._side_failure = task.exception()
+        self.stop()
 
     async def _next(self, timeout: float) -> UUID | None:
         try:
@@ -79,54 +146,135 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("worker: run task crashed", exc_info=task.exception())
 
+    # -- one run ------------------------------------------------------------------------
+
     async def _process(self, run_id: UUID) -> None:
         claim = await self.service.claim(run_id, self.worker_id, self.lease)
         if claim is None:
             return
-        heartbeat = asyncio.create_task(self._heartbeat(claim), name=f"heartbeat:{run_id}")
+        control = self._running[claim.run.run_id] = RunControl()
+        heartbeat = asyncio.create_task(self._heartbeat(claim, control), name=f"heartbeat:{run_id}")
         try:
-            await self._execute(claim)
+            await self._execute(claim, control)
         finally:
+            del self._running[claim.run.run_id]
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _execute(self, claim: Claim) -> None:
-        channel = self.service.keys.run_channel(claim.run.run_id)
-        publisher = Publisher(self.service.bus, channel)
-        outcome, result = await self._outcome(claim, publisher)
-        finished = await self.service.finish(claim, outcome, result)
-        if not finished:
-            log.warning(
-                "run %s attempt %d lost its lease; result dropped", claim.run.run_id, claim.attempt
-            )
-        await publisher.close(
-            end_message({"status": outcome.status.value, "output": outcome.output})
-        )
-
-    async def _outcome(self, claim: Claim, publisher: Publisher) -> tuple[RunOutcome, ThreadResult]:
-        checkpointer = None if claim.temporary else self.checkpointer
+    async def _execute(self, claim: Claim, control: RunControl) -> None:
+        publisher = self._publisher(claim)
         try:
-            config = claim.run.kwargs.get("config") or {}
-            graph = await self.service.graphs.get(claim.graph_id, config)  # type: ignore[arg-type]
+            config: Any = claim.run.kwargs.get("config") or {}
+            graph = await self.service.graphs.get(claim.graph_id, config)
         except Exception as exc:  # a graph factory that raises fails the run, not the worker
-            return _graph_failure(exc, publisher)
-        return await execute(claim, graph, checkpointer, publisher.emit)
+            log.warning(
+                "run %s: graph %s failed to build: %r", claim.run.run_id, claim.graph_id, exc
+            )
+            await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
+            return
+        control.task = asyncio.create_task(
+            execute(claim, graph, self._checkpointer(claim), publisher.emit)
+        )
+        try:
+            outcome = await control.task
+        except asyncio.CancelledError:
+            if _ours(control):
+                raise
+            await self._stopped(claim, graph, control, publisher)
+            return
+        await self._conclude(claim, publisher, outcome)
 
-    async def _heartbeat(self, claim: Claim) -> None:
+    async def _conclude(self, claim: Claim, publisher: Publisher, outcome: Outcome) -> None:
+        run_outcome, result = outcome
+        if not await self.service.finish(claim, run_outcome, result):
+            log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
+        await publisher.close(_end(run_outcome.status, run_outcome.output))
+
+    async def _stopped(
+        self, claim: Claim, graph: Pregel[Any, Any], control: RunControl, publisher: Publisher
+    ) -> None:
+        """After a cancel (interrupt keeps checkpoints, rollback removes the run) or lost lease."""
+        if control.lost:
+            log.warning("run %s attempt %d: lease lost, stopped", claim.run.run_id, claim.attempt)
+            await publisher.close(None)
+            return
+        if control.action == CancelAction.ROLLBACK:
+            if await self.service.discard(claim):
+                await self.service.settle(claim, await self._thread_state(claim, graph))
+            await publisher.close(_end(RunStatus.INTERRUPTED, {}))
+            return
+        result = await self._thread_state(claim, graph)
+        outcome = RunOutcome(RunStatus.INTERRUPTED, output=result.values or {})
+        await self.service.finish(claim, outcome, result)
+        await publisher.close(_end(outcome.status, outcome.output))
+
+    async def _thread_state(self, claim: Claim, graph: Pregel[Any, Any]) -> ThreadResult:
+        checkpointer = self._checkpointer(claim)
+        if checkpointer is None:
+            return ThreadResult(ThreadStatus.IDLE)
+        bound = graph.copy(update={"checkpointer": checkpointer})
+        return thread_result(await bound.aget_state(run_config(claim)))
+
+    def _publisher(self, claim: Claim) -> Publisher:
+        run_id = claim.run.run_id
+        channel = self.service.keys.run_channel(run_id)
+        if not claim.run.kwargs.get("resumable"):
+            return Publisher(self.service.bus, channel)
+        log = (self.service.log, self.service.keys.run_log(run_id))
+        return Publisher(self.service.bus, channel, log, self.settings.resumable_grace_seconds)
+
+    def _checkpointer(self, claim: Claim) -> BaseCheckpointSaver[str] | None:
+        return None if claim.temporary else self.checkpointer
+
+    # -- side tasks ---------------------------------------------------------------------
+
+    async def _heartbeat(self, claim: Claim, control: RunControl) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            if not await self.service.heartbeat(claim, self.lease):
-                log.warning("run %s: lease lost", claim.run.run_id)
+            lease = await self.service.heartbeat(claim, self.lease)
+            if not lease.owned:
+                control.lose()
                 return
+            if lease.cancel_action:
+                control.cancel(CancelAction(lease.cancel_action))
+
+    async def _listen_for_cancels(self) -> None:
+        subscription = await self.service.bus.subscribe(self.service.keys.cancel_channel)
+        try:
+            while True:
+                message = await subscription.get(1.0)
+                if message is not None:
+                    self._on_cancel(jsonable.loads(message))
+        finally:
+            await subscription.close()
+
+    def _on_cancel(self, request: dict[str, str]) -> None:
+        control = self._running.get(UUID(request["run_id"]))
+        if control is not None:
+            control.cancel(CancelAction(request["action"]))
+
+    async def _promote_delayed(self) -> None:
+        while True:
+            await self.service.queue.promote_due()
+            await asyncio.sleep(0.5)
 
 
-def _graph_failure(exc: Exception, publisher: Publisher) -> tuple[RunOutcome, ThreadResult]:
-    from broker import jsonable
-    from broker.events import sse_frame
-    from broker.models import RunStatus, ThreadStatus
+def _ours(control: RunControl) -> bool:
+    """True when the cancellation is the worker's own (shutdown), not a run's stop."""
+    task = asyncio.current_task()
+    return (task is not None and task.cancelling() > 0) or (
+        control.action is None and not control.lost
+    )
 
+
+def _end(status: RunStatus, output: dict[str, Any]) -> bytes:
+    return end_message({"status": status.value, "output": output})
+
+
+def _graph_failure(claim: Claim, publisher: Publisher, exc: Exception) -> Outcome:
     error = error_payload(exc)
+    publisher.emit(metadata_frame(claim))
     publisher.emit(sse_frame("error", jsonable.dumps(error)))
     outcome = RunOutcome(RunStatus.ERROR, output={"__error__": error}, error=error)
     return outcome, ThreadResult(ThreadStatus.ERROR, None, {}, error)

@@ -2,54 +2,91 @@
 
 The graph never waits on Redis: `emit` only appends. A single flusher task sends each
 batch as one pub/sub message, so a burst of tokens costs one round trip, not hundreds.
+For resumable runs every frame also gets an id and goes to the run's event log first,
+so a client that reconnects with Last-Event-ID can replay what it missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
-from broker.events import EventBus
+from broker.events import EventBus, EventLog, with_id
 
 _MAX_BATCH = 256 * 1024  # bytes per pub/sub message; keeps one message from hogging Redis
 
 
 class Publisher:
-    def __init__(self, bus: EventBus, channel: str) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        channel: str,
+        log: tuple[EventLog, str] | None = None,
+        retention: int = 600,
+    ) -> None:
         self._bus = bus
         self._channel = channel
+        self._log = log
+        self._retention = retention
+        # Ids grow across attempts: a retry starts from a later millisecond.
+        self._base = int(time.time() * 1000)
+        self._seq = itertools.count()
         self._frames: list[bytes] = []
+        self._ids: list[str] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._flush_forever(), name=f"publish:{channel}")
 
     def emit(self, frame: bytes) -> None:
+        if self._log is not None:
+            event_id = self._next_id()
+            self._ids.append(event_id)
+            frame = with_id(frame, event_id)
         self._frames.append(frame)
         self._wake.set()
 
-    async def close(self, final_message: bytes) -> None:
-        """Flushes every frame, then sends `final_message` (the end marker)."""
+    async def close(self, final_message: bytes | None) -> None:
+        """Flushes every frame, then sends `final_message` (the end marker), if any."""
         self._closing = True
         self._wake.set()
         await self._task
+        if final_message is None:
+            return
+        if self._log is not None:
+            log, key = self._log
+            await log.append(key, [(self._next_id(), final_message)])
+            # The log lives as long as the run, then a grace period for late reconnects.
+            await log.expire(key, self._retention)
         await self._bus.publish(self._channel, final_message)
+
+    def _next_id(self) -> str:
+        return f"{self._base}-{next(self._seq)}"
 
     async def _flush_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._frames:
-                await self._bus.publish(self._channel, self._take_batch())
+                await self._flush(self._take_batch())
             if self._closing:
                 return
 
-    def _take_batch(self) -> bytes:
-        size = 0
-        count = 0
-        for frame in self._frames:
-            if count and size + len(frame) > _MAX_BATCH:
-                break
-            size += len(frame)
-            count += 1
-        batch = b"".join(self._frames[:count])
+    async def _flush(self, count: int) -> None:
+        frames = self._frames[:count]
         del self._frames[:count]
-        return batch
+        if self._log is not None:
+            ids = self._ids[:count]
+            del self._ids[:count]
+            log, key = self._log
+            await log.append(key, list(zip(ids, frames, strict=True)))
+        await self._bus.publish(self._channel, b"".join(frames))
+
+    def _take_batch(self) -> int:
+        """How many queued frames fit in one message (at least one)."""
+        size = 0
+        for count, frame in enumerate(self._frames):
+            if count and size + len(frame) > _MAX_BATCH:
+                return count
+            size += len(frame)
+        return len(self._frames)

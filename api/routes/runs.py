@@ -1,23 +1,40 @@
-"""Runs: create (background, stream, wait) on a thread or stateless, and read them."""
+"""Runs: create (background, stream, wait) on a thread or stateless; join, cancel, read."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import json
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
 from api.deps import RuntimeDep
 from api.responses import JSON
-from api.schemas import RunCreate
-from api.sse import Poll, final_output, relay, run_urls, sse_response, wait_response
+from api.schemas import BulkCancel, RunCreate
+from api.sse import (
+    OnDisconnect,
+    Poll,
+    Relay,
+    final_output,
+    json_stream_response,
+    run_location,
+    sse_response,
+)
 from api.wire import run_json
 from broker.errors import NotFound
-from broker.models import Run
+from broker.events import Subscription, parse_end
+from broker.models import CancelAction, Run
 from broker.runtime import Runtime
 
 router = APIRouter(tags=["runs"])
+
+StreamModes = Annotated[list[str], Query()]
+Action = Annotated[CancelAction, Query()]
+
+
+# -- create ---------------------------------------------------------------------------
 
 
 @router.post("/threads/{thread_id}/runs/stream")
@@ -50,6 +67,184 @@ async def create_stateless(body: RunCreate, runtime: RuntimeDep) -> Response:
     return await _create(runtime, None, body)
 
 
+@router.post("/runs/batch")
+async def create_batch(body: list[RunCreate], runtime: RuntimeDep) -> Response:
+    created = await runtime.service.submit_batch([b.to_request() for b in body])
+    return JSON([run_json(r) for r in created])
+
+
+async def _create(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
+    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=False)
+    location = run_location(submission.run, stateless=thread_id is None)
+    return JSON(run_json(submission.run), headers={"Content-Location": location})
+
+
+async def _stream(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
+    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=True)
+    assert submission.subscription is not None
+    run = submission.run
+    relay = Relay(
+        submission.subscription,
+        runtime.settings.sse_heartbeat_seconds,
+        _poller(runtime, run),
+        on_disconnect=_canceller(runtime, run) if body.on_disconnect == "cancel" else None,
+    )
+    return sse_response(relay.frames(), run, stateless=thread_id is None)
+
+
+async def _wait(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
+    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=True)
+    assert submission.subscription is not None
+    run = submission.run
+    output = final_output(
+        submission.subscription,
+        runtime.settings.sse_heartbeat_seconds,
+        _poller(runtime, run),
+        _canceller(runtime, run) if body.on_disconnect == "cancel" else None,
+    )
+    return json_stream_response(output, run, stateless=thread_id is None)
+
+
+# -- join -----------------------------------------------------------------------------
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: UUID,
+    run_id: UUID,
+    runtime: RuntimeDep,
+    stream_mode: StreamModes = [],  # noqa: B006 (FastAPI copies query defaults)
+    cancel_on_disconnect: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    return await _join_stream(
+        runtime, thread_id, run_id, stream_mode, cancel_on_disconnect, last_event_id
+    )
+
+
+@router.get("/runs/{run_id}/stream")
+async def join_stateless_stream(
+    run_id: UUID,
+    runtime: RuntimeDep,
+    stream_mode: StreamModes = [],  # noqa: B006
+    cancel_on_disconnect: bool = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    return await _join_stream(
+        runtime, None, run_id, stream_mode, cancel_on_disconnect, last_event_id
+    )
+
+
+async def _join_stream(
+    runtime: Runtime,
+    thread_id: UUID | None,
+    run_id: UUID,
+    stream_mode: list[str],
+    cancel_on_disconnect: bool,
+    last_event_id: str | None,
+) -> Response:
+    """Live events from now on; a resumable run also replays what came after Last-Event-ID."""
+    run, subscription = await runtime.service.join(run_id, thread_id)
+    relay = Relay(
+        subscription,
+        runtime.settings.sse_heartbeat_seconds,
+        _poller(runtime, run),
+        modes=parse_modes(stream_mode),
+        finished=not run.status.active,
+        on_disconnect=_canceller(runtime, run) if cancel_on_disconnect else None,
+    )
+    if run.kwargs.get("resumable") and last_event_id:
+        await _replay(runtime, relay, run, last_event_id)
+    return sse_response(relay.frames(), run, stateless=thread_id is None)
+
+
+async def _replay(runtime: Runtime, relay: Relay, run: Run, last_event_id: str) -> None:
+    entries = await runtime.service.log.after(
+        runtime.service.keys.run_log(run.run_id), last_event_id
+    )
+    relay.last_id = last_event_id
+    for entry_id, data in entries:
+        if parse_end(data) is not None:
+            relay.finished = True
+            break
+        relay.replay.append(data)
+        relay.last_id = entry_id
+
+
+def parse_modes(values: list[str]) -> set[str] | None:
+    """stream_mode as one value, repeated keys, a JSON array, or empty (no filter)."""
+    modes: set[str] = set()
+    for value in values:
+        if value.startswith("["):
+            modes.update(str(v) for v in json.loads(value))
+        elif value:
+            modes.add(value)
+    return modes or None
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(
+    thread_id: UUID, run_id: UUID, runtime: RuntimeDep, cancel_on_disconnect: bool = False
+) -> Response:
+    """The run's final output: at once if it has ended, else after newline keep-alives."""
+    run, subscription = await runtime.service.join(run_id, thread_id)
+    canceller = _canceller(runtime, run) if cancel_on_disconnect else None
+    return await _final(runtime, run, subscription, canceller)
+
+
+async def _final(
+    runtime: Runtime, run: Run, subscription: Subscription, canceller: OnDisconnect | None
+) -> Response:
+    output = final_output(
+        subscription, runtime.settings.sse_heartbeat_seconds, _poller(runtime, run), canceller
+    )
+    return json_stream_response(output, run, stateless=False)
+
+
+# -- cancel and delete ----------------------------------------------------------------
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: UUID,
+    run_id: UUID,
+    runtime: RuntimeDep,
+    wait: bool = False,
+    action: Action = CancelAction.INTERRUPT,
+) -> Response:
+    if not wait:
+        await runtime.service.cancel([run_id], action, thread_id=thread_id)
+        return Response(status_code=202)
+    run, subscription = await runtime.service.join(run_id, thread_id)
+    try:
+        await runtime.service.cancel([run_id], action, thread_id=thread_id)
+    except NotFound:
+        await subscription.close()
+        raise
+    return await _final(runtime, run, subscription, None)
+
+
+@router.post("/runs/cancel", status_code=204)
+async def cancel_runs(
+    body: BulkCancel, runtime: RuntimeDep, action: Action = CancelAction.INTERRUPT
+) -> Response:
+    if body.status is not None:
+        await runtime.service.cancel_where(body.status, action)
+    else:
+        assert body.run_ids is not None
+        await runtime.service.cancel(body.run_ids, action, thread_id=body.thread_id)
+    return Response(status_code=204)
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(thread_id: UUID, run_id: UUID, runtime: RuntimeDep) -> Response:
+    await runtime.service.delete_run(thread_id, run_id)
+    return Response(status_code=204)
+
+
+# -- read -----------------------------------------------------------------------------
+
+
 @router.get("/threads/{thread_id}/runs")
 async def list_runs(
     thread_id: UUID,
@@ -58,7 +253,7 @@ async def list_runs(
     offset: int = Query(default=0, ge=0),
     status: str | None = None,
 ) -> Response:
-    await runtime.service.threads.get(thread_id)
+    await runtime.service.threads.get(thread_id, include_temporary=True)
     found = await runtime.service.runs.list(
         thread_id, limit=limit, offset=offset, status=status or None
     )
@@ -67,43 +262,24 @@ async def list_runs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(thread_id: UUID, run_id: UUID, runtime: RuntimeDep) -> Response:
-    await runtime.service.threads.get(thread_id)
+    await runtime.service.threads.get(thread_id, include_temporary=True)
     return JSON(run_json(await runtime.service.runs.get(run_id, thread_id)))
-
-
-async def _create(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
-    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=False)
-    content_location, _ = run_urls(submission.run, stateless=thread_id is None)
-    return JSON(run_json(submission.run), headers={"Content-Location": content_location})
-
-
-async def _stream(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
-    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=True)
-    assert submission.subscription is not None
-    poll = _poller(runtime, submission.run)
-    frames = relay(submission.subscription, runtime.settings.sse_heartbeat_seconds, poll)
-    return sse_response(frames, submission.run, stateless=thread_id is None)
-
-
-async def _wait(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
-    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=True)
-    assert submission.subscription is not None
-    poll = _poller(runtime, submission.run)
-    output = final_output(submission.subscription, runtime.settings.sse_heartbeat_seconds, poll)
-    return wait_response(output, submission.run, stateless=thread_id is None)
 
 
 def _poller(runtime: Runtime, run: Run) -> Poll:
     """Checks, on silence, whether the run ended without our seeing its end marker."""
 
     async def poll() -> dict[str, Any] | None:
-        try:
-            current = await runtime.service.runs.get(run.run_id)
-            if current.status.active:
-                return None
-            thread = await runtime.service.threads.get(run.thread_id)
-        except NotFound:  # a stateless run's thread is deleted when it ends
-            return {}
-        return dict(thread.values or {})
+        return await runtime.service.result(run.run_id)
 
     return poll
+
+
+def _canceller(runtime: Runtime, run: Run) -> OnDisconnect:
+    """Cancels the run when its client goes away (on_disconnect / cancel_on_disconnect)."""
+
+    async def cancel() -> None:
+        with contextlib.suppress(NotFound):  # it ended meanwhile
+            await runtime.service.cancel([run.run_id], CancelAction.INTERRUPT)
+
+    return cancel

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
 from api.deps import RuntimeDep
 from api.responses import JSON, with_total
-from api.schemas import HistoryQuery, ThreadCreate, ThreadSearch
+from api.schemas import (
+    HistoryQuery,
+    StateAt,
+    StateUpdate,
+    ThreadCount,
+    ThreadCreate,
+    ThreadPatch,
+    ThreadSearch,
+)
 from api.wire import select, thread_json
 from broker.ids import uuid7
 
@@ -39,6 +47,53 @@ async def search_threads(body: ThreadSearch, runtime: RuntimeDep) -> Response:
     )
     items = [select(thread_json(t), body.select) for t in found]
     return with_total(items, total, body.offset, len(items))
+
+
+@router.post("/count")
+async def count_threads(body: ThreadCount, runtime: RuntimeDep) -> Response:
+    count = await runtime.service.threads.count(
+        metadata=body.metadata, values=body.values, status=body.status
+    )
+    return JSON(count)
+
+
+@router.patch("/{thread_id}")
+async def patch_thread(
+    thread_id: UUID,
+    body: ThreadPatch,
+    runtime: RuntimeDep,
+    prefer: Annotated[str | None, Header()] = None,
+) -> Response:
+    thread = await runtime.service.threads.patch(thread_id, body.metadata)
+    if prefer and "return=minimal" in prefer:
+        return Response(status_code=204)
+    return JSON(thread_json(thread))
+
+
+@router.post("/{thread_id}/copy")
+async def copy_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
+    return JSON(thread_json(await runtime.service.copy_thread(thread_id)))
+
+
+@router.post("/{thread_id}/state")
+async def update_state(thread_id: UUID, body: StateUpdate, runtime: RuntimeDep) -> Response:
+    checkpoint = await runtime.service.update_state(
+        thread_id, body.values, as_node=body.as_node, checkpoint=body.target()
+    )
+    # `configurable` and `checkpoint_id` are deprecated but still read by older clients.
+    return JSON(
+        {
+            "checkpoint": checkpoint,
+            "configurable": checkpoint,
+            "checkpoint_id": checkpoint.get("checkpoint_id"),
+        }
+    )
+
+
+@router.post("/{thread_id}/state/checkpoint")
+async def get_state_at_checkpoint(thread_id: UUID, body: StateAt, runtime: RuntimeDep) -> Response:
+    thread = await runtime.service.threads.get(thread_id)
+    return JSON(await runtime.state.get(thread, body.checkpoint, subgraphs=body.subgraphs))
 
 
 @router.get("/{thread_id}")

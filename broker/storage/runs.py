@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import NotFound
@@ -45,16 +46,24 @@ class RunStore:
         async with self._engine.connect() as conn:
             return [to_run(r) for r in (await conn.execute(query)).all()]
 
-    async def heartbeat(self, run_id: UUID, attempt: int, lease: timedelta) -> bool:
-        """Renews the lease; False means this attempt no longer owns the run."""
+    async def heartbeat(self, run_id: UUID, attempt: int, lease: timedelta) -> Lease:
+        """Renews the lease, and reports a cancel asked of the run since."""
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(runs)
-                .where(_owned(run_id, attempt))
-                .values(lease_until=func.now() + lease)
-                .returning(runs.c.run_id)
-            )
-            return result.first() is not None
+            row = (
+                await conn.execute(
+                    update(runs)
+                    .where(_owned(run_id, attempt))
+                    .values(lease_until=func.now() + lease)
+                    .returning(runs.c.cancel_action)
+                )
+            ).first()
+        return Lease(owned=row is not None, cancel_action=None if row is None else row[0])
+
+
+@dataclass(frozen=True)
+class Lease:
+    owned: bool  # False: another attempt took the run over; stop
+    cancel_action: str | None
 
 
 def _owned(run_id: UUID, attempt: int) -> Any:
@@ -137,3 +146,44 @@ async def mark_finished(
         )
     ).first()
     return None if row is None else row[0]
+
+
+async def lock_runs(
+    conn: AsyncConnection, run_ids: list[UUID], thread_id: UUID | None = None
+) -> list[Run]:
+    query = select(runs).where(runs.c.run_id.in_(run_ids))
+    if thread_id is not None:
+        query = query.where(runs.c.thread_id == thread_id)
+    rows = (await conn.execute(query.order_by(runs.c.created_at).with_for_update())).all()
+    return [to_run(r) for r in rows]
+
+
+async def lock_active(
+    conn: AsyncConnection, *, status: str | None = None, thread_id: UUID | None = None
+) -> list[Run]:
+    """Active runs (all, or of one status, or of one thread), locked for a cancel."""
+    statuses = ACTIVE if status in (None, "all") else (status,)
+    query = select(runs).where(runs.c.status.in_(statuses))
+    if thread_id is not None:
+        query = query.where(runs.c.thread_id == thread_id)
+    rows = (await conn.execute(query.order_by(runs.c.created_at).with_for_update())).all()
+    return [to_run(r) for r in rows]
+
+
+async def set_status(conn: AsyncConnection, run_id: UUID, status: RunStatus) -> None:
+    await conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id)
+        .values(status=status.value, lease_until=None, updated_at=func.now())
+    )
+
+
+async def request_cancel(conn: AsyncConnection, run_id: UUID, action: str) -> None:
+    await conn.execute(update(runs).where(runs.c.run_id == run_id).values(cancel_action=action))
+
+
+async def delete_run(conn: AsyncConnection, run_id: UUID, attempt: int | None = None) -> bool:
+    """Deletes the run (fenced on `attempt` when given); False if nothing was deleted."""
+    condition = runs.c.run_id == run_id if attempt is None else _owned(run_id, attempt)
+    result = await conn.execute(delete(runs).where(condition).returning(runs.c.run_id))
+    return result.first() is not None

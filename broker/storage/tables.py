@@ -95,6 +95,9 @@ runs = Table(
     Column("attempt", Integer, nullable=False, server_default=text("0")),
     Column("lease_until", DateTime(timezone=True), nullable=True),
     Column("worker_id", Text, nullable=True),
+    # A cancel asked of a running run ('interrupt' or 'rollback'), kept durably so a
+    # worker that missed the pub/sub signal still sees it at its next heartbeat.
+    Column("cancel_action", Text, nullable=True),
     Index(None, "thread_id", "created_at"),
     Index(None, "status", "created_at"),
 )

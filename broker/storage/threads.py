@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, delete, func, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import Conflict, NotFound
@@ -43,16 +43,42 @@ class ThreadStore:
             return await self.get(thread_id)
         raise Conflict(f"Thread '{thread_id}' already exists.")
 
-    async def get(self, thread_id: UUID) -> Thread:
+    async def get(self, thread_id: UUID, *, include_temporary: bool = False) -> Thread:
         async with self._engine.connect() as conn:
             thread = await get_thread(conn, thread_id)
-        if thread is None or thread.temporary:
+        if thread is None or (thread.temporary and not include_temporary):
             raise thread_not_found(thread_id)
         return thread
 
     async def delete(self, thread_id: UUID) -> None:
         async with self._engine.begin() as conn:
             await delete_thread(conn, thread_id)
+
+    async def patch(self, thread_id: UUID, metadata: dict[str, Any]) -> Thread:
+        """Merges `metadata` into the thread's metadata."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(threads)
+                    .where(threads.c.thread_id == thread_id, threads.c.temporary.is_(False))
+                    .values(metadata=merged_metadata(metadata), updated_at=func.now())
+                    .returning(threads)
+                )
+            ).first()
+        if row is None:
+            raise thread_not_found(thread_id)
+        return to_thread(row)
+
+    async def count(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+        status: str | None = None,
+    ) -> int:
+        query = select(func.count()).select_from(threads).where(_matching(metadata, values, status))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def search(
         self,
@@ -68,14 +94,8 @@ class ThreadStore:
     ) -> tuple[list[Thread], int]:
         """A page of matches and the total count."""
         query = select(threads, func.count().over().label("total")).where(
-            threads.c.temporary.is_(False)
+            _matching(metadata, values, status)
         )
-        if metadata:
-            query = query.where(threads.c.metadata.contains(metadata))
-        if values:
-            query = query.where(threads.c["values"].contains(values))
-        if status:
-            query = query.where(threads.c.status == status)
         if ids:
             query = query.where(threads.c.thread_id.in_(ids))
         column = threads.c[sort_by if sort_by in SORTABLE else "created_at"]
@@ -84,6 +104,23 @@ class ThreadStore:
             rows = (await conn.execute(query.limit(limit).offset(offset))).all()
         total = rows[0]._mapping["total"] if rows else 0
         return [to_thread(r) for r in rows], total
+
+
+def _matching(
+    metadata: dict[str, Any] | None, values: dict[str, Any] | None, status: str | None
+) -> Any:
+    conditions: list[Any] = [threads.c.temporary.is_(False)]
+    if metadata:
+        conditions.append(threads.c.metadata.contains(metadata))
+    if values:
+        conditions.append(threads.c["values"].contains(values))
+    if status:
+        conditions.append(threads.c.status == status)
+    return and_(*conditions)
+
+
+def merged_metadata(metadata: dict[str, Any]) -> Any:
+    return threads.c.metadata.op("||", return_type=JSONB)(type_coerce(metadata, JSONB))
 
 
 async def get_thread(
@@ -115,16 +152,63 @@ async def set_thread_state(
     interrupts: dict[str, Any] | None = None,
     error: Any = None,
 ) -> None:
-    """What a finished run leaves on its thread: status, last values, interrupts, error."""
+    """What a finished run leaves on its thread: status, last values, interrupts, error.
+
+    `values=None` keeps the values the thread had (a run that failed before any step).
+    """
+    changes: dict[str, Any] = {
+        "status": status.value,
+        "interrupts": interrupts or {},
+        "error": error,
+        "updated_at": func.now(),
+        "state_updated_at": func.now(),
+    }
+    if values is not None:
+        changes["values"] = values
+    await conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(**changes))
+
+
+async def set_thread_status(conn: AsyncConnection, thread_id: UUID, status: ThreadStatus) -> None:
+    await conn.execute(
+        update(threads)
+        .where(threads.c.thread_id == thread_id)
+        .values(status=status.value, updated_at=func.now())
+    )
+
+
+async def mark_busy(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]) -> None:
+    """A run was submitted: the thread is busy and remembers its graph and assistant."""
     await conn.execute(
         update(threads)
         .where(threads.c.thread_id == thread_id)
         .values(
-            status=status.value,
-            values=values,
-            interrupts=interrupts or {},
-            error=error,
+            status=ThreadStatus.BUSY.value,
+            metadata=merged_metadata(tags),
             updated_at=func.now(),
-            state_updated_at=func.now(),
         )
+    )
+
+
+async def insert_copy(
+    conn: AsyncConnection, source: Thread, thread_id: UUID, status: ThreadStatus
+) -> None:
+    await conn.execute(
+        insert(threads).values(
+            thread_id=thread_id,
+            metadata=source.metadata,
+            config=source.config,
+            values=source.values,
+            interrupts=source.interrupts,
+            error=source.error,
+            status=ThreadStatus.BUSY.value
+            if source.status == ThreadStatus.BUSY
+            else source.status.value,
+        )
+    )
+
+
+async def keep_thread(conn: AsyncConnection, thread_id: UUID) -> None:
+    """A stateless run with on_completion="keep": its thread becomes an ordinary one."""
+    await conn.execute(
+        update(threads).where(threads.c.thread_id == thread_id).values(temporary=False)
     )

@@ -34,7 +34,7 @@ async def queue(
         yield LocalRunQueue()
         return
     yield RedisRunQueue(redis, keys)
-    await redis.delete(keys.queue)
+    await redis.delete(keys.queue, keys.delayed)
 
 
 @pytest.fixture(params=["redis", "local"])

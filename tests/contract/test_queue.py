@@ -37,3 +37,13 @@ async def test_concurrent_poppers_each_get_one(queue: RunQueue) -> None:
     await queue.push(*ids)
     got = await asyncio.gather(*(queue.pop(1.0) for _ in ids))
     assert set(got) == ids
+
+
+async def test_scheduled_runs_are_pushed_once_due(queue: RunQueue) -> None:
+    soon, later = uuid7(), uuid7()
+    await queue.schedule(soon, time.time() - 0.01)
+    await queue.schedule(later, time.time() + 60)
+    assert await queue.promote_due() == 1
+    assert await queue.promote_due() == 0
+    assert await queue.pop(1.0) == soon
+    assert await queue.pop(0.1) is None

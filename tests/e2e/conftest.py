@@ -9,7 +9,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.processes import broker_processes
+from tests.processes import broker_processes, start_api
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +30,13 @@ async def client(server: str) -> AsyncIterator[LangGraphClient]:
     client = get_client(url=server, api_key=None)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def second_server(
+    server: str, server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Another API process on the same Postgres and Redis (the worker is shared)."""
+    process, url = start_api(server_env, tmp_path_factory.mktemp("broker-logs-2"))
+    yield url
+    process.stop()
