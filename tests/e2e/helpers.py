@@ -39,3 +39,9 @@ async def thread_dict(client: LangGraphClient, tid: str) -> dict[str, Any]:
 
 async def state_dict(client: LangGraphClient, tid: str) -> dict[str, Any]:
     return dict(await client.threads.get_state(tid))
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A run's output; the SDK types it as a list or a dict, ours is always a dict."""
+    assert isinstance(value, dict)
+    return value

@@ -15,7 +15,7 @@ from langgraph_sdk.errors import NotFoundError
 
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
-SLOW = {"steps": 8, "delay": 0.25}
+SLOW: dict[str, Any] = {"steps": 8, "delay": 0.25}
 
 
 async def test_join_stream_from_another_api_gets_only_later_events(

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
-LONG = {"steps": 40, "delay": 0.1}
-COUNTER = {"count": 0, "log": []}
+LONG: dict[str, Any] = {"steps": 40, "delay": 0.1}
+COUNTER: dict[str, Any] = {"count": 0, "log": []}
 
 
 async def _checkpoints_of(engine: AsyncEngine, run_id: str) -> int:
@@ -156,9 +156,7 @@ async def test_rollback_strategy_removes_the_first_run(
     client: LangGraphClient, engine: AsyncEngine
 ) -> None:
     tid, first = await _started(client)
-    second = await client.runs.create(
-        tid, "counter", input=COUNTER, multitask_strategy="rollback"
-    )
+    second = await client.runs.create(tid, "counter", input=COUNTER, multitask_strategy="rollback")
     await wait_for_status(client, tid, second["run_id"], "success")
     with pytest.raises(NotFoundError):
         await client.runs.get(tid, first)

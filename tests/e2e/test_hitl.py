@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph_sdk.client import LangGraphClient
 
-from tests.e2e.helpers import state_dict, thread_dict
+from tests.e2e.helpers import as_dict, state_dict, thread_dict
 
-COUNTER = {"count": 0, "log": []}
+COUNTER: dict[str, Any] = {"count": 0, "log": []}
 
 
 async def _interrupted(client: LangGraphClient) -> tuple[str, list[Any]]:
@@ -43,7 +43,7 @@ async def test_interrupt_pauses_the_thread(client: LangGraphClient) -> None:
 
 async def test_wait_reports_the_interrupt(client: LangGraphClient) -> None:
     thread = await client.threads.create()
-    result: dict[str, Any] = dict(
+    result: dict[str, Any] = as_dict(
         await client.runs.wait(thread["thread_id"], "review", input={"topic": "owls"})
     )
     assert result["draft"] == "A post about owls"
@@ -52,7 +52,9 @@ async def test_wait_reports_the_interrupt(client: LangGraphClient) -> None:
 
 async def test_resume_with_command(client: LangGraphClient) -> None:
     tid, _ = await _interrupted(client)
-    result: dict[str, Any] = dict(await client.runs.wait(tid, "review", command={"resume": "yes"}))
+    result: dict[str, Any] = as_dict(
+        await client.runs.wait(tid, "review", command={"resume": "yes"})
+    )
     assert result == {
         "topic": "otters",
         "draft": "A post about otters",
@@ -65,8 +67,8 @@ async def test_resume_with_command(client: LangGraphClient) -> None:
 
 async def test_command_update_and_goto(client: LangGraphClient) -> None:
     tid, _ = await _interrupted(client)
-    command = {"update": {"verdict": "yes", "draft": "edited"}, "goto": "publish"}
-    result: dict[str, Any] = dict(await client.runs.wait(tid, "review", command=command))
+    command: Any = {"update": {"verdict": "yes", "draft": "edited"}, "goto": "publish"}
+    result: dict[str, Any] = as_dict(await client.runs.wait(tid, "review", command=command))
     assert (result["draft"], result["published"]) == ("edited", True)
 
 
@@ -77,7 +79,7 @@ async def test_interrupt_before_then_continue(client: LangGraphClient) -> None:
     state = await state_dict(client, tid)
     assert (state["values"]["count"], state["next"]) == (1, ["two"])
     assert (await thread_dict(client, tid))["status"] == "interrupted"
-    result: dict[str, Any] = dict(await client.runs.wait(tid, "counter", input=None))
+    result: dict[str, Any] = as_dict(await client.runs.wait(tid, "counter", input=None))
     assert result["count"] == 111
     assert (await thread_dict(client, tid))["status"] == "idle"
 
@@ -95,7 +97,7 @@ async def test_fork_from_a_past_checkpoint(client: LangGraphClient) -> None:
     await client.runs.wait(tid, "counter", input=COUNTER)
     history: list[Any] = await client.threads.get_history(tid, limit=10)
     after_one = next(h for h in history if h["values"].get("count") == 1)
-    result: dict[str, Any] = dict(
+    result: dict[str, Any] = as_dict(
         await client.runs.wait(
             tid, "counter", input=None, checkpoint_id=after_one["checkpoint"]["checkpoint_id"]
         )
