@@ -37,6 +37,12 @@ class BadRequest(BrokerError):
     status_code = 400
 
 
+class LeaseLost(BrokerError):
+    """This worker's claim on the run was taken over; its writes are refused."""
+
+    status_code = 409
+
+
 class GraphLoadError(BrokerError):
     """A graph in langgraph.json could not be loaded."""
 

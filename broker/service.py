@@ -13,13 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from sqlalchemy import func, literal
+from sqlalchemy import func, literal, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import jsonable
 from broker.errors import BadRequest, Conflict, Invalid, NotFound, ThreadBusy
-from broker.events import EventBus, EventLog, Subscription, end_message
+from broker.events import EventBus, EventLog, Subscription, end_message, sse_frame
 from broker.graphs import GraphRegistry
 from broker.ids import uuid7
 from broker.keys import Keys
@@ -342,6 +342,56 @@ class BrokerService:
         )
         return next_id
 
+    async def release(self, claim: Claim) -> None:
+        """Hands a run back (worker shutdown): pending again, resumed by another worker."""
+        async with self.engine.begin() as conn:
+            released = await run_rows.release(conn, claim.run.run_id, claim.attempt)
+        if released:
+            await self.queue.push(claim.run.run_id)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    async def sweep(self, max_attempts: int, requeue_after: float) -> str:
+        """Recovers what crashed workers and lost wake-ups left behind; one sweeper at a time.
+
+        Runs whose lease expired go back to pending (the next claim is attempt + 1) or,
+        past `max_attempts`, end in error. Pending runs nobody claimed are pushed again,
+        which also refills the queue after Redis lost it.
+        """
+        async with self.engine.begin() as conn:
+            if not (await conn.execute(_SWEEPER_LOCK)).scalar_one():
+                return ""
+            expired = await run_rows.lock_expired(conn)
+            retry = [r for r in expired if r.attempt < max_attempts]
+            failed = [r for r in expired if r.attempt >= max_attempts]
+            for run in retry:
+                await run_rows.release(conn, run.run_id)
+            errors = [await self._fail_abandoned(conn, run, max_attempts) for run in failed]
+            stale = await run_rows.touch_stale_pending(conn, timedelta(seconds=requeue_after))
+        await self.queue.push(*(r.run_id for r in retry), *stale)
+        for run, error in zip(failed, errors, strict=True):
+            await self._publish_failure(run, error)
+        return _sweep_report(retry, failed, stale)
+
+    async def _fail_abandoned(
+        self, conn: AsyncConnection, run: Run, max_attempts: int
+    ) -> dict[str, Any]:
+        error = {
+            "error": "WorkerLost",
+            "message": f"Run {run.run_id} lost its worker {run.attempt} times "
+            f"(BROKER_MAX_ATTEMPTS={max_attempts}); giving up.",
+        }
+        await run_rows.fail_run(conn, run.run_id)
+        claim = Claim(run, run.attempt, "", temporary=bool(run.kwargs.get("temporary")))
+        await self._settle_thread(conn, claim, ThreadResult(ThreadStatus.ERROR, error=error))
+        return error
+
+    async def _publish_failure(self, run: Run, error: dict[str, Any]) -> None:
+        channel = self.keys.run_channel(run.run_id)
+        await self.bus.publish(channel, sse_frame("error", jsonable.dumps(error)))
+        output = {"__error__": error}
+        await self.bus.publish(channel, end_message({"status": "error", "output": output}))
+
     # -- threads ------------------------------------------------------------------------
 
     async def update_state(
@@ -382,6 +432,20 @@ class BrokerService:
             await thread_rows.insert_copy(conn, source, copy_id, _resting_status(source))
         await self.checkpointer.acopy_thread(str(thread_id), str(copy_id))
         return await self.threads.get(copy_id)
+
+
+_SWEEPER_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('langgraph-broker:sweeper'))")
+
+
+def _sweep_report(retry: list[Run], failed: list[Run], stale: list[UUID]) -> str:
+    parts = []
+    if retry:
+        parts.append(f"{len(retry)} runs with expired leases re-enqueued")
+    if failed:
+        parts.append(f"{len(failed)} runs failed after too many attempts")
+    if stale:
+        parts.append(f"{len(stale)} unclaimed pending runs pushed again")
+    return "; ".join(parts)
 
 
 def _check_request(thread_id: UUID | None, request: RunRequest) -> None:

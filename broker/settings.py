@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0, alias="BROKER_LEASE_SECONDS")
     heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_HEARTBEAT_SECONDS")
     max_attempts: int = Field(default=3, ge=1, alias="BROKER_MAX_ATTEMPTS")
+    # The sweeper (one at a time across workers) recovers expired leases this often.
+    sweep_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SWEEP_SECONDS")
+    # A pending run nobody claimed for this long is pushed again (its wake-up was lost).
+    requeue_seconds: float = Field(default=15.0, gt=0, alias="BROKER_REQUEUE_SECONDS")
+    # On SIGTERM a worker lets runs finish this long, then hands the rest back.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="BROKER_SHUTDOWN_GRACE")
     db_pool_size: int = Field(default=10, ge=1, alias="BROKER_DB_POOL_SIZE")
     # Redis prefix lets several brokers (or test runs) share one Redis safely.
     redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")

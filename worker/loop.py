@@ -1,19 +1,20 @@
 """The worker: claim → execute → publish → finish, N runs at a time.
 
-Side tasks, each named and watched (a crash of one stops the worker loudly):
-the cancel listener, and the promoter of delayed runs. Each run also has a heartbeat
-that renews its lease and notices cancels that missed the pub/sub signal.
+Side tasks, each named and watched (a crash of one stops the worker loudly): the
+cancel listener, the promoter of delayed runs and the sweeper that recovers runs
+whose worker died. Each run also has a heartbeat that renews its lease and notices
+cancels that missed the pub/sub signal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -27,35 +28,13 @@ from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResu
 from broker.service import BrokerService
 from broker.settings import Settings
 from broker.state import thread_result
+from worker.control import RunControl, StopReason
 from worker.execute import error_payload, execute, metadata_frame, run_config
 from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
 Outcome = tuple[RunOutcome, ThreadResult]
-
-
-@dataclass
-class RunControl:
-    """How a running run can be stopped: by a user's cancel, or by losing its lease."""
-
-    task: asyncio.Task[Outcome] | None = None
-    action: CancelAction | None = None
-    lost: bool = False
-
-    def cancel(self, action: CancelAction) -> None:
-        if self.action is None and not self.lost:
-            self.action = action
-            self._stop()
-
-    def lose(self) -> None:
-        if self.action is None:
-            self.lost = True
-            self._stop()
-
-    def _stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
 
 class Worker:
@@ -77,19 +56,22 @@ class Worker:
         self._side_failure: BaseException | None = None
 
     def stop(self) -> None:
-        """Stop claiming; in-flight runs finish."""
+        """Stop claiming; in-flight runs get the shutdown grace period to finish."""
+        if not self._stopping.is_set():
+            log.info("worker %s: stopping; draining %d runs", self.worker_id, len(self._running))
         self._stopping.set()
 
     async def run(self, *, burst: bool = False) -> None:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
         side = [
-            self._side_task(self._listen_for_cancels(), "cancel-listener"),
-            self._side_task(self._promote_delayed(), "delayed-promoter"),
+            self._side_task(self._listen_for_cancels, "cancel-listener"),
+            self._side_task(self._every(0.5, self.service.queue.promote_due), "delayed-promoter"),
+            self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
         ]
         try:
             await self._claim_loop(burst)
-            await self.drain()
+            await self.drain(self.settings.shutdown_grace_seconds)
         finally:
             for task in side:
                 task.cancel()
@@ -108,30 +90,24 @@ class Worker:
                 continue
             self._spawn(run_id)
 
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _side_task(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(work)
-        task.set_name(name)
-        task.add_done_callback(self._side_done)
-        return task
-
-    def _side_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
+    async def drain(self, grace: float) -> None:
+        """Lets in-flight runs finish for `grace` seconds, then hands the rest back."""
+        if not self._tasks:
             return
-        log.error(
-            "worker: side task %s crashed; stopping", task.get_name(), exc_info=task.exception()
-        )
-        self._side_failure = task.exception()
-        self.stop()
+        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+        if late:
+            log.info(
+                "worker %s: handing %d runs back after %.0fs", self.worker_id, len(late), grace
+            )
+            for control in self._running.values():
+                control.stop(StopReason.HANDOFF)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _next(self, timeout: float) -> UUID | None:
         try:
             return await self.service.queue.pop(timeout)
         except (ConnectionError, OSError) as exc:
-            log.warning("worker: queue unreachable (%s); retrying", exc)
+            log.warning("worker: Redis unreachable (%s); retrying in 1s", exc)
             await asyncio.sleep(1.0)
             return None
 
@@ -152,6 +128,7 @@ class Worker:
         claim = await self.service.claim(run_id, self.worker_id, self.lease)
         if claim is None:
             return
+        claim = await self._resume_point(claim)
         control = self._running[claim.run.run_id] = RunControl()
         heartbeat = asyncio.create_task(self._heartbeat(claim, control), name=f"heartbeat:{run_id}")
         try:
@@ -161,6 +138,23 @@ class Worker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+
+    async def _resume_point(self, claim: Claim) -> Claim:
+        """A retried run continues from its last checkpoint instead of starting over."""
+        if claim.attempt == 1 or claim.temporary:
+            return claim
+        if not await self.service.runs.wrote_checkpoints(claim.run.run_id):
+            return claim
+        log.info(
+            "run %s attempt %d: resuming from its last checkpoint", claim.run.run_id, claim.attempt
+        )
+        kwargs = {**claim.run.kwargs, "input": None, "command": None}
+        config = dict(kwargs.get("config") or {})
+        config["configurable"] = {
+            k: v for k, v in config.get("configurable", {}).items() if k != "checkpoint_id"
+        }
+        kwargs["config"] = config
+        return dataclasses.replace(claim, run=dataclasses.replace(claim.run, kwargs=kwargs))
 
     async def _execute(self, claim: Claim, control: RunControl) -> None:
         publisher = self._publisher(claim)
@@ -173,15 +167,16 @@ class Worker:
             )
             await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
             return
-        control.task = asyncio.create_task(
+        execution = asyncio.create_task(
             execute(claim, graph, self._checkpointer(claim), publisher.emit)
         )
+        control.start(execution)
         try:
-            outcome = await control.task
+            outcome = await execution
         except asyncio.CancelledError:
-            if _ours(control):
+            if control.reason is None or _cancelling():
                 raise
-            await self._stopped(claim, graph, control, publisher)
+            await self._stopped(claim, graph, control.reason, publisher)
             return
         await self._conclude(claim, publisher, outcome)
 
@@ -189,25 +184,28 @@ class Worker:
         run_outcome, result = outcome
         if not await self.service.finish(claim, run_outcome, result):
             log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
+            await publisher.close(None)
+            return
         await publisher.close(_end(run_outcome.status, run_outcome.output))
 
     async def _stopped(
-        self, claim: Claim, graph: Pregel[Any, Any], control: RunControl, publisher: Publisher
+        self, claim: Claim, graph: Pregel[Any, Any], reason: StopReason, publisher: Publisher
     ) -> None:
-        """After a cancel (interrupt keeps checkpoints, rollback removes the run) or lost lease."""
-        if control.lost:
+        """After a cancel, a lost lease or a hand-off at shutdown."""
+        if reason == StopReason.LOST:
             log.warning("run %s attempt %d: lease lost, stopped", claim.run.run_id, claim.attempt)
             await publisher.close(None)
-            return
-        if control.action == CancelAction.ROLLBACK:
+        elif reason == StopReason.HANDOFF:
+            await publisher.close(None)  # the next attempt goes on publishing on this channel
+            await self.service.release(claim)
+        elif reason == StopReason.ROLLBACK:
             if await self.service.discard(claim):
                 await self.service.settle(claim, await self._thread_state(claim, graph))
             await publisher.close(_end(RunStatus.INTERRUPTED, {}))
-            return
-        result = await self._thread_state(claim, graph)
-        outcome = RunOutcome(RunStatus.INTERRUPTED, output=result.values or {})
-        await self.service.finish(claim, outcome, result)
-        await publisher.close(_end(outcome.status, outcome.output))
+        else:
+            result = await self._thread_state(claim, graph)
+            outcome = RunOutcome(RunStatus.INTERRUPTED, output=result.values or {})
+            await self._conclude(claim, publisher, (outcome, result))
 
     async def _thread_state(self, claim: Claim, graph: Pregel[Any, Any]) -> ThreadResult:
         checkpointer = self._checkpointer(claim)
@@ -221,8 +219,8 @@ class Worker:
         channel = self.service.keys.run_channel(run_id)
         if not claim.run.kwargs.get("resumable"):
             return Publisher(self.service.bus, channel)
-        log = (self.service.log, self.service.keys.run_log(run_id))
-        return Publisher(self.service.bus, channel, log, self.settings.resumable_grace_seconds)
+        log_key = (self.service.log, self.service.keys.run_log(run_id))
+        return Publisher(self.service.bus, channel, log_key, self.settings.resumable_grace_seconds)
 
     def _checkpointer(self, claim: Claim) -> BaseCheckpointSaver[str] | None:
         return None if claim.temporary else self.checkpointer
@@ -232,9 +230,13 @@ class Worker:
     async def _heartbeat(self, claim: Claim, control: RunControl) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            lease = await self.service.heartbeat(claim, self.lease)
+            try:
+                lease = await self.service.heartbeat(claim, self.lease)
+            except Exception as exc:  # Postgres away: keep trying until the lease runs out
+                log.warning("run %s: heartbeat failed (%r); retrying", claim.run.run_id, exc)
+                continue
             if not lease.owned:
-                control.lose()
+                control.stop(StopReason.LOST)
                 return
             if lease.cancel_action:
                 control.cancel(CancelAction(lease.cancel_action))
@@ -254,18 +256,48 @@ class Worker:
         if control is not None:
             control.cancel(CancelAction(request["action"]))
 
-    async def _promote_delayed(self) -> None:
-        while True:
-            await self.service.queue.promote_due()
-            await asyncio.sleep(0.5)
+    async def _sweep(self) -> None:
+        report = await self.service.sweep(self.settings.max_attempts, self.settings.requeue_seconds)
+        if report:
+            log.info("sweeper: %s", report)
+
+    def _every(
+        self, seconds: float, work: Callable[[], Awaitable[Any]]
+    ) -> Callable[[], Awaitable[None]]:
+        """A periodic side task that survives outages of Redis or Postgres, saying so."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await work()
+                except Exception as exc:
+                    log.warning(
+                        "worker: %s failed (%r); retrying", getattr(work, "__name__", work), exc
+                    )
+                await asyncio.sleep(seconds)
+
+        return loop
+
+    def _side_task(self, work: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work())
+        task.set_name(name)
+        task.add_done_callback(self._side_done)
+        return task
+
+    def _side_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error(
+            "worker: side task %s crashed; stopping", task.get_name(), exc_info=task.exception()
+        )
+        self._side_failure = task.exception()
+        self.stop()
 
 
-def _ours(control: RunControl) -> bool:
-    """True when the cancellation is the worker's own (shutdown), not a run's stop."""
+def _cancelling() -> bool:
+    """True when the current task itself is being cancelled (not just the run it awaits)."""
     task = asyncio.current_task()
-    return (task is not None and task.cancelling() > 0) or (
-        control.action is None and not control.lost
-    )
+    return task is not None and task.cancelling() > 0
 
 
 def _end(status: RunStatus, output: dict[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from broker.errors import NotFound
 from broker.models import Run, RunStatus
 from broker.storage.rows import to_run
-from broker.storage.tables import runs
+from broker.storage.tables import checkpoints, runs
 
 ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 
@@ -45,6 +45,11 @@ class RunStore:
         query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
         async with self._engine.connect() as conn:
             return [to_run(r) for r in (await conn.execute(query)).all()]
+
+    async def wrote_checkpoints(self, run_id: UUID) -> bool:
+        query = select(checkpoints.c.checkpoint_id).where(checkpoints.c.run_id == str(run_id))
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
 
     async def heartbeat(self, run_id: UUID, attempt: int, lease: timedelta) -> Lease:
         """Renews the lease, and reports a cancel asked of the run since."""
@@ -187,3 +192,53 @@ async def delete_run(conn: AsyncConnection, run_id: UUID, attempt: int | None = 
     condition = runs.c.run_id == run_id if attempt is None else _owned(run_id, attempt)
     result = await conn.execute(delete(runs).where(condition).returning(runs.c.run_id))
     return result.first() is not None
+
+
+async def lock_expired(conn: AsyncConnection) -> list[Run]:
+    """Running runs whose lease ran out: their worker died or stalled."""
+    query = (
+        select(runs)
+        .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_until < func.now())
+        .order_by(runs.c.created_at)
+        .with_for_update(skip_locked=True)
+    )
+    return [to_run(r) for r in (await conn.execute(query)).all()]
+
+
+async def release(conn: AsyncConnection, run_id: UUID, attempt: int | None = None) -> bool:
+    """Back to pending for another worker (fenced on `attempt` when given)."""
+    condition = runs.c.run_id == run_id if attempt is None else _owned(run_id, attempt)
+    result = await conn.execute(
+        update(runs)
+        .where(condition)
+        .values(
+            status=RunStatus.PENDING.value, lease_until=None, worker_id=None, updated_at=func.now()
+        )
+        .returning(runs.c.run_id)
+    )
+    return result.first() is not None
+
+
+async def touch_stale_pending(conn: AsyncConnection, older_than: timedelta) -> list[UUID]:
+    """Due pending runs untouched for `older_than`: their wake-up may be lost; mark them seen."""
+    stale = (
+        select(runs.c.run_id)
+        .where(
+            runs.c.status == RunStatus.PENDING.value,
+            runs.c.created_at <= func.now(),
+            runs.c.updated_at < func.now() - older_than,
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.run_id.in_(stale))
+        .values(updated_at=func.now())
+        .returning(runs.c.run_id)
+    )
+    return [row[0] for row in result.all()]
+
+
+async def fail_run(conn: AsyncConnection, run_id: UUID) -> None:
+    await set_status(conn, run_id, RunStatus.ERROR)
