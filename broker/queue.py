@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import Protocol
 from uuid import UUID
 
@@ -18,6 +19,10 @@ from broker.keys import Keys
 
 class RunQueue(Protocol):
     async def push(self, *run_ids: UUID) -> None: ...
+
+    async def push_front(self, *run_ids: UUID) -> None:
+        """Ahead of everything waiting: recovered runs resume before new ones start."""
+        ...
 
     async def schedule(self, run_id: UUID, due: float) -> None:
         """Push `run_id` once the epoch time `due` has passed (runs with after_seconds)."""
@@ -56,6 +61,10 @@ class RedisRunQueue:
         if run_ids:
             await self._redis.lpush(self._key, *(str(r) for r in run_ids))
 
+    async def push_front(self, *run_ids: UUID) -> None:
+        if run_ids:
+            await self._redis.rpush(self._key, *(str(r) for r in run_ids))
+
     async def schedule(self, run_id: UUID, due: float) -> None:
         await self._redis.zadd(self._delayed, {str(run_id): due})
 
@@ -77,7 +86,8 @@ class LocalRunQueue:
     """The same queue inside one process (for `broker dev` and unit tests)."""
 
     def __init__(self) -> None:
-        self._items: asyncio.Queue[UUID] = asyncio.Queue()
+        self._items: deque[UUID] = deque()
+        self._arrived = asyncio.Condition()
         self._delayed: dict[UUID, float] = {}
 
     async def schedule(self, run_id: UUID, due: float) -> None:
@@ -92,17 +102,25 @@ class LocalRunQueue:
         return len(due)
 
     async def push(self, *run_ids: UUID) -> None:
-        for run_id in run_ids:
-            self._items.put_nowait(run_id)
+        async with self._arrived:
+            self._items.extend(run_ids)
+            self._arrived.notify(len(run_ids))
+
+    async def push_front(self, *run_ids: UUID) -> None:
+        async with self._arrived:
+            self._items.extendleft(run_ids)
+            self._arrived.notify(len(run_ids))
 
     async def pop(self, timeout: float) -> UUID | None:
-        try:
-            return await asyncio.wait_for(self._items.get(), timeout)
-        except TimeoutError:
-            return None
+        async with self._arrived:
+            try:
+                await asyncio.wait_for(self._arrived.wait_for(lambda: bool(self._items)), timeout)
+            except TimeoutError:
+                return None
+            return self._items.popleft()
 
     async def size(self) -> int:
-        return self._items.qsize()
+        return len(self._items)
 
 
 def _text(value: bytes | str) -> str:

@@ -347,7 +347,7 @@ class BrokerService:
         async with self.engine.begin() as conn:
             released = await run_rows.release(conn, claim.run.run_id, claim.attempt)
         if released:
-            await self.queue.push(claim.run.run_id)
+            await self.queue.push_front(claim.run.run_id)
 
     # -- recovery -----------------------------------------------------------------------
 
@@ -368,7 +368,8 @@ class BrokerService:
                 await run_rows.release(conn, run.run_id)
             errors = [await self._fail_abandoned(conn, run, max_attempts) for run in failed]
             stale = await run_rows.touch_stale_pending(conn, timedelta(seconds=requeue_after))
-        await self.queue.push(*(r.run_id for r in retry), *stale)
+        await self.queue.push_front(*(r.run_id for r in retry))
+        await self.queue.push(*stale)
         for run, error in zip(failed, errors, strict=True):
             await self._publish_failure(run, error)
         return _sweep_report(retry, failed, stale)

@@ -23,11 +23,13 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import jsonable
+from broker.errors import LeaseLost
 from broker.events import end_message, sse_frame
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.service import BrokerService
 from broker.settings import Settings
 from broker.state import thread_result
+from broker.storage.checkpointer import PostgresCheckpointer
 from worker.control import RunControl, StopReason
 from worker.execute import error_payload, execute, metadata_frame, run_config
 from worker.publisher import Publisher
@@ -42,7 +44,7 @@ class Worker:
         self,
         settings: Settings,
         service: BrokerService,
-        checkpointer: BaseCheckpointSaver[str],
+        checkpointer: PostgresCheckpointer,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -173,6 +175,9 @@ class Worker:
         control.start(execution)
         try:
             outcome = await execution
+        except LeaseLost:  # a checkpoint write was refused: another attempt owns the run
+            await self._stopped(claim, graph, StopReason.LOST, publisher)
+            return
         except asyncio.CancelledError:
             if control.reason is None or _cancelling():
                 raise
@@ -223,7 +228,10 @@ class Worker:
         return Publisher(self.service.bus, channel, log_key, self.settings.resumable_grace_seconds)
 
     def _checkpointer(self, claim: Claim) -> BaseCheckpointSaver[str] | None:
-        return None if claim.temporary else self.checkpointer
+        """Stateless runs keep no checkpoints; a threaded run's writes are fenced on its claim."""
+        if claim.temporary:
+            return None
+        return self.checkpointer.fenced(claim.run.run_id, claim.attempt)
 
     # -- side tasks ---------------------------------------------------------------------
 

@@ -47,3 +47,10 @@ async def test_scheduled_runs_are_pushed_once_due(queue: RunQueue) -> None:
     assert await queue.promote_due() == 0
     assert await queue.pop(1.0) == soon
     assert await queue.pop(0.1) is None
+
+
+async def test_push_front_goes_ahead_of_waiting_runs(queue: RunQueue) -> None:
+    waiting, recovered = uuid7(), uuid7()
+    await queue.push(waiting)
+    await queue.push_front(recovered)
+    assert [await queue.pop(1.0), await queue.pop(1.0)] == [recovered, waiting]

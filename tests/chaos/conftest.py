@@ -1,0 +1,51 @@
+"""Chaos tests run real API and worker processes with short leases, each test its own set."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.chaos.cluster import Cluster
+
+# Short leases and fast sweeps make a crash cost seconds, not the production 30 s.
+CHAOS_SETTINGS = {
+    "BROKER_LEASE_SECONDS": "2",
+    "BROKER_HEARTBEAT_SECONDS": "0.5",
+    "BROKER_SWEEP_SECONDS": "0.5",
+    "BROKER_REQUEUE_SECONDS": "1",
+    "BROKER_MAX_ATTEMPTS": "10",
+    "BROKER_SHUTDOWN_GRACE": "1",
+    "N_JOBS_PER_WORKER": "10",
+}
+
+
+@pytest.fixture
+def chaos_env(broker_env: dict[str, str]) -> dict[str, str]:
+    # A Redis database of its own, so FLUSHDB here touches nothing else.
+    redis_uri = urlunparse(urlparse(broker_env["REDIS_URI"])._replace(path="/15"))
+    prefix = f"broker-chaos-{uuid.uuid4().hex[:8]}"
+    return {**broker_env, **CHAOS_SETTINGS, "REDIS_URI": redis_uri, "BROKER_REDIS_PREFIX": prefix}
+
+
+@pytest.fixture
+def cluster(chaos_env: dict[str, str], tmp_path: Path) -> Iterator[Cluster]:
+    with Cluster(chaos_env, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def chaos_redis(chaos_env: dict[str, str]) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(chaos_env["REDIS_URI"])
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+def db(engine: AsyncEngine) -> AsyncEngine:
+    return engine
