@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +11,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.responses import JSON
-from broker.errors import BrokerError
+from broker.errors import REDIS_DOWN, UNAVAILABLE, BrokerError
+
+log = logging.getLogger(__name__)
 
 
 def _detail(status: int, detail: str) -> Response:
@@ -43,7 +46,16 @@ def describe(errors: Any) -> str:
     return "; ".join(parts) or "Invalid request"
 
 
+async def _unavailable(_: Request, exc: Exception) -> Response:
+    which = "Redis" if isinstance(exc, REDIS_DOWN) else "Postgres"
+    log.warning("%s unreachable: %r", which, exc)
+    detail = f"{which} is unreachable ({type(exc).__name__}); nothing was changed. Retry shortly."
+    return JSON({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(BrokerError, _broker_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, _unavailable)

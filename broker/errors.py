@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
+
 
 class BrokerError(Exception):
     """The broker could not do what was asked."""
@@ -49,3 +52,22 @@ class GraphLoadError(BrokerError):
 
 class ThreadBusy(Conflict):
     """Thread is already running a task. Wait for it to finish or choose a different multitask strategy."""
+
+
+# Failures of Redis or Postgres themselves, not of a request: retried by the worker's
+# loops, answered 503 by the API.
+REDIS_DOWN: tuple[type[Exception], ...] = (RedisError,)
+POSTGRES_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+UNAVAILABLE: tuple[type[Exception], ...] = (*REDIS_DOWN, *POSTGRES_DOWN, OSError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the infrastructure (connection lost, server gone), not of the graph.
+
+    A run that hits one is handed back and retried from its last checkpoint instead
+    of ending in error; BROKER_MAX_ATTEMPTS still bounds the retries.
+    """
+    if isinstance(exc, DBAPIError):
+        broken = (OperationalError, InterfaceError, InternalError)
+        return exc.connection_invalidated or isinstance(exc, broken)
+    return isinstance(exc, (*REDIS_DOWN, OSError))

@@ -221,7 +221,11 @@ class RedisEventBus(_Multiplexer):
         async with self._lock:
             listener, first = self.add(channel)
             if first:
-                await self._confirm(channel, self._pubsub.subscribe)
+                try:
+                    await self._confirm(channel, self._pubsub.subscribe)
+                except BaseException:
+                    self.discard(listener)
+                    raise
         return listener
 
     async def remove(self, listener: _Listener) -> None:

@@ -5,6 +5,7 @@ Routes and the worker loop call this layer; the stores below it only read and wr
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import jsonable
-from broker.errors import BadRequest, Conflict, Invalid, NotFound, ThreadBusy
+from broker.errors import UNAVAILABLE, BadRequest, Conflict, Invalid, NotFound, ThreadBusy
 from broker.events import EventBus, EventLog, Subscription, end_message, sse_frame
 from broker.graphs import GraphRegistry
 from broker.ids import uuid7
@@ -47,6 +48,8 @@ from broker.storage.tables import threads
 from broker.storage.threads import ThreadStore
 
 __all__ = ["BrokerService", "Submission", "ThreadResult"]
+
+log = logging.getLogger(__name__)
 
 NO_RUNS_TO_CANCEL = "No matching runs to cancel. Only pending or running runs can be cancelled."
 
@@ -111,26 +114,44 @@ class BrokerService:
     async def submit(
         self, thread_id: UUID | None, request: RunRequest, *, subscribe: bool
     ) -> Submission:
-        """Insert the run, subscribe to its events if asked, then wake a worker.
+        """Subscribe to the run's events if asked, insert the run, then wake a worker.
 
-        Subscribing before the wake-up is what lets the creator's stream miss nothing.
+        Subscribing first is what lets the creator's stream miss nothing, and means a
+        Redis outage refuses the request before anything is written. Once the row is in
+        Postgres the run is accepted: a lost wake-up only delays it (the sweeper pushes it).
         """
         _check_request(thread_id, request)
         assistant = await self.resolve_assistant(request.assistant_id)
-        run, cancelled = await self._insert(thread_id, request, assistant)
-        await self._announce(cancelled)
-        channel = self.keys.run_channel(run.run_id)
-        subscription = await self.bus.subscribe(channel) if subscribe else None
+        run_id = uuid7()
+        subscription = (
+            await self.bus.subscribe(self.keys.run_channel(run_id)) if subscribe else None
+        )
+        try:
+            run, cancelled = await self._insert(run_id, thread_id, request, assistant)
+        except BaseException:
+            if subscription is not None:
+                await subscription.close()
+            raise
+        try:
+            await self._announce(cancelled)
+            await self._wake(run, request)
+        except UNAVAILABLE as exc:
+            log.warning(
+                "run %s accepted, but Redis is unreachable (%s): the sweeper will start it",
+                run_id,
+                exc,
+            )
+        return Submission(run, subscription)
+
+    async def _wake(self, run: Run, request: RunRequest) -> None:
         if request.after_seconds:
             await self.queue.schedule(run.run_id, time.time() + request.after_seconds)
         else:
             await self.queue.push(run.run_id)
-        return Submission(run, subscription)
 
     async def _insert(
-        self, thread_id: UUID | None, request: RunRequest, assistant: Assistant
+        self, run_id: UUID, thread_id: UUID | None, request: RunRequest, assistant: Assistant
     ) -> tuple[Run, _Cancelled]:
-        run_id = uuid7()
         temporary = thread_id is None
         tid = thread_id or uuid7()
         async with self.engine.begin() as conn:
@@ -342,11 +363,15 @@ class BrokerService:
         )
         return next_id
 
-    async def release(self, claim: Claim) -> None:
-        """Hands a run back (worker shutdown): pending again, resumed by another worker."""
+    async def release(self, claim: Claim, *, delay: float = 0.0) -> None:
+        """Hands a run back: pending again, resumed by another worker (after `delay` s)."""
         async with self.engine.begin() as conn:
             released = await run_rows.release(conn, claim.run.run_id, claim.attempt)
-        if released:
+        if not released:
+            return
+        if delay:
+            await self.queue.schedule(claim.run.run_id, time.time() + delay)
+        else:
             await self.queue.push_front(claim.run.run_id)
 
     # -- recovery -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ class StopReason(StrEnum):
     ROLLBACK = "rollback"  # a user's cancel: delete the run and its checkpoints
     LOST = "lost"  # the lease was taken over: this attempt must write nothing more
     HANDOFF = "handoff"  # the worker is shutting down: another worker resumes the run
+    RETRY = "retry"  # Postgres or Redis failed under the run: retry it from its checkpoint
 
 
 class RunControl:

@@ -1,36 +1,31 @@
-"""Executes one claimed run: graph.astream → encoded, mode-tagged SSE frames → outcome."""
+"""Executes one claimed run: graph.astream (or astream_events) → SSE frames → outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.schema import StreamEvent
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.types import Command, Send, StreamMode
+from langgraph.types import Command, Send
 
 from broker import jsonable
+from broker.errors import LeaseLost, is_transient
 from broker.events import sse_frame
 from broker.models import Claim, RunOutcome, RunStatus, ThreadStatus
 from broker.service import ThreadResult
+from worker.modes import EVENTS, Emit, FrameEncoder, langgraph_modes
 
 log = logging.getLogger(__name__)
 
-# Requested stream mode → LangGraph's stream mode (and the SSE event name it produces).
-MODES = {
-    "values": "values",
-    "updates": "updates",
-    "messages-tuple": "messages",
-    "custom": "custom",
-    "debug": "debug",
-    "tasks": "tasks",
-    "checkpoints": "checkpoints",
-}
-
-Emit = Callable[[bytes], None]
+Chunk = tuple[tuple[str, ...], str, Any]
+_YIELD_EVERY = 64  # chunks encoded between two turns for the publisher
 
 
 @dataclass
@@ -64,7 +59,11 @@ async def execute(
     execution = Execution()
     try:
         await _stream(bound, config, kwargs, emit, execution)
+    except LeaseLost:
+        raise  # not the graph's failure: this attempt was taken over and must stop quietly
     except Exception as exc:
+        if is_transient(exc):
+            raise  # Postgres or Redis went away: the worker hands the run back for a retry
         log.info("run %s failed: %r", claim.run.run_id, exc)
         execution.outcome = _failed(exc)
         emit(sse_frame("error", jsonable.dumps(execution.outcome.error)))
@@ -74,7 +73,13 @@ async def execute(
 
 def run_config(claim: Claim) -> RunnableConfig:
     config: dict[str, Any] = dict(claim.run.kwargs.get("config") or {})
-    config["metadata"] = {**config.get("metadata", {}), **claim.run.metadata}
+    # The attempt lands in every checkpoint's metadata: ops (and the chaos tests) can
+    # see which claim of the run wrote it.
+    config["metadata"] = {
+        **config.get("metadata", {}),
+        **claim.run.metadata,
+        "run_attempt": claim.attempt,
+    }
     config["run_id"] = claim.run.run_id
     return config  # type: ignore[return-value]
 
@@ -87,29 +92,51 @@ async def _stream(
     execution: Execution,
 ) -> None:
     requested = kwargs.get("stream_mode") or ["values"]
-    published = {MODES[m] for m in requested}
-    subgraphs = bool(kwargs.get("subgraphs"))
-    stream = graph.astream(
-        _graph_input(kwargs),
-        config,
-        stream_mode=cast(list[StreamMode], sorted(published | {"values"})),
-        subgraphs=True,
-        **_stream_options(kwargs),
-    )
-    async for namespace, mode, chunk in cast(
-        AsyncIterator[tuple[tuple[str, ...], str, Any]], stream
-    ):
-        if not namespace and mode == "values":
-            execution.last_values = chunk
-        if mode in published and (subgraphs or not namespace or mode == "messages"):
-            emit(sse_frame(_event_name(mode, namespace, subgraphs), jsonable.dumps(chunk)))
+    encode = FrameEncoder(requested, subgraphs=bool(kwargs.get("subgraphs")), emit=emit)
+    budget = _YIELD_EVERY
+    async with aclosing(_chunks(graph, config, kwargs, requested)) as chunks:
+        async for namespace, mode, chunk in chunks:
+            if not namespace and mode == "values":
+                execution.last_values = chunk
+            encode(namespace, mode, chunk)
+            budget -= 1
+            if not budget:
+                # LangGraph hands over a backlog without suspending: let the publisher
+                # send what is encoded so far, so the first events leave at once.
+                budget = _YIELD_EVERY
+                await asyncio.sleep(0)
     execution.outcome = RunOutcome(RunStatus.SUCCESS, output=_output(execution.last_values))
 
 
-def _event_name(mode: str, namespace: tuple[str, ...], subgraphs: bool) -> str:
-    if namespace and subgraphs:
-        return "|".join((mode, *namespace))
-    return mode
+async def _chunks(
+    graph: Pregel[Any, Any], config: RunnableConfig, kwargs: dict[str, Any], requested: list[str]
+) -> AsyncGenerator[Chunk]:
+    """`(namespace, mode, chunk)` from every depth; subgraph filtering is the encoder's."""
+    graph_input = _graph_input(kwargs)
+    options: dict[str, Any] = {
+        "stream_mode": langgraph_modes(requested),
+        "subgraphs": True,
+        **_stream_options(kwargs),
+    }
+    if EVENTS not in requested:
+        stream = cast(AsyncGenerator[Chunk], graph.astream(graph_input, config, **options))
+        async with aclosing(stream):
+            async for item in stream:
+                yield item
+        return
+    # `astream_events` runs `astream` with these options inside: the root graph's own
+    # `on_chain_stream` events carry its chunks, so the other modes and the final values
+    # still come through; every other event travels as the pseudo-mode `events`.
+    events = cast(
+        AsyncGenerator[StreamEvent],
+        graph.astream_events(graph_input, config, version="v2", **options),
+    )
+    async with aclosing(events):
+        async for event in events:
+            if event["event"] == "on_chain_stream" and not event["parent_ids"]:
+                yield cast(Chunk, event["data"]["chunk"])
+            else:
+                yield (), EVENTS, event
 
 
 def _stream_options(kwargs: dict[str, Any]) -> dict[str, Any]:

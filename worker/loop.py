@@ -23,8 +23,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import jsonable
-from broker.errors import LeaseLost
-from broker.events import end_message, sse_frame
+from broker.errors import UNAVAILABLE, LeaseLost, is_transient
+from broker.events import Subscription, end_message, sse_frame
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.service import BrokerService
 from broker.settings import Settings
@@ -108,7 +108,7 @@ class Worker:
     async def _next(self, timeout: float) -> UUID | None:
         try:
             return await self.service.queue.pop(timeout)
-        except (ConnectionError, OSError) as exc:
+        except UNAVAILABLE as exc:
             log.warning("worker: Redis unreachable (%s); retrying in 1s", exc)
             await asyncio.sleep(1.0)
             return None
@@ -178,6 +178,14 @@ class Worker:
         except LeaseLost:  # a checkpoint write was refused: another attempt owns the run
             await self._stopped(claim, graph, StopReason.LOST, publisher)
             return
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "run %s attempt %d: %r; handing it back", claim.run.run_id, claim.attempt, exc
+            )
+            await self._stopped(claim, graph, StopReason.RETRY, publisher)
+            return
         except asyncio.CancelledError:
             if control.reason is None or _cancelling():
                 raise
@@ -200,9 +208,9 @@ class Worker:
         if reason == StopReason.LOST:
             log.warning("run %s attempt %d: lease lost, stopped", claim.run.run_id, claim.attempt)
             await publisher.close(None)
-        elif reason == StopReason.HANDOFF:
+        elif reason in (StopReason.HANDOFF, StopReason.RETRY):
             await publisher.close(None)  # the next attempt goes on publishing on this channel
-            await self.service.release(claim)
+            await self._release(claim, delay=0.0 if reason == StopReason.HANDOFF else 1.0)
         elif reason == StopReason.ROLLBACK:
             if await self.service.discard(claim):
                 await self.service.settle(claim, await self._thread_state(claim, graph))
@@ -211,6 +219,14 @@ class Worker:
             result = await self._thread_state(claim, graph)
             outcome = RunOutcome(RunStatus.INTERRUPTED, output=result.values or {})
             await self._conclude(claim, publisher, (outcome, result))
+
+    async def _release(self, claim: Claim, delay: float) -> None:
+        try:
+            await self.service.release(claim, delay=delay)
+        except UNAVAILABLE as exc:  # its lease runs out and the sweeper re-enqueues it
+            log.warning(
+                "run %s: could not hand it back (%r); the sweeper will", claim.run.run_id, exc
+            )
 
     async def _thread_state(self, claim: Claim, graph: Pregel[Any, Any]) -> ThreadResult:
         checkpointer = self._checkpointer(claim)
@@ -250,14 +266,23 @@ class Worker:
                 control.cancel(CancelAction(lease.cancel_action))
 
     async def _listen_for_cancels(self) -> None:
-        subscription = await self.service.bus.subscribe(self.service.keys.cancel_channel)
-        try:
-            while True:
-                message = await subscription.get(1.0)
-                if message is not None:
-                    self._on_cancel(jsonable.loads(message))
-        finally:
-            await subscription.close()
+        while True:
+            try:
+                subscription = await self.service.bus.subscribe(self.service.keys.cancel_channel)
+            except UNAVAILABLE as exc:  # the heartbeat still delivers cancels meanwhile
+                log.warning("worker: Redis unreachable for cancels (%r); retrying in 1s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self._relay_cancels(subscription)
+            finally:
+                await subscription.close()
+
+    async def _relay_cancels(self, subscription: Subscription) -> None:
+        while True:
+            message = await subscription.get(1.0)
+            if message is not None:
+                self._on_cancel(jsonable.loads(message))
 
     def _on_cancel(self, request: dict[str, str]) -> None:
         control = self._running.get(UUID(request["run_id"]))

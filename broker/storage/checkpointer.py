@@ -2,15 +2,22 @@
 
 The serde's typed blob is the exact record; the `values` and `metadata` JSONB
 columns are readable renderings for ops and for metadata filters.
+
+A worker writes through `fenced(run_id, attempt)`: its puts land only while that attempt
+still owns the running run, checked in the same statement as the write.
 """
 
 from __future__ import annotations
 
 import builtins
+import copy
+import functools
 import random
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -26,27 +33,36 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Executable,
     Row,
     Select,
     Table,
+    TableValuedAlias,
     Text,
+    bindparam,
     cast,
+    column,
     delete,
+    exists,
     func,
     literal,
     select,
     true,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Delete, Insert
+from sqlalchemy.types import TypeEngine
 
 from broker import jsonable
-from broker.storage.tables import checkpoint_writes, checkpoints
+from broker.errors import LeaseLost
+from broker.models import RunStatus
+from broker.storage.tables import checkpoint_writes, checkpoints, runs
 
 # orjson writes NUL as \u0000, which JSONB rejects; an escaped backslash before
 # "u0000" (an even run of backslashes) is literal text and must survive.
@@ -60,6 +76,9 @@ _SYNC_UNSUPPORTED = "PostgresCheckpointer is async-only; use the a-prefixed meth
 _cp = checkpoints.c
 _wr = checkpoint_writes.c
 
+# Adds the ON CONFLICT clause to an insert of the named columns.
+_OnConflict = Callable[[PgInsert, Sequence[str]], Insert]
+
 
 class PostgresCheckpointer(BaseCheckpointSaver[str]):
     """Checkpoints and pending writes in the `checkpoints`/`checkpoint_writes` tables."""
@@ -69,6 +88,16 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         # Every operation is a single statement, so autocommit spares the
         # BEGIN and COMMIT round trips without giving up atomicity.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._fence: _Fence | None = None
+
+    def fenced(self, run_id: UUID, attempt: int) -> PostgresCheckpointer:
+        """A copy whose puts are refused (`LeaseLost`) once `attempt` no longer owns the run.
+
+        Shares this saver's engine and serde; reads are not fenced.
+        """
+        twin = copy.copy(self)
+        twin._fence = _Fence(run_id, attempt)
+        return twin
 
     # -- reads -------------------------------------------------------------
 
@@ -113,7 +142,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
             checkpoint, get_serializable_checkpoint_metadata(config, metadata)
         )
         row.update(saved["configurable"], parent_checkpoint_id=configurable.get("checkpoint_id"))
-        await self._execute(_upsert_checkpoint(row))
+        await self._put(checkpoints, [row], _upsert_checkpoint)
         return saved
 
     async def aput_writes(
@@ -124,7 +153,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         if rows := self._write_rows(config, writes, task_id, task_path):
-            await self._execute(_upsert_writes(rows))
+            await self._put(checkpoint_writes, rows, _upsert_writes)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._execute(_purge(_cp.thread_id == thread_id, _wr.thread_id == thread_id))
@@ -196,9 +225,35 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
 
     # -- helpers -----------------------------------------------------------
 
+    async def _put(
+        self,
+        table: Table,
+        rows: builtins.list[dict[str, Any]],
+        on_conflict: _OnConflict,
+    ) -> None:
+        """Inserts `rows` with `on_conflict`; under a fence, only while the fence holds."""
+        names = (*rows[0],)
+        if self._fence is None:
+            plain = [_as_sql(table, row) for row in rows]
+            # One row as a dict: SQLAlchemy caches that form's compilation, not a list's.
+            insert = pg_insert(table).values(plain[0] if len(plain) == 1 else plain)
+            await self._execute(on_conflict(insert, names))
+            return
+        arrays = {name: [row[name] for row in rows] for name in names}
+        statement = _fenced_put(table, names, on_conflict)
+        if not await self._scalar(statement, arrays | self._fence.params()):
+            raise LeaseLost(
+                f"Run {self._fence.run_id} attempt {self._fence.attempt} was taken over "
+                "or has ended; its checkpoint writes are refused."
+            )
+
     async def _execute(self, statement: Executable) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(statement)
+
+    async def _scalar(self, query: Select[Any], params: dict[str, Any]) -> Any:
+        async with self._engine.begin() as conn:
+            return (await conn.execute(query, params)).scalar_one()
 
     async def _fetch(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
         async with self._engine.begin() as conn:
@@ -216,8 +271,8 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         return {
             "type": type_,
             "checkpoint": blob,
-            "metadata": _jsonb(readable),
-            "values": _jsonb(_json_text(_state_channels(checkpoint["channel_values"]))),
+            "metadata": readable,  # JSON text, inserted as JSONB
+            "values": _json_text(_state_channels(checkpoint["channel_values"])),
             "run_id": None if run_id is None else str(run_id),
             "step": metadata.get("step"),
         }
@@ -261,6 +316,73 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
             (task, channel, self.serde.loads_typed((type_, blob)))
             for task, channel, type_, blob in columns
         ]
+
+
+@dataclass(frozen=True)
+class _Fence:
+    """The claim a fenced saver writes under: this attempt of this run, still running."""
+
+    run_id: UUID
+    attempt: int
+
+    def params(self) -> dict[str, Any]:
+        return {"fence_run_id": self.run_id, "fence_attempt": self.attempt}
+
+
+@functools.cache
+def _fenced_put(table: Table, names: tuple[str, ...], on_conflict: _OnConflict) -> Select[bool]:
+    """One statement: lock the run row if the claim holds, insert only then, say which.
+
+    FOR SHARE conflicts with the UPDATE of a takeover (attempt + 1): either the
+    takeover waits for this statement, or this statement waits for it and, under
+    READ COMMITTED, re-checks the updated row and finds the claim gone. The answer
+    is whether the fence held, not whether rows were inserted, so an idempotent
+    retry whose rows all hit ON CONFLICT DO NOTHING is not taken for a refusal.
+    Built once per table: only bind parameters vary, so SQLAlchemy's compiled cache
+    and asyncpg's prepared statements are reused whatever the number of rows.
+    """
+    # The claim test of runs._owned, on bind parameters.
+    held = (
+        select(runs.c.run_id)
+        .where(
+            runs.c.run_id == bindparam("fence_run_id"),
+            runs.c.attempt == bindparam("fence_attempt"),
+            runs.c.status == RunStatus.RUNNING.value,
+        )
+        .with_for_update(read=True)
+        .cte("fence")
+    )
+    source = _unnest(table, names)
+    columns = [_from_bind(table, name, source.c[name]) for name in names]
+    # Joined to the fence, the rows exist only while the fence holds.
+    rows = select(*columns).select_from(source.join(held, true()))
+    written = on_conflict(pg_insert(table).from_select(names, rows), names)
+    return select(exists(held.select())).add_cte(written.cte("written"))
+
+
+def _unnest(table: Table, names: Sequence[str]) -> TableValuedAlias:
+    """Rows from one array parameter per column (named after it): `unnest(:a, :b, ...)`."""
+    types = [_bind_type(table.c[name]) for name in names]
+    arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in zip(names, types, strict=True)]
+    columns = [column(name, type_) for name, type_ in zip(names, types, strict=True)]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="source")
+
+
+def _bind_type(target: Column[Any]) -> TypeEngine[Any]:
+    # JSONB columns are sent as JSON text (see _jsonb) and cast in SQL.
+    return Text() if isinstance(target.type, JSONB) else target.type
+
+
+def _from_bind(table: Table, name: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
+    return cast(value, JSONB) if isinstance(table.c[name].type, JSONB) else value
+
+
+def _as_sql(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """A row for a plain insert: JSON text becomes JSONB in SQL (see _jsonb)."""
+    return {
+        name: _jsonb(value) if isinstance(table.c[name].type, JSONB) else value
+        for name, value in row.items()
+    }
 
 
 def _config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -307,15 +429,14 @@ def _list_conditions(
     return conditions
 
 
-def _upsert_checkpoint(row: dict[str, Any]) -> Insert:
-    statement = pg_insert(checkpoints).values(row)
-    updates = {name: statement.excluded[name] for name in row if name not in _CHECKPOINT_KEY}
+def _upsert_checkpoint(statement: PgInsert, names: Sequence[str]) -> Insert:
+    """A checkpoint put again replaces every written column but its key."""
+    updates = {name: statement.excluded[name] for name in names if name not in _CHECKPOINT_KEY}
     return statement.on_conflict_do_update(index_elements=_CHECKPOINT_KEY, set_=updates)
 
 
-def _upsert_writes(rows: list[dict[str, Any]]) -> Insert:
+def _upsert_writes(statement: PgInsert, names: Sequence[str]) -> Insert:
     """Regular writes are first-wins; special channels (negative idx) are overwritten."""
-    statement = pg_insert(checkpoint_writes).values(rows)
     updates = {name: statement.excluded[name] for name in ("channel", "type", "blob", "task_path")}
     return statement.on_conflict_do_update(
         index_elements=_WRITE_KEY, set_=updates, where=statement.excluded.idx < 0
