@@ -14,8 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from sqlalchemy import func, literal, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Dialect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import jsonable
@@ -40,6 +39,7 @@ from broker.models import (
 from broker.queue import RunQueue
 from broker.runspec import run_row
 from broker.state import StateReader, thread_output
+from broker.storage import dialect as sql
 from broker.storage import runs as run_rows
 from broker.storage import threads as thread_rows
 from broker.storage.assistants import AssistantStore, system_assistant_id
@@ -161,7 +161,8 @@ class BrokerService:
                 raise ThreadBusy()
             values = run_row(run_id, tid, request, assistant, temporary=temporary)
             if request.after_seconds:
-                values["created_at"] = _after(request.after_seconds)
+                delay = timedelta(seconds=request.after_seconds)
+                values["created_at"] = sql.later(conn.dialect, delay)
             run = await run_rows.insert_run(conn, values)
             await _mark_thread_busy(conn, tid, assistant)
             cancelled = await self._cancel_for(conn, request.multitask_strategy, in_flight)
@@ -171,7 +172,7 @@ class BrokerService:
         self, conn: AsyncConnection, thread_id: UUID, request: RunRequest, *, temporary: bool
     ) -> Thread:
         if temporary or request.if_not_exists == "create":
-            await conn.execute(_upsert_thread(thread_id, temporary=temporary))
+            await conn.execute(_upsert_thread(conn.dialect, thread_id, temporary=temporary))
         thread = await thread_rows.get_thread(conn, thread_id, lock=True)
         if thread is None:
             raise NotFound(f"Thread '{thread_id}' not found.")
@@ -384,7 +385,7 @@ class BrokerService:
         which also refills the queue after Redis lost it.
         """
         async with self.engine.begin() as conn:
-            if not (await conn.execute(_SWEEPER_LOCK)).scalar_one():
+            if not await _sweeper_lock(conn):
                 return ""
             expired = await run_rows.lock_expired(conn)
             retry = [r for r in expired if r.attempt < max_attempts]
@@ -463,6 +464,13 @@ class BrokerService:
 _SWEEPER_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('langgraph-broker:sweeper'))")
 
 
+async def _sweeper_lock(conn: AsyncConnection) -> bool:
+    """One sweeper at a time across workers (SQLite serves one process: always ours)."""
+    if not sql.is_postgres(conn.dialect):
+        return True
+    return bool((await conn.execute(_SWEEPER_LOCK)).scalar_one())
+
+
 def _sweep_report(retry: list[Run], failed: list[Run], stale: list[UUID]) -> str:
     parts = []
     if retry:
@@ -494,14 +502,18 @@ def _cancel_end() -> dict[str, Any]:
     return {"status": RunStatus.INTERRUPTED.value, "output": {}}
 
 
-def _after(seconds: float) -> Any:
-    return func.now() + literal(timedelta(seconds=seconds))
-
-
-def _upsert_thread(thread_id: UUID, *, temporary: bool) -> Any:
+def _upsert_thread(dialect: Dialect, thread_id: UUID, *, temporary: bool) -> Any:
+    now = sql.now(dialect)
     return (
-        insert(threads)
-        .values(thread_id=thread_id, metadata={}, temporary=temporary)
+        sql.insert(dialect, threads)
+        .values(
+            thread_id=thread_id,
+            metadata={},
+            temporary=temporary,
+            created_at=now,
+            updated_at=now,
+            state_updated_at=now,
+        )
         .on_conflict_do_nothing()
     )
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import NotFound
 from broker.models import Assistant
+from broker.storage import dialect as sql
 from broker.storage.rows import to_assistant
 from broker.storage.tables import assistants
 
@@ -32,11 +33,14 @@ class AssistantStore:
 
     async def ensure_system(self, graph_ids: Iterable[str]) -> None:
         """One assistant per graph; existing rows (and their edits) are kept."""
-        rows = [_system_row(g) for g in graph_ids]
+        now = datetime.now(UTC)
+        rows = [_system_row(g, now) for g in graph_ids]
         if not rows:
             return
         async with self._engine.begin() as conn:
-            await conn.execute(insert(assistants).values(rows).on_conflict_do_nothing())
+            await conn.execute(
+                sql.insert(conn.dialect, assistants).values(rows).on_conflict_do_nothing()
+            )
 
     async def get(self, assistant_id: UUID) -> Assistant:
         async with self._engine.connect() as conn:
@@ -63,7 +67,9 @@ class AssistantStore:
         """A page of matches and the total count."""
         query = select(assistants, func.count().over().label("total"))
         if metadata:
-            query = query.where(assistants.c.metadata.contains(metadata))
+            query = query.where(
+                sql.json_contains(self._engine.dialect, assistants.c.metadata, metadata)
+            )
         if graph_id:
             query = query.where(assistants.c.graph_id == graph_id)
         if name:
@@ -76,7 +82,7 @@ class AssistantStore:
         return [to_assistant(r) for r in rows], total
 
 
-def _system_row(graph_id: str) -> dict[str, Any]:
+def _system_row(graph_id: str, now: datetime) -> dict[str, Any]:
     return {
         "assistant_id": system_assistant_id(graph_id),
         "graph_id": graph_id,
@@ -84,4 +90,6 @@ def _system_row(graph_id: str) -> dict[str, Any]:
         "config": {},
         "context": {},
         "metadata": {"created_by": "system"},
+        "created_at": now,
+        "updated_at": now,
     }

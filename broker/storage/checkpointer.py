@@ -33,6 +33,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy import (
+    JSON,
+    Boolean,
     Column,
     ColumnElement,
     Executable,
@@ -370,18 +372,22 @@ def _unnest(table: Table, names: Sequence[str]) -> TableValuedAlias:
 
 def _bind_type(target: Column[Any]) -> TypeEngine[Any]:
     # JSONB columns are sent as JSON text (see _jsonb) and cast in SQL.
-    return Text() if isinstance(target.type, JSONB) else target.type
+    return Text() if _is_json(target) else target.type
+
+
+def _is_json(target: Column[Any]) -> bool:
+    # The tables declare portable JSON (JSONB on Postgres, which is all this saver serves).
+    return isinstance(target.type, JSON)
 
 
 def _from_bind(table: Table, name: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
-    return cast(value, JSONB) if isinstance(table.c[name].type, JSONB) else value
+    return cast(value, JSONB) if _is_json(table.c[name]) else value
 
 
 def _as_sql(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     """A row for a plain insert: JSON text becomes JSONB in SQL (see _jsonb)."""
     return {
-        name: _jsonb(value) if isinstance(table.c[name].type, JSONB) else value
-        for name, value in row.items()
+        name: _jsonb(value) if _is_json(table.c[name]) else value for name, value in row.items()
     }
 
 
@@ -423,7 +429,11 @@ def _list_conditions(
         if (value := configurable.get(name)) is not None:
             conditions.append(_cp[name] == value)
     if filter:
-        conditions.append(_cp.metadata.contains(filter))
+        conditions.append(
+            _cp.metadata.op("@>", return_type=Boolean)(
+                cast(literal(jsonable.dumps(filter).decode(), Text), JSONB)
+            )
+        )
     if before and (before_id := get_checkpoint_id(before)):
         conditions.append(_cp.checkpoint_id < before_id)
     return conditions

@@ -7,11 +7,12 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import NotFound
 from broker.models import Run, RunStatus
+from broker.storage import dialect as sql
 from broker.storage.rows import to_run
 from broker.storage.tables import checkpoints, runs
 
@@ -58,7 +59,7 @@ class RunStore:
                 await conn.execute(
                     update(runs)
                     .where(_owned(run_id, attempt))
-                    .values(lease_until=func.now() + lease)
+                    .values(lease_until=sql.later(conn.dialect, lease))
                     .returning(runs.c.cancel_action)
                 )
             ).first()
@@ -80,7 +81,9 @@ def _owned(run_id: UUID, attempt: int) -> Any:
 
 
 async def insert_run(conn: AsyncConnection, values: dict[str, Any]) -> Run:
-    row = (await conn.execute(runs.insert().values(**values).returning(runs))).one()
+    now = sql.now(conn.dialect)
+    stamped = {"created_at": now, "updated_at": now, **values}
+    row = (await conn.execute(runs.insert().values(**stamped).returning(runs))).one()
     return to_run(row)
 
 
@@ -108,7 +111,7 @@ async def next_pending(conn: AsyncConnection, thread_id: UUID) -> UUID | None:
         .where(
             runs.c.thread_id == thread_id,
             runs.c.status == RunStatus.PENDING.value,
-            runs.c.created_at <= func.now(),
+            runs.c.created_at <= sql.now(conn.dialect),
         )
         .order_by(runs.c.created_at, runs.c.run_id)
         .limit(1)
@@ -128,9 +131,9 @@ async def mark_running(
             .values(
                 status=RunStatus.RUNNING.value,
                 attempt=runs.c.attempt + 1,
-                lease_until=func.now() + lease,
+                lease_until=sql.later(conn.dialect, lease),
                 worker_id=worker_id,
-                updated_at=func.now(),
+                updated_at=sql.now(conn.dialect),
             )
             .returning(runs)
         )
@@ -146,7 +149,7 @@ async def mark_finished(
         await conn.execute(
             update(runs)
             .where(_owned(run_id, attempt))
-            .values(status=status.value, lease_until=None, updated_at=func.now())
+            .values(status=status.value, lease_until=None, updated_at=sql.now(conn.dialect))
             .returning(runs.c.thread_id)
         )
     ).first()
@@ -179,7 +182,7 @@ async def set_status(conn: AsyncConnection, run_id: UUID, status: RunStatus) -> 
     await conn.execute(
         update(runs)
         .where(runs.c.run_id == run_id)
-        .values(status=status.value, lease_until=None, updated_at=func.now())
+        .values(status=status.value, lease_until=None, updated_at=sql.now(conn.dialect))
     )
 
 
@@ -198,7 +201,7 @@ async def lock_expired(conn: AsyncConnection) -> list[Run]:
     """Running runs whose lease ran out: their worker died or stalled."""
     query = (
         select(runs)
-        .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_until < func.now())
+        .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_until < sql.now(conn.dialect))
         .order_by(runs.c.created_at)
         .with_for_update(skip_locked=True)
     )
@@ -212,7 +215,10 @@ async def release(conn: AsyncConnection, run_id: UUID, attempt: int | None = Non
         update(runs)
         .where(condition)
         .values(
-            status=RunStatus.PENDING.value, lease_until=None, worker_id=None, updated_at=func.now()
+            status=RunStatus.PENDING.value,
+            lease_until=None,
+            worker_id=None,
+            updated_at=sql.now(conn.dialect),
         )
         .returning(runs.c.run_id)
     )
@@ -225,8 +231,8 @@ async def touch_stale_pending(conn: AsyncConnection, older_than: timedelta) -> l
         select(runs.c.run_id)
         .where(
             runs.c.status == RunStatus.PENDING.value,
-            runs.c.created_at <= func.now(),
-            runs.c.updated_at < func.now() - older_than,
+            runs.c.created_at <= sql.now(conn.dialect),
+            runs.c.updated_at < sql.later(conn.dialect, -older_than),
         )
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -234,7 +240,7 @@ async def touch_stale_pending(conn: AsyncConnection, older_than: timedelta) -> l
     result = await conn.execute(
         update(runs)
         .where(runs.c.run_id.in_(stale))
-        .values(updated_at=func.now())
+        .values(updated_at=sql.now(conn.dialect))
         .returning(runs.c.run_id)
     )
     return [row[0] for row in result.all()]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     DateTime,
+    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -13,10 +18,29 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    TypeDecorator,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import Uuid as _Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite returns naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if not isinstance(value, datetime):
+            return None
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# JSONB on Postgres (indexable, `@>` containment); JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+UUID = _Uuid
 
 metadata = MetaData(
     naming_convention={
@@ -28,15 +52,15 @@ metadata = MetaData(
     }
 )
 
-_EMPTY_OBJECT = text("'{}'::jsonb")
+_EMPTY_OBJECT = text("'{}'")
 
 
 def _created_at() -> Column[object]:
-    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+    return Column("created_at", UtcDateTime(), nullable=False, server_default=func.now())
 
 
 def _updated_at() -> Column[object]:
-    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+    return Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now())
 
 
 assistants = Table(
@@ -46,9 +70,9 @@ assistants = Table(
     Column("graph_id", Text, nullable=False),
     Column("name", Text, nullable=False),
     Column("description", Text, nullable=True),
-    Column("config", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("context", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("config", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("context", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
     Column("version", Integer, nullable=False, server_default=text("1")),
     _created_at(),
     _updated_at(),
@@ -61,13 +85,13 @@ threads = Table(
     Column("thread_id", UUID(as_uuid=True), primary_key=True),
     _created_at(),
     _updated_at(),
-    Column("state_updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("state_updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
     Column("status", Text, nullable=False, server_default=text("'idle'")),
-    Column("config", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("values", JSONB, nullable=True),
-    Column("interrupts", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("error", JSONB, nullable=True),
+    Column("config", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("values", Json, nullable=True),
+    Column("interrupts", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("error", Json, nullable=True),
     # Stateless runs get a temporary thread that never shows in searches.
     Column("temporary", Boolean, nullable=False, server_default=text("false")),
     Index(None, "created_at"),
@@ -88,12 +112,12 @@ runs = Table(
     _created_at(),
     _updated_at(),
     Column("status", Text, nullable=False, server_default=text("'pending'")),
-    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("kwargs", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("kwargs", Json, nullable=False, server_default=_EMPTY_OBJECT),
     Column("multitask_strategy", Text, nullable=False, server_default=text("'enqueue'")),
     # Fencing token: bumped on every claim; a worker's writes carry the one it got.
     Column("attempt", Integer, nullable=False, server_default=text("0")),
-    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
     Column("worker_id", Text, nullable=True),
     # A cancel asked of a running run ('interrupt' or 'rollback'), kept durably so a
     # worker that missed the pub/sub signal still sees it at its next heartbeat.
@@ -115,8 +139,8 @@ checkpoints = Table(
     Column("step", Integer, nullable=True),
     Column("type", Text, nullable=False),
     Column("checkpoint", LargeBinary, nullable=False),
-    Column("metadata", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("values", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("values", Json, nullable=False, server_default=_EMPTY_OBJECT),
     _created_at(),
     Index(None, "run_id"),
 )

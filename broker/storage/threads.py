@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, select, type_coerce, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import Dialect, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import Conflict, NotFound
 from broker.models import Thread, ThreadStatus
+from broker.storage import dialect as sql
 from broker.storage.rows import to_thread
 from broker.storage.tables import checkpoint_writes, checkpoints, threads
 
@@ -31,8 +31,10 @@ class ThreadStore:
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    insert(threads)
-                    .values(thread_id=thread_id, metadata=metadata)
+                    sql.insert(self._engine.dialect, threads)
+                    .values(
+                        thread_id=thread_id, metadata=metadata, **_stamped(self._engine.dialect)
+                    )
                     .on_conflict_do_nothing()
                     .returning(threads)
                 )
@@ -61,7 +63,10 @@ class ThreadStore:
                 await conn.execute(
                     update(threads)
                     .where(threads.c.thread_id == thread_id, threads.c.temporary.is_(False))
-                    .values(metadata=merged_metadata(metadata), updated_at=func.now())
+                    .values(
+                        metadata=merged_metadata(self._engine.dialect, metadata),
+                        updated_at=sql.now(self._engine.dialect),
+                    )
                     .returning(threads)
                 )
             ).first()
@@ -76,7 +81,11 @@ class ThreadStore:
         values: dict[str, Any] | None = None,
         status: str | None = None,
     ) -> int:
-        query = select(func.count()).select_from(threads).where(_matching(metadata, values, status))
+        query = (
+            select(func.count())
+            .select_from(threads)
+            .where(_matching(self._engine.dialect, metadata, values, status))
+        )
         async with self._engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
@@ -94,7 +103,7 @@ class ThreadStore:
     ) -> tuple[list[Thread], int]:
         """A page of matches and the total count."""
         query = select(threads, func.count().over().label("total")).where(
-            _matching(metadata, values, status)
+            _matching(self._engine.dialect, metadata, values, status)
         )
         if ids:
             query = query.where(threads.c.thread_id.in_(ids))
@@ -107,20 +116,29 @@ class ThreadStore:
 
 
 def _matching(
-    metadata: dict[str, Any] | None, values: dict[str, Any] | None, status: str | None
+    dialect: Dialect,
+    metadata: dict[str, Any] | None,
+    values: dict[str, Any] | None,
+    status: str | None,
 ) -> Any:
     conditions: list[Any] = [threads.c.temporary.is_(False)]
     if metadata:
-        conditions.append(threads.c.metadata.contains(metadata))
+        conditions.append(sql.json_contains(dialect, threads.c.metadata, metadata))
     if values:
-        conditions.append(threads.c["values"].contains(values))
+        conditions.append(sql.json_contains(dialect, threads.c["values"], values))
     if status:
         conditions.append(threads.c.status == status)
     return and_(*conditions)
 
 
-def merged_metadata(metadata: dict[str, Any]) -> Any:
-    return threads.c.metadata.op("||", return_type=JSONB)(type_coerce(metadata, JSONB))
+def merged_metadata(dialect: Dialect, metadata: dict[str, Any]) -> Any:
+    return sql.json_merge(dialect, threads.c.metadata, metadata)
+
+
+def _stamped(dialect: Dialect) -> dict[str, Any]:
+    """Creation times from the one clock that counts (see storage.dialect)."""
+    now = sql.now(dialect)
+    return {"created_at": now, "updated_at": now, "state_updated_at": now}
 
 
 async def get_thread(
@@ -160,8 +178,8 @@ async def set_thread_state(
         "status": status.value,
         "interrupts": interrupts or {},
         "error": error,
-        "updated_at": func.now(),
-        "state_updated_at": func.now(),
+        "updated_at": sql.now(conn.dialect),
+        "state_updated_at": sql.now(conn.dialect),
     }
     if values is not None:
         changes["values"] = values
@@ -172,7 +190,7 @@ async def set_thread_status(conn: AsyncConnection, thread_id: UUID, status: Thre
     await conn.execute(
         update(threads)
         .where(threads.c.thread_id == thread_id)
-        .values(status=status.value, updated_at=func.now())
+        .values(status=status.value, updated_at=sql.now(conn.dialect))
     )
 
 
@@ -183,8 +201,8 @@ async def mark_busy(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]
         .where(threads.c.thread_id == thread_id)
         .values(
             status=ThreadStatus.BUSY.value,
-            metadata=merged_metadata(tags),
-            updated_at=func.now(),
+            metadata=merged_metadata(conn.dialect, tags),
+            updated_at=sql.now(conn.dialect),
         )
     )
 
@@ -193,7 +211,8 @@ async def insert_copy(
     conn: AsyncConnection, source: Thread, thread_id: UUID, status: ThreadStatus
 ) -> None:
     await conn.execute(
-        insert(threads).values(
+        sql.insert(conn.dialect, threads).values(
+            **_stamped(conn.dialect),
             thread_id=thread_id,
             metadata=source.metadata,
             config=source.config,
