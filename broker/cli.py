@@ -17,7 +17,10 @@ from typing import Any
 
 from broker.errors import GraphLoadError
 
-PROCESSES = {"api": "api.main:serve", "worker": "worker.main:serve"}
+PROCESSES = {"api": "api.main:serve", "worker": "worker.main:serve", "dev": "api.dev:serve"}
+# `broker dev` runs a worker inside the API process; the CLI is where the two meet.
+EMBEDDED_WORKER = "worker.embed:run_embedded"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "langgraph.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8123)
     worker = commands.add_parser("worker", help="execute runs (N_JOBS_PER_WORKER at a time)")
     _add_config(worker)
+    dev = commands.add_parser(
+        "dev", help="API + worker in one process on SQLite, no servers needed"
+    )
+    _add_config(dev)
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=None, help="default 2024, or the next free port")
+    dev.add_argument(
+        "--data", type=Path, default=Path(".broker/dev.sqlite3"), help="the SQLite file"
+    )
     return parser
 
 

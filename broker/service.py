@@ -377,6 +377,28 @@ class BrokerService:
 
     # -- recovery -----------------------------------------------------------------------
 
+    async def recover_all(self) -> int:
+        """At the start of a single-process broker: every running run is an orphan.
+
+        They go back to pending (resumed first), and every pending run is woken again,
+        so nothing left over from a killed process jams the queue.
+        """
+        async with self.engine.begin() as conn:
+            orphans = await run_rows.lock_active(conn, status="running")
+            for run in orphans:
+                await run_rows.release(conn, run.run_id)
+            waiting = await run_rows.lock_active(conn, status="pending")
+        await self.queue.push_front(*(r.run_id for r in orphans))
+        for run in waiting:
+            await self._wake_pending(run)
+        return len(orphans) + len(waiting)
+
+    async def _wake_pending(self, run: Run) -> None:
+        if run.created_at.timestamp() > time.time():
+            await self.queue.schedule(run.run_id, run.created_at.timestamp())
+        else:
+            await self.queue.push(run.run_id)
+
     async def sweep(self, max_attempts: int, requeue_after: float) -> str:
         """Recovers what crashed workers and lost wake-ups left behind; one sweeper at a time.
 

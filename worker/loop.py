@@ -29,7 +29,7 @@ from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResu
 from broker.service import BrokerService
 from broker.settings import Settings
 from broker.state import thread_result
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.saver import FencingSaver
 from worker.control import RunControl, StopReason
 from worker.execute import error_payload, execute, metadata_frame, run_config
 from worker.publisher import Publisher
@@ -44,7 +44,7 @@ class Worker:
         self,
         settings: Settings,
         service: BrokerService,
-        checkpointer: PostgresCheckpointer,
+        checkpointer: FencingSaver,
     ) -> None:
         self.settings = settings
         self.service = service
