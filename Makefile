@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run lint test
+.PHONY: install run run-services lint test bench
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "==> installed"
 
 run: install
+	@echo "==> broker dev: API + worker in one process on .broker/dev.sqlite3, graphs from $(CONFIG)"
+	@$(BIN)/broker dev --config $(CONFIG)
+
+# The production topology on local Postgres and Redis: one API and one worker process.
+run-services: install
 	@echo "==> checking Postgres and Redis (DATABASE_URI / REDIS_URI, or local services)"
 	@$(BIN)/python -m tests.services
 	@echo "==> broker migrate"
@@ -57,3 +62,18 @@ test: install lint
 	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "==> pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status
+
+# `make bench`: our server vs LangGraph's dev server vs this machine's ceilings (bench/README.md).
+# BENCH_ARGS="--quick" for a smoke run, "--only latency,streaming", "--no-reference".
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	@echo "==> installing the bench extra into $(VENV) (pip install -e '.[test,bench]')"
+	@$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	@echo "==> checking Postgres and Redis (DATABASE_URI / REDIS_URI, or local services)"
+	@$(BIN)/python -m tests.services
+	@$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -40,8 +40,8 @@ async def _open(settings: Settings, graphs: GraphRegistry, *, data: Path) -> Run
     return await open_dev_runtime(settings, graphs, data)
 
 
-def _listen(host: str, port: int | None) -> socket.socket:
-    """A bound socket: the requested port, or 2024 and up when none was requested."""
+def _listen(host: str, port: int | None, default: int = DEFAULT_PORT) -> socket.socket:
+    """A bound socket: the requested port, or `default` and up when none was requested."""
     if port is not None:
         try:
             return _bind(host, port)
@@ -49,18 +49,18 @@ def _listen(host: str, port: int | None) -> socket.socket:
             sys.exit(
                 f"broker dev: cannot listen on {host}:{port} ({exc.strerror}); pass another --port"
             )
-    for candidate in range(DEFAULT_PORT, DEFAULT_PORT + _TRIES):
+    for candidate in range(default, default + _TRIES):
         try:
             sock = _bind(host, candidate)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
             continue
-        if candidate != DEFAULT_PORT:
-            print(f"  Port {DEFAULT_PORT} is in use; using {candidate} instead.", file=sys.stderr)
+        if candidate != default:
+            print(f"  Port {default} is in use; using {candidate} instead.", file=sys.stderr)
         return sock
     sys.exit(
-        f"broker dev: ports {DEFAULT_PORT}-{DEFAULT_PORT + _TRIES - 1} are all taken; pass --port"
+        f"broker dev: ports {default}-{default + _TRIES - 1} are all taken; pass --port"
     )
 
 

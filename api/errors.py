@@ -47,7 +47,7 @@ def describe(errors: Any) -> str:
 
 
 async def _unavailable(_: Request, exc: Exception) -> Response:
-    which = "Redis" if isinstance(exc, REDIS_DOWN) else "Postgres"
+    which = "Redis" if isinstance(exc, REDIS_DOWN) else "The database"
     log.warning("%s unreachable: %r", which, exc)
     detail = f"{which} is unreachable ({type(exc).__name__}); nothing was changed. Retry shortly."
     return JSON({"detail": detail}, status_code=503, headers={"Retry-After": "1"})

@@ -71,11 +71,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         migrate.upgrade()
         print("broker: database is at the latest migration", file=sys.stderr)
         return
+    if args.config is None and args.command == "dev" and EXAMPLES.exists():
+        args.config = EXAMPLES  # a newcomer's first run: the bundled examples
     if args.config is None:
         sys.exit(
             f"broker {args.command}: no graphs; pass --config langgraph.json or set BROKER_CONFIG"
         )
     options = {k: v for k, v in vars(args).items() if k != "command"}
+    if args.command == "dev":
+        options["embed"] = _resolve(EMBEDDED_WORKER)
     try:
         _resolve(PROCESSES[args.command])(**options)
     except GraphLoadError as exc:

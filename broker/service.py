@@ -451,20 +451,27 @@ class BrokerService:
         as_node: str | None = None,
         checkpoint: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A new checkpoint on an idle thread; refused while a run is pending or running."""
+        """A new checkpoint on an idle thread; refused while a run is pending or running.
+
+        The checkpoint is written between two short transactions, never inside one: the
+        checkpointer has connections of its own (and SQLite has a single writer).
+        """
         async with self.engine.begin() as conn:
             thread = await thread_rows.get_thread(conn, thread_id, lock=True)
             if thread is None or thread.temporary:
                 raise thread_rows.thread_not_found(thread_id)
             if await run_rows.active_runs(conn, thread_id):
                 raise Conflict(f"Thread '{thread_id}' has a pending or running run.")
-            written, result = await self.state.update(
-                thread, values, as_node=as_node, checkpoint=checkpoint
-            )
+        written, result = await self.state.update(
+            thread, values, as_node=as_node, checkpoint=checkpoint
+        )
+        async with self.engine.begin() as conn:
+            await thread_rows.get_thread(conn, thread_id, lock=True)
+            busy = bool(await run_rows.active_runs(conn, thread_id))  # one came in meanwhile
             await thread_rows.set_thread_state(
                 conn,
                 thread_id,
-                status=result.status,
+                status=ThreadStatus.BUSY if busy else result.status,
                 values=result.values,
                 interrupts=result.interrupts,
             )

@@ -1,6 +1,6 @@
 """The README's quick start: the seed's streaming example against a running broker.
 
-python examples/quickstart.py [URL]      (default http://127.0.0.1:8123)
+python examples/quickstart.py [URL]      (default http://127.0.0.1:2024)
 """
 
 import asyncio
@@ -22,4 +22,4 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8123"))
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:2024"))

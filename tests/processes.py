@@ -97,3 +97,15 @@ def broker_processes(
 
 def environ(**extra: str) -> dict[str, str]:
     return {**os.environ, **extra}
+
+
+def start_dev(
+    env: dict[str, str], log_dir: Path, data: Path, config: Path = GRAPHS
+) -> tuple[Process, str]:
+    """`broker dev` (API and worker in one process, on a SQLite file) on a free port."""
+    port = free_port()
+    args = ["dev", "--config", str(config), "--port", str(port), "--data", str(data)]
+    process = Process(args, env, log_dir / f"dev-{port}.log")
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(process, url)
+    return process, url

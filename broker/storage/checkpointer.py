@@ -12,16 +12,13 @@ from __future__ import annotations
 import builtins
 import copy
 import functools
-import random
-import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
@@ -64,15 +61,17 @@ from sqlalchemy.types import TypeEngine
 from broker import jsonable
 from broker.errors import LeaseLost
 from broker.models import RunStatus
+from broker.storage.checkpoint_rows import (
+    CHECKPOINT_KEY,
+    WRITE_KEY,
+    checkpoint_config,
+    checkpoint_row,
+    load_checkpoint,
+    next_version,
+    write_rows,
+)
 from broker.storage.tables import checkpoint_writes, checkpoints, runs
 
-# orjson writes NUL as \u0000, which JSONB rejects; an escaped backslash before
-# "u0000" (an even run of backslashes) is literal text and must survive.
-_JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
-# Carries metadata inside the typed blob when JSONB would not return it unchanged.
-_EXACT_METADATA = "__broker_exact_metadata__"
-_CHECKPOINT_KEY = ("thread_id", "checkpoint_ns", "checkpoint_id")
-_WRITE_KEY = (*_CHECKPOINT_KEY, "task_id", "idx")
 _SYNC_UNSUPPORTED = "PostgresCheckpointer is async-only; use the a-prefixed methods"
 
 _cp = checkpoints.c
@@ -137,11 +136,11 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         configurable = config["configurable"]
-        saved = _config(
+        saved = checkpoint_config(
             configurable["thread_id"], configurable.get("checkpoint_ns", ""), checkpoint["id"]
         )
-        row = self._checkpoint_row(
-            checkpoint, get_serializable_checkpoint_metadata(config, metadata)
+        row = checkpoint_row(
+            self.serde, checkpoint, get_serializable_checkpoint_metadata(config, metadata)
         )
         row.update(saved["configurable"], parent_checkpoint_id=configurable.get("checkpoint_id"))
         await self._put(checkpoints, [row], _upsert_checkpoint)
@@ -154,7 +153,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        if rows := self._write_rows(config, writes, task_id, task_path):
+        if rows := write_rows(self.serde, config, writes, task_id, task_path):
             await self._put(checkpoint_writes, rows, _upsert_writes)
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -185,9 +184,7 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
             raise ValueError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
 
     def get_next_version(self, current: str | None, channel: None) -> str:
-        # Same shape as the official savers: a zero-padded counter plus a random tiebreak.
-        current_v = 0 if current is None else int(str(current).split(".")[0])
-        return f"{current_v + 1:032}.{random.random():016}"
+        return next_version(current)
 
     # -- sync API: LangGraph's async graphs only call the async methods ----
 
@@ -261,50 +258,14 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         async with self._engine.begin() as conn:
             return (await conn.execute(query)).all()
 
-    def _checkpoint_row(
-        self, checkpoint: Checkpoint, metadata: CheckpointMetadata
-    ) -> dict[str, Any]:
-        readable = _json_text(metadata)
-        exact = jsonable.loads(readable) == metadata
-        type_, blob = self.serde.dumps_typed(
-            checkpoint if exact else {**checkpoint, _EXACT_METADATA: metadata}
-        )
-        run_id = metadata.get("run_id")
-        return {
-            "type": type_,
-            "checkpoint": blob,
-            "metadata": readable,  # JSON text, inserted as JSONB
-            "values": _json_text(_state_channels(checkpoint["channel_values"])),
-            "run_id": None if run_id is None else str(run_id),
-            "step": metadata.get("step"),
-        }
-
-    def _write_rows(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-    ) -> builtins.list[dict[str, Any]]:
-        key = {name: config["configurable"].get(name, "") for name in _CHECKPOINT_KEY}
-        by_idx: dict[int, dict[str, Any]] = {}
-        for position, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, position)
-            type_, blob = self.serde.dumps_typed(value)
-            # A special channel repeated in one batch keeps its last value, as upserts would.
-            by_idx[idx] = {**key, "task_id": task_id, "idx": idx, "channel": channel}
-            by_idx[idx].update(type=type_, blob=blob, task_path=task_path)
-        return [*by_idx.values()]
-
     def _to_tuple(self, row: Row[*tuple[Any, ...]]) -> CheckpointTuple:
-        checkpoint = self.serde.loads_typed((row.type, row.checkpoint))
-        metadata = checkpoint.pop(_EXACT_METADATA, row.metadata)
+        checkpoint, metadata = load_checkpoint(self.serde, row.type, row.checkpoint, row.metadata)
         parent_id = row.parent_checkpoint_id
         return CheckpointTuple(
-            config=_config(row.thread_id, row.checkpoint_ns, row.checkpoint_id),
+            config=checkpoint_config(row.thread_id, row.checkpoint_ns, row.checkpoint_id),
             checkpoint=checkpoint,
             metadata=metadata,
-            parent_config=_config(row.thread_id, row.checkpoint_ns, parent_id)
+            parent_config=checkpoint_config(row.thread_id, row.checkpoint_ns, parent_id)
             if parent_id
             else None,
             pending_writes=self._pending_writes(row),
@@ -391,16 +352,6 @@ def _as_sql(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
-    return {
-        "configurable": {
-            "thread_id": thread_id,
-            "checkpoint_ns": checkpoint_ns,
-            "checkpoint_id": checkpoint_id,
-        }
-    }
-
-
 def _tuples_query() -> Select[*tuple[Any, ...]]:
     """Checkpoint rows, each with its pending writes aggregated in the same query."""
     order = (_wr.task_path, _wr.task_id, _wr.idx)  # langgraph's writes_sort_key
@@ -408,11 +359,11 @@ def _tuples_query() -> Select[*tuple[Any, ...]]:
         func.array_agg(aggregate_order_by(_wr[name], *order)).label(f"w_{name}s")
         for name in ("task_id", "channel", "type", "blob")
     ]
-    same_checkpoint = [_wr[name] == _cp[name] for name in _CHECKPOINT_KEY]
+    same_checkpoint = [_wr[name] == _cp[name] for name in CHECKPOINT_KEY]
     writes = select(*arrays).where(*same_checkpoint).lateral("pending")
     columns = [
         _cp[name]
-        for name in (*_CHECKPOINT_KEY, "parent_checkpoint_id", "type", "checkpoint", "metadata")
+        for name in (*CHECKPOINT_KEY, "parent_checkpoint_id", "type", "checkpoint", "metadata")
     ]
     return select(*columns, *writes.c).select_from(checkpoints.join(writes, true()))
 
@@ -425,7 +376,7 @@ def _list_conditions(
 ) -> list[ColumnElement[bool]]:
     configurable = config["configurable"] if config else {}
     conditions: list[ColumnElement[bool]] = []
-    for name in _CHECKPOINT_KEY:
+    for name in CHECKPOINT_KEY:
         if (value := configurable.get(name)) is not None:
             conditions.append(_cp[name] == value)
     if filter:
@@ -441,15 +392,15 @@ def _list_conditions(
 
 def _upsert_checkpoint(statement: PgInsert, names: Sequence[str]) -> Insert:
     """A checkpoint put again replaces every written column but its key."""
-    updates = {name: statement.excluded[name] for name in names if name not in _CHECKPOINT_KEY}
-    return statement.on_conflict_do_update(index_elements=_CHECKPOINT_KEY, set_=updates)
+    updates = {name: statement.excluded[name] for name in names if name not in CHECKPOINT_KEY}
+    return statement.on_conflict_do_update(index_elements=CHECKPOINT_KEY, set_=updates)
 
 
 def _upsert_writes(statement: PgInsert, names: Sequence[str]) -> Insert:
     """Regular writes are first-wins; special channels (negative idx) are overwritten."""
     updates = {name: statement.excluded[name] for name in ("channel", "type", "blob", "task_path")}
     return statement.on_conflict_do_update(
-        index_elements=_WRITE_KEY, set_=updates, where=statement.excluded.idx < 0
+        index_elements=WRITE_KEY, set_=updates, where=statement.excluded.idx < 0
     )
 
 
@@ -460,8 +411,8 @@ def _purge(where: ColumnElement[bool], writes_where: ColumnElement[bool] | None 
     checkpoints the CTE deletes.
     """
     if writes_where is None:
-        doomed = select(*(_cp[name] for name in _CHECKPOINT_KEY)).where(where)
-        writes_where = tuple_(*(_wr[name] for name in _CHECKPOINT_KEY)).in_(doomed)
+        doomed = select(*(_cp[name] for name in CHECKPOINT_KEY)).where(where)
+        writes_where = tuple_(*(_wr[name] for name in CHECKPOINT_KEY)).in_(doomed)
     removed = delete(checkpoints).where(where).cte("removed_checkpoints")
     return delete(checkpoint_writes).where(writes_where).add_cte(removed)
 
@@ -480,29 +431,6 @@ def _copy(table: Table, source_thread_id: str, target_thread_id: str) -> Insert:
     rows = select(*(target if name == "thread_id" else table.c[name] for name in names))
     source = rows.where(table.c.thread_id == source_thread_id)
     return pg_insert(table).from_select(names, source).on_conflict_do_nothing()
-
-
-def _state_channels(values: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Channel values without LangGraph's internal trigger channels ("branch:to:node")."""
-    return {k: v for k, v in values.items() if not k.startswith("branch:")}
-
-
-def _json_text(value: Mapping[str, Any]) -> str:
-    """jsonable's rendering as JSON text that Postgres accepts as JSONB."""
-    try:
-        raw = jsonable.dumps(value)
-    except Exception:  # a readable copy must never fail a put; render per channel
-        raw = jsonable.dumps({key: _jsonable_or_repr(item) for key, item in value.items()})
-    return _JSON_NUL.sub(rb"\1", raw).decode()
-
-
-def _jsonable_or_repr(value: Any) -> Any:
-    for render in (jsonable.to_jsonable, repr):
-        try:
-            return render(value)
-        except Exception:  # even repr may raise; the put must not
-            continue
-    return f"<{type(value).__name__}>"
 
 
 def _jsonb(text: str) -> ColumnElement[Any]:

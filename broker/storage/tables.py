@@ -56,11 +56,15 @@ _EMPTY_OBJECT = text("'{}'")
 
 
 def _created_at() -> Column[object]:
-    return Column("created_at", UtcDateTime(), nullable=False, server_default=func.now())
+    return Column(
+        "created_at", UtcDateTime(), nullable=False, server_default=func.current_timestamp()
+    )
 
 
 def _updated_at() -> Column[object]:
-    return Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now())
+    return Column(
+        "updated_at", UtcDateTime(), nullable=False, server_default=func.current_timestamp()
+    )
 
 
 assistants = Table(
@@ -85,7 +89,9 @@ threads = Table(
     Column("thread_id", UUID(as_uuid=True), primary_key=True),
     _created_at(),
     _updated_at(),
-    Column("state_updated_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    Column(
+        "state_updated_at", UtcDateTime(), nullable=False, server_default=func.current_timestamp()
+    ),
     Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
     Column("status", Text, nullable=False, server_default=text("'idle'")),
     Column("config", Json, nullable=False, server_default=_EMPTY_OBJECT),

@@ -28,7 +28,17 @@ class PrivateRedis:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server")
         self.port = free_port()
         self.log = log_dir / "redis.log"
-        self._args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -76,8 +86,10 @@ async def test_redis_restart_mid_batch(
         assert "unreachable" in logs or "reconnect" in logs.lower(), logs
         # and the API serves streams again once Redis is back
         client = get_client(url=cluster.urls[0])
-        parts = [p async for p in client.runs.stream(None, "counter", input={"count": 0, "log": []})]
-        assert [p.event for p in parts][0] == "metadata"
+        parts = [
+            p async for p in client.runs.stream(None, "counter", input={"count": 0, "log": []})
+        ]
+        assert parts[0].event == "metadata"
         await client.aclose()
 
 

@@ -1,12 +1,21 @@
-"""PostgresCheckpointer against LangGraph's conformance suite, plus the readable JSONB columns."""
+"""Both checkpointers against LangGraph's conformance suite, plus the readable JSON columns.
+
+Each test runs on Postgres (PostgresCheckpointer) and on SQLite (SqliteCheckpointer, on
+`broker dev`'s engine), which store the same rows in the same tables.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions
@@ -20,12 +29,61 @@ from langgraph.checkpoint.conformance.test_utils import (
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker import migrate
 from broker.jsonable import to_jsonable
 from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.sqlite import create_sqlite_engine
+from broker.storage.sqlite_checkpointer import SqliteCheckpointer
 from broker.storage.tables import checkpoint_writes, checkpoints
+
+Saver = PostgresCheckpointer | SqliteCheckpointer
+
+
+@asynccontextmanager
+async def sqlite_engine(directory: Path) -> AsyncIterator[AsyncEngine]:
+    """`broker dev`'s engine on a fresh SQLite file, migrated to head."""
+    path = directory / "cp.sqlite3"
+    await asyncio.to_thread(migrate.upgrade, f"sqlite+aiosqlite:///{path}")
+    engine = create_sqlite_engine(path)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    engine: AsyncEngine
+
+    def saver(self) -> Saver:
+        if self.name == "sqlite":
+            return SqliteCheckpointer(self.engine)
+        return PostgresCheckpointer(self.engine)
+
+    async def truncate(self) -> None:
+        async with self.engine.begin() as conn:
+            if self.name == "sqlite":
+                await conn.execute(delete(checkpoints))
+                await conn.execute(delete(checkpoint_writes))
+            else:
+                await conn.execute(text("TRUNCATE checkpoints, checkpoint_writes"))
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    async with sqlite_engine(tmp_path) as engine:
+        yield engine
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def checkpointer_backend(request: pytest.FixtureRequest) -> Backend:
+    # Looked up by name so that each backend sets up only its own database.
+    engine = request.getfixturevalue("engine" if request.param == "postgres" else "sqlite")
+    return Backend(request.param, engine)
 
 
 class State(TypedDict):
@@ -44,22 +102,17 @@ def _reply(state: State) -> dict[str, Any]:
     }
 
 
-def _graph(saver: PostgresCheckpointer) -> CompiledStateGraph[Any, Any, Any, Any]:
+def _graph(saver: Saver) -> CompiledStateGraph[Any, Any, Any, Any]:
     builder = StateGraph(State).add_node("greet", _greet).add_node("reply", _reply)
     builder.add_edge(START, "greet").add_edge("greet", "reply").add_edge("reply", END)
     return builder.compile(checkpointer=saver)
 
 
-async def _truncate(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE checkpoints, checkpoint_writes"))
-
-
-async def test_conformance_suite_passes_every_capability(engine: AsyncEngine) -> None:
-    @checkpointer_test(name="PostgresCheckpointer")
-    async def fresh_checkpointer() -> AsyncIterator[PostgresCheckpointer]:
-        await _truncate(engine)
-        yield PostgresCheckpointer(engine)
+async def test_conformance_suite_passes_every_capability(checkpointer_backend: Backend) -> None:
+    @checkpointer_test(name=type(checkpointer_backend.saver()).__name__)
+    async def fresh_checkpointer() -> AsyncIterator[Saver]:
+        await checkpointer_backend.truncate()
+        yield checkpointer_backend.saver()
 
     report = await validate(fresh_checkpointer)
 
@@ -73,8 +126,9 @@ async def test_conformance_suite_passes_every_capability(engine: AsyncEngine) ->
     assert report.conformance_level() == "FULL", failures
 
 
-async def test_values_column_is_readable_state(engine: AsyncEngine) -> None:
-    graph = _graph(PostgresCheckpointer(engine))
+async def test_values_column_is_readable_state(checkpointer_backend: Backend) -> None:
+    engine = checkpointer_backend.engine
+    graph = _graph(checkpointer_backend.saver())
     thread_id = str(uuid.uuid4())
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
 
@@ -95,8 +149,8 @@ async def test_values_column_is_readable_state(engine: AsyncEngine) -> None:
     assert rows[-1].values["counter"] == 2
 
 
-async def test_delete_for_runs_deletes_only_that_run(engine: AsyncEngine) -> None:
-    saver = PostgresCheckpointer(engine)
+async def test_delete_for_runs_deletes_only_that_run(checkpointer_backend: Backend) -> None:
+    engine, saver = checkpointer_backend.engine, checkpointer_backend.saver()
     graph = _graph(saver)
     thread_id = str(uuid.uuid4())
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
@@ -125,8 +179,8 @@ async def test_delete_for_runs_deletes_only_that_run(engine: AsyncEngine) -> Non
         assert {row.checkpoint_id for row in written} <= kept_ids
 
 
-async def test_put_survives_nul_and_unrenderable_values(engine: AsyncEngine) -> None:
-    saver = PostgresCheckpointer(engine)
+async def test_put_survives_nul_and_unrenderable_values(checkpointer_backend: Backend) -> None:
+    engine, saver = checkpointer_backend.engine, checkpointer_backend.saver()
     odd = {"nul": "a\x00b", "escaped": "\\u0000", "tuple_keys": {(1, 2): "x"}}
     versions: ChannelVersions = {name: 1 for name in odd}
     checkpoint = generate_checkpoint(channel_values=odd, channel_versions=versions)
@@ -137,7 +191,7 @@ async def test_put_survives_nul_and_unrenderable_values(engine: AsyncEngine) -> 
     loaded = await saver.aget_tuple(stored)
     assert loaded is not None
     assert loaded.checkpoint["channel_values"] == odd
-    assert loaded.metadata.get("started") == started  # JSONB alone would return a string
+    assert loaded.metadata.get("started") == started  # JSON alone would return a string
     query = select(checkpoints.c["values"], checkpoints.c.metadata).where(
         checkpoints.c.thread_id == config["configurable"]["thread_id"]
     )
@@ -145,3 +199,43 @@ async def test_put_survives_nul_and_unrenderable_values(engine: AsyncEngine) -> 
         rendered, readable_metadata = (await conn.execute(query)).one()
     assert rendered == {"nul": "ab", "escaped": "\\u0000", "tuple_keys": "{(1, 2): 'x'}"}
     assert readable_metadata["started"] == "2024-01-02T00:00:00+00:00"
+
+
+# Metadata the filter cases below look into; "b" differs from "a" in type or nesting only.
+FILTERED: dict[str, dict[str, Any]] = {
+    "a": {"flag": True, "n": 1, "none": None, "nested": {"x": 1, "y": [1, 2]}, "tags": ["t", "u"]},
+    "b": {"flag": False, "n": 1.5, "nested": {"x": "1"}, "tags": [["t"]], 'odd key."$': 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("metadata_filter", "expected"),
+    [
+        pytest.param({"flag": True}, {"a"}, id="bool"),
+        pytest.param({"flag": 1}, set(), id="true-is-not-1"),
+        pytest.param({"n": 1.0}, {"a"}, id="1.0-is-1"),
+        pytest.param({"none": None}, {"a"}, id="null-is-not-missing"),
+        pytest.param({"nested": {"x": 1}}, {"a"}, id="object-subset"),
+        pytest.param({"nested": {"y": [2]}}, {"a"}, id="array-subset"),
+        pytest.param({"tags": ["u", "t"]}, {"a"}, id="array-any-order"),
+        pytest.param({"tags": [["t"]]}, {"b"}, id="array-in-array"),
+        pytest.param({"nested": {}}, {"a", "b"}, id="empty-object"),
+        pytest.param({"nested": {"x": "1"}, "n": 1.5}, {"b"}, id="every-key"),
+        pytest.param({'odd key."$': 1}, {"b"}, id="odd-key"),
+        pytest.param({"label": {"a": 1}}, set(), id="string-is-no-object"),
+        pytest.param({"label": ["a"]}, set(), id="string-is-no-array"),
+        pytest.param({"label": "a", "missing": None}, set(), id="missing-key"),
+    ],
+)
+async def test_metadata_filters_mean_json_containment(
+    checkpointer_backend: Backend, metadata_filter: dict[str, Any], expected: set[str]
+) -> None:
+    # Postgres answers with JSONB's `@>`; SQLite must give the same answers.
+    saver = checkpointer_backend.saver()
+    config = generate_config()
+    for label, metadata in FILTERED.items():
+        checkpoint = generate_checkpoint()
+        await saver.aput(config, checkpoint, generate_metadata(label=label, **metadata), {})
+
+    found = saver.alist(config, filter=metadata_filter)
+    assert {t.metadata.get("label") async for t in found} == expected

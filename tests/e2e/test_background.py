@@ -19,8 +19,9 @@ SLOW: dict[str, Any] = {"steps": 8, "delay": 0.25}
 
 
 async def test_join_stream_from_another_api_gets_only_later_events(
-    client: LangGraphClient, second_server: str
+    production_client: LangGraphClient, second_server: str
 ) -> None:
+    client = production_client
     thread = await client.threads.create()
     tid = thread["thread_id"]
     run = await client.runs.create(tid, "slow", input=SLOW, stream_mode=["values", "updates"])
@@ -37,8 +38,9 @@ async def test_join_stream_from_another_api_gets_only_later_events(
 
 
 async def test_join_returns_final_values_from_either_api(
-    client: LangGraphClient, second_server: str
+    production_client: LangGraphClient, second_server: str
 ) -> None:
+    client = production_client
     thread = await client.threads.create()
     tid = thread["thread_id"]
     run = await client.runs.create(tid, "slow", input={"steps": 3, "delay": 0.1})

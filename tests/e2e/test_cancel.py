@@ -10,9 +10,10 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
-from sqlalchemy import text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.storage.tables import checkpoints
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
 LONG: dict[str, Any] = {"steps": 40, "delay": 0.1}
@@ -21,8 +22,8 @@ COUNTER: dict[str, Any] = {"count": 0, "log": []}
 
 async def _checkpoints_of(engine: AsyncEngine, run_id: str) -> int:
     async with engine.connect() as conn:
-        query = text("SELECT count(*) FROM checkpoints WHERE run_id = :r")
-        return int((await conn.execute(query, {"r": run_id})).scalar_one())
+        query = select(func.count()).select_from(checkpoints).where(checkpoints.c.run_id == run_id)
+        return int((await conn.execute(query)).scalar_one())
 
 
 async def _started(client: LangGraphClient, **input_: Any) -> tuple[str, str]:

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
-from sqlalchemy import text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.storage.tables import checkpoint_writes, checkpoints, runs
 
 SYSTEM_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
@@ -48,18 +50,11 @@ async def test_thread_lifecycle(client: LangGraphClient, engine: AsyncEngine) ->
     await client.threads.delete(tid)
     with pytest.raises(NotFoundError):
         await client.threads.get(tid)
-    async with engine.connect() as conn:
-        left = (
-            await conn.execute(
-                text(
-                    "SELECT (SELECT count(*) FROM checkpoints WHERE thread_id = :t)"
-                    " + (SELECT count(*) FROM checkpoint_writes WHERE thread_id = :t)"
-                    " + (SELECT count(*) FROM runs WHERE thread_id = CAST(:t AS uuid))"
-                ),
-                {"t": tid},
-            )
-        ).scalar_one()
-    assert left == 0
+    left = {
+        table.name: await _count(engine, table, table.c.thread_id == key)
+        for table, key in ((checkpoints, tid), (checkpoint_writes, tid), (runs, uuid.UUID(tid)))
+    }
+    assert left == {"checkpoints": 0, "checkpoint_writes": 0, "runs": 0}
     with pytest.raises(NotFoundError):
         await client.threads.delete(tid)
 
@@ -68,3 +63,9 @@ async def test_meta(client: LangGraphClient, server: str) -> None:
     info = await client.http.get("/info")
     assert info["flags"]["assistants"] is True
     assert await client.http.get("/ok") == {"ok": True}
+
+
+async def _count(engine: AsyncEngine, table: Any, condition: Any) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(table).where(condition)
+        return int((await conn.execute(query)).scalar_one())

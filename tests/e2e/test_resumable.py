@@ -19,8 +19,9 @@ RUN = {"steps": 12, "delay": 0.15}
 
 
 async def test_reconnect_with_last_event_id_loses_nothing(
-    client: LangGraphClient, second_server: str
+    production_client: LangGraphClient, second_server: str
 ) -> None:
+    client = production_client
     thread = await client.threads.create()
     tid = thread["thread_id"]
     cut = random.randint(2, 8)
@@ -45,8 +46,9 @@ async def test_reconnect_with_last_event_id_loses_nothing(
 
 
 async def test_resumable_events_carry_ids_and_are_kept_for_a_grace_period(
-    client: LangGraphClient, server: str, settings: Settings
+    production_client: LangGraphClient, production_server: str, settings: Settings
 ) -> None:
+    client, server = production_client, production_server
     thread = await client.threads.create()
     tid = thread["thread_id"]
     body = {"assistant_id": "counter", "input": {"count": 0, "log": []}, "stream_resumable": True}
@@ -62,8 +64,9 @@ async def test_resumable_events_carry_ids_and_are_kept_for_a_grace_period(
 
 
 async def test_non_resumable_runs_store_nothing(
-    client: LangGraphClient, server: str, settings: Settings
+    production_client: LangGraphClient, production_server: str, settings: Settings
 ) -> None:
+    client, server = production_client, production_server
     thread = await client.threads.create()
     tid = thread["thread_id"]
     body = {"assistant_id": "counter", "input": {"count": 0, "log": []}}

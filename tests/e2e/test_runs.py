@@ -10,7 +10,7 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
@@ -18,7 +18,7 @@ from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
 
 
-async def _count(engine: AsyncEngine, table: Any, **where: str) -> int:
+async def _count(engine: AsyncEngine, table: Any, **where: object) -> int:
     query = select(func.count()).select_from(table)
     for column, value in where.items():
         query = query.where(table.c[column] == value)
@@ -50,15 +50,12 @@ async def test_threaded_run_checkpoints_match_state(
     assert state["values"] == {"count": 111, "log": ["one", "two", "three"]}
     assert state["next"] == []
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT step, values FROM checkpoints WHERE thread_id = :t "
-                    "AND checkpoint_ns = '' ORDER BY checkpoint_id"
-                ),
-                {"t": tid},
-            )
-        ).all()
+        query = (
+            select(checkpoints.c.step, checkpoints.c["values"])
+            .where(checkpoints.c.thread_id == tid, checkpoints.c.checkpoint_ns == "")
+            .order_by(checkpoints.c.checkpoint_id)
+        )
+        rows = (await conn.execute(query)).all()
     # one checkpoint per superstep: the input (-1), then 0..3 for START and three nodes
     assert [r.step for r in rows] == [-1, 0, 1, 2, 3]
     assert rows[-1].values == state["values"]
@@ -81,7 +78,7 @@ async def test_stateless_run_leaves_no_checkpoint(
     run_id = parts[0].data["run_id"]
     after = (await _count(engine, checkpoints), await _count(engine, checkpoint_writes))
     assert after == before
-    assert await _count(engine, runs, run_id=run_id) == 0  # temporary thread deleted with it
+    assert await _count(engine, runs, run_id=uuid.UUID(run_id)) == 0  # temporary thread deleted with it
 
 
 async def test_wait_returns_final_values(client: LangGraphClient) -> None:
