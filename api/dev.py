@@ -59,9 +59,7 @@ def _listen(host: str, port: int | None, default: int = DEFAULT_PORT) -> socket.
         if candidate != default:
             print(f"  Port {default} is in use; using {candidate} instead.", file=sys.stderr)
         return sock
-    sys.exit(
-        f"broker dev: ports {default}-{default + _TRIES - 1} are all taken; pass --port"
-    )
+    sys.exit(f"broker dev: ports {default}-{default + _TRIES - 1} are all taken; pass --port")
 
 
 def _bind(host: str, port: int) -> socket.socket:

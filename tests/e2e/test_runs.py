@@ -78,7 +78,9 @@ async def test_stateless_run_leaves_no_checkpoint(
     run_id = parts[0].data["run_id"]
     after = (await _count(engine, checkpoints), await _count(engine, checkpoint_writes))
     assert after == before
-    assert await _count(engine, runs, run_id=uuid.UUID(run_id)) == 0  # temporary thread deleted with it
+    assert (
+        await _count(engine, runs, run_id=uuid.UUID(run_id)) == 0
+    )  # temporary thread deleted with it
 
 
 async def test_wait_returns_final_values(client: LangGraphClient) -> None:
