@@ -15,6 +15,8 @@ import time
 from broker.events import EventBus, EventLog, with_id
 
 _MAX_BATCH = 256 * 1024  # bytes per pub/sub message; keeps one message from hogging Redis
+_BUSY = 0.005  # seconds since the last publish under which the stream counts as busy
+_LINGER = 0.002  # seconds a busy stream's next batch waits to gather frames
 
 
 class Publisher:
@@ -64,11 +66,18 @@ class Publisher:
         return f"{self._base}-{next(self._seq)}"
 
     async def _flush_forever(self) -> None:
+        last_flush = 0.0
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._frames:
+                if time.monotonic() - last_flush < _BUSY:
+                    # Under a steady stream a publish per frame or two would cost more than
+                    # the graph producing them: let a batch gather first. A lone token
+                    # (nothing published within _BUSY) still goes out at once.
+                    await asyncio.sleep(_LINGER)
                 await self._flush(self._take_batch())
+                last_flush = time.monotonic()
             if self._closing:
                 return
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamMode, StreamPart
+
+from tests.services import Services
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "stream.py"
 
 CHAT_INPUT: dict[str, Any] = {"messages": [{"role": "user", "content": "hello streaming world"}]}
 CHAT_REPLY = "You said: hello streaming world"
@@ -123,6 +134,24 @@ async def test_legacy_messages_accumulate(client: LangGraphClient) -> None:
         "ai",
         CLOSING,
     )
+
+
+async def test_messages_from_a_task_and_a_tool(client: LangGraphClient) -> None:
+    _, parts = await _stream(
+        client, "task_chat", {"question": "from a task"}, modes="messages-tuple", threaded=False
+    )
+    pairs: list[Any] = _data(parts, "messages")
+    assert "".join(c["content"] for c, m in pairs if m["langgraph_node"] == "ask") == (
+        "You said: from a task"
+    )
+    weather = {"messages": [{"role": "user", "content": "what's the weather in sf"}]}
+    _, parts = await _stream(client, "agent", weather, modes="messages-tuple")
+    pairs = _data(parts, "messages")
+    assert [(c["type"], c["content"]) for c, m in pairs if m["langgraph_node"] == "tools"] == [
+        ("tool", "It's always sunny in sf.")
+    ]
+    reply = [c["content"] for c, m in pairs if m["langgraph_node"] == "agent" and c["content"]]
+    assert "".join(reply) == "The tool says: It's always sunny in sf."
 
 
 async def test_messages_from_a_subgraph_without_stream_subgraphs(
@@ -402,3 +431,31 @@ async def test_modes_of_other_endpoints_are_refused(server: str, mode: str) -> N
         response = await http.post("/runs/stream", json=body)
     assert response.status_code == 422
     assert mode in response.json()["detail"]
+
+
+# -- the benchmark keeps working -----------------------------------------------------
+
+
+def test_bench_stream_smoke(services: Services) -> None:
+    """bench/stream.py end to end with a few events: every one arrives, in order."""
+    env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
+    command = [sys.executable, str(BENCH), "--events", "500", "--timeout", "30", "--json"]
+    # Its own process group: should it hang, the bench and its broker processes all get
+    # SIGTERM, and the bench still drops its database and Redis keys.
+    with subprocess.Popen(
+        command, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True
+    ) as bench:
+        try:
+            stdout, stderr = bench.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(bench.pid, signal.SIGTERM)
+            stdout, stderr = bench.communicate(timeout=60)
+            pytest.fail(f"bench/stream.py did not finish:\n{stdout}\n{stderr}")
+    result = subprocess.CompletedProcess(command, bench.returncode, stdout, stderr)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["broker"]["received"] == summary["raw"]["received"] == 500
+    assert summary["broker"]["lost"] == 0
+    assert summary["broker"]["in_order"] is True
+    assert summary["broker"]["per_second"] > 0 and summary["raw"]["per_second"] > 0
+    assert "of the raw ceiling" in result.stdout
