@@ -10,16 +10,12 @@ still owns the running run, checked in the same statement as the write.
 from __future__ import annotations
 
 import builtins
-import copy
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
-from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -59,20 +55,17 @@ from sqlalchemy.sql.dml import Delete, Insert
 from sqlalchemy.types import TypeEngine
 
 from broker import jsonable
-from broker.errors import LeaseLost
 from broker.models import RunStatus
+from broker.storage.async_saver import AsyncSaver
 from broker.storage.checkpoint_rows import (
     CHECKPOINT_KEY,
     WRITE_KEY,
     checkpoint_config,
     checkpoint_row,
     load_checkpoint,
-    next_version,
     write_rows,
 )
 from broker.storage.tables import checkpoint_writes, checkpoints, runs
-
-_SYNC_UNSUPPORTED = "PostgresCheckpointer is async-only; use the a-prefixed methods"
 
 _cp = checkpoints.c
 _wr = checkpoint_writes.c
@@ -81,7 +74,7 @@ _wr = checkpoint_writes.c
 _OnConflict = Callable[[PgInsert, Sequence[str]], Insert]
 
 
-class PostgresCheckpointer(BaseCheckpointSaver[str]):
+class PostgresCheckpointer(AsyncSaver):
     """Checkpoints and pending writes in the `checkpoints`/`checkpoint_writes` tables."""
 
     def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
@@ -89,16 +82,6 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         # Every operation is a single statement, so autocommit spares the
         # BEGIN and COMMIT round trips without giving up atomicity.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._fence: _Fence | None = None
-
-    def fenced(self, run_id: UUID, attempt: int) -> PostgresCheckpointer:
-        """A copy whose puts are refused (`LeaseLost`) once `attempt` no longer owns the run.
-
-        Shares this saver's engine and serde; reads are not fenced.
-        """
-        twin = copy.copy(self)
-        twin._fence = _Fence(run_id, attempt)
-        return twin
 
     # -- reads -------------------------------------------------------------
 
@@ -183,45 +166,6 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
         else:
             raise ValueError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
 
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        return next_version(current)
-
-    # -- sync API: LangGraph's async graphs only call the async methods ----
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def delete_thread(self, thread_id: str) -> None:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
     # -- helpers -----------------------------------------------------------
 
     async def _put(
@@ -240,11 +184,9 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
             return
         arrays = {name: [row[name] for row in rows] for name in names}
         statement = _fenced_put(table, names, on_conflict)
-        if not await self._scalar(statement, arrays | self._fence.params()):
-            raise LeaseLost(
-                f"Run {self._fence.run_id} attempt {self._fence.attempt} was taken over "
-                "or has ended; its checkpoint writes are refused."
-            )
+        fence = {"fence_run_id": self._fence.run_id, "fence_attempt": self._fence.attempt}
+        if not await self._scalar(statement, arrays | fence):
+            raise self._fence.refused()
 
     async def _execute(self, statement: Executable) -> None:
         async with self._engine.begin() as conn:
@@ -279,17 +221,6 @@ class PostgresCheckpointer(BaseCheckpointSaver[str]):
             (task, channel, self.serde.loads_typed((type_, blob)))
             for task, channel, type_, blob in columns
         ]
-
-
-@dataclass(frozen=True)
-class _Fence:
-    """The claim a fenced saver writes under: this attempt of this run, still running."""
-
-    run_id: UUID
-    attempt: int
-
-    def params(self) -> dict[str, Any]:
-        return {"fence_run_id": self.run_id, "fence_attempt": self.attempt}
 
 
 @functools.cache

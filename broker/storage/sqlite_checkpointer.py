@@ -10,16 +10,12 @@ still owns the running run, checked in the same transaction as the write.
 from __future__ import annotations
 
 import builtins
-import copy
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -51,21 +47,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from broker import jsonable
-from broker.errors import LeaseLost
 from broker.models import RunStatus
+from broker.storage.async_saver import AsyncSaver, Fence
 from broker.storage.checkpoint_rows import (
     CHECKPOINT_KEY,
     WRITE_KEY,
     checkpoint_config,
     checkpoint_row,
     load_checkpoint,
-    next_version,
     write_rows,
 )
 from broker.storage.checkpointer import _latest_id
 from broker.storage.tables import checkpoint_writes, checkpoints, runs
 
-_SYNC_UNSUPPORTED = "SqliteCheckpointer is async-only; use the a-prefixed methods"
 _JSON_COLUMNS = frozenset({"metadata", "values"})
 
 _cp = checkpoints.c
@@ -74,7 +68,7 @@ _wr = checkpoint_writes.c
 _Rows = Sequence[Row[*tuple[Any, ...]]]
 
 
-class SqliteCheckpointer(BaseCheckpointSaver[str]):
+class SqliteCheckpointer(AsyncSaver):
     """Checkpoints and pending writes in the `checkpoints`/`checkpoint_writes` tables.
 
     Needs an engine from `create_sqlite_engine` (one transaction per operation).
@@ -83,16 +77,6 @@ class SqliteCheckpointer(BaseCheckpointSaver[str]):
     def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde)
         self._engine = engine
-        self._fence: _Fence | None = None
-
-    def fenced(self, run_id: UUID, attempt: int) -> SqliteCheckpointer:
-        """A copy whose puts are refused (`LeaseLost`) once `attempt` no longer owns the run.
-
-        Shares this saver's engine and serde; reads are not fenced.
-        """
-        twin = copy.copy(self)
-        twin._fence = _Fence(run_id, attempt)
-        return twin
 
     # -- reads -------------------------------------------------------------
 
@@ -171,45 +155,6 @@ class SqliteCheckpointer(BaseCheckpointSaver[str]):
         else:
             raise ValueError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
 
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        return next_version(current)
-
-    # -- sync API: LangGraph's async graphs only call the async methods ----
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
-    def delete_thread(self, thread_id: str) -> None:
-        raise NotImplementedError(_SYNC_UNSUPPORTED)
-
     # -- helpers -----------------------------------------------------------
 
     async def _write(
@@ -221,7 +166,7 @@ class SqliteCheckpointer(BaseCheckpointSaver[str]):
             if self._fence is not None:
                 # Checked after the write: from it on, this transaction holds the write lock
                 # even if the engine began it DEFERRED, so no takeover commits before ours.
-                await self._fence.check(conn)
+                await _check(conn, self._fence)
 
     async def _purge(
         self, where: ColumnElement[bool], writes_where: ColumnElement[bool] | None = None
@@ -267,25 +212,15 @@ class SqliteCheckpointer(BaseCheckpointSaver[str]):
         )
 
 
-@dataclass(frozen=True)
-class _Fence:
-    """The claim a fenced saver writes under: this attempt of this run, still running."""
-
-    run_id: UUID
-    attempt: int
-
-    async def check(self, conn: AsyncConnection) -> None:
-        """Raises LeaseLost, rolling the transaction back, unless the claim holds."""
-        held = exists().where(
-            runs.c.run_id == self.run_id,
-            runs.c.attempt == self.attempt,
-            runs.c.status == RunStatus.RUNNING.value,
-        )
-        if not (await conn.execute(select(held))).scalar_one():
-            raise LeaseLost(
-                f"Run {self.run_id} attempt {self.attempt} was taken over "
-                "or has ended; its checkpoint writes are refused."
-            )
+async def _check(conn: AsyncConnection, fence: Fence) -> None:
+    """Raises LeaseLost, rolling the transaction back, unless the claim holds."""
+    held = exists().where(
+        runs.c.run_id == fence.run_id,
+        runs.c.attempt == fence.attempt,
+        runs.c.status == RunStatus.RUNNING.value,
+    )
+    if not (await conn.execute(select(held))).scalar_one():
+        raise fence.refused()
 
 
 def _key(row: Row[*tuple[Any, ...]]) -> tuple[str, str, str]:
