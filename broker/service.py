@@ -354,14 +354,7 @@ class BrokerService:
                 await thread_rows.delete_thread(conn, thread_id)
                 return None
             await thread_rows.keep_thread(conn, thread_id)
-        await thread_rows.set_thread_state(
-            conn,
-            thread_id,
-            status=ThreadStatus.BUSY if busy else result.status,
-            values=result.values,
-            interrupts=result.interrupts,
-            error=result.error,
-        )
+        await _record(conn, thread_id, result, busy=busy)
         return next_id
 
     async def release(self, claim: Claim, *, delay: float = 0.0) -> None:
@@ -468,13 +461,7 @@ class BrokerService:
         async with self.engine.begin() as conn:
             await thread_rows.get_thread(conn, thread_id, lock=True)
             busy = bool(await run_rows.active_runs(conn, thread_id))  # one came in meanwhile
-            await thread_rows.set_thread_state(
-                conn,
-                thread_id,
-                status=ThreadStatus.BUSY if busy else result.status,
-                values=result.values,
-                interrupts=result.interrupts,
-            )
+            await _record(conn, thread_id, result, busy=busy)
         return written
 
     async def copy_thread(self, thread_id: UUID) -> Thread:
@@ -516,6 +503,20 @@ def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
         raise BadRequest("Cannot specify both configurable and context. Use only one of them.")
     if thread_id is None and request.command and "resume" in request.command:
         raise BadRequest("You must provide a thread_id when resuming.")
+
+
+async def _record(
+    conn: AsyncConnection, thread_id: UUID, result: ThreadResult, *, busy: bool
+) -> None:
+    """Writes what a run or an edit left on the thread; still busy while runs remain."""
+    await thread_rows.set_thread_state(
+        conn,
+        thread_id,
+        status=ThreadStatus.BUSY if busy else result.status,
+        values=result.values,
+        interrupts=result.interrupts,
+        error=result.error,
+    )
 
 
 def _resting_status(thread: Thread) -> ThreadStatus:
