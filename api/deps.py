@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from broker.runtime import Runtime
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    # async: a plain def dependency would send every request through the threadpool
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -115,11 +115,18 @@ async def final_output(
     keepalive: float,
     poll: Poll,
     on_disconnect: OnDisconnect | None = None,
+    *,
+    finished: bool = False,
 ) -> AsyncIterator[bytes]:
-    """Newlines while the run goes on, then its final output as one JSON document."""
+    """Newlines while the run goes on, then its final output as one JSON document.
+
+    `finished`: the run had ended before we subscribed, so no end marker will come.
+    """
     ended = False
     output: dict[str, Any] | None = None
     try:
+        if finished:
+            output = await poll()
         while output is None:
             message = await subscription.get(keepalive)
             end = parse_end(message) if message is not None else None

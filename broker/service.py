@@ -154,29 +154,35 @@ class BrokerService:
     ) -> tuple[Run, _Cancelled]:
         temporary = thread_id is None
         tid = thread_id or uuid7()
+        tags = {"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)}
         async with self.engine.begin() as conn:
-            await self._lock_thread(conn, tid, request, temporary=temporary)
-            in_flight = await run_rows.active_runs(conn, tid)
-            if in_flight and request.multitask_strategy == MultitaskStrategy.REJECT:
-                raise ThreadBusy()
+            if temporary:
+                await thread_rows.insert_temporary(conn, tid, tags)
+                in_flight: list[Run] = []
+            else:
+                in_flight = await self._claim_thread(conn, tid, request, tags)
             values = run_row(run_id, tid, request, assistant, temporary=temporary)
             if request.after_seconds:
                 delay = timedelta(seconds=request.after_seconds)
                 values["created_at"] = sql.later(conn.dialect, delay)
             run = await run_rows.insert_run(conn, values)
-            await _mark_thread_busy(conn, tid, assistant)
             cancelled = await self._cancel_for(conn, request.multitask_strategy, in_flight)
         return run, cancelled
 
-    async def _lock_thread(
-        self, conn: AsyncConnection, thread_id: UUID, request: RunRequest, *, temporary: bool
-    ) -> Thread:
-        if temporary or request.if_not_exists == "create":
-            await conn.execute(_upsert_thread(conn.dialect, thread_id, temporary=temporary))
-        thread = await thread_rows.get_thread(conn, thread_id, lock=True)
-        if thread is None:
+    async def _claim_thread(
+        self, conn: AsyncConnection, thread_id: UUID, request: RunRequest, tags: dict[str, Any]
+    ) -> list[Run]:
+        """Marks the thread busy (which locks it); returns its runs in flight when they matter."""
+        if request.if_not_exists == "create":
+            await conn.execute(_upsert_thread(conn.dialect, thread_id, temporary=False))
+        if not await thread_rows.mark_busy(conn, thread_id, tags):
             raise NotFound(f"Thread '{thread_id}' not found.")
-        return thread
+        if request.multitask_strategy == MultitaskStrategy.ENQUEUE:
+            return []  # the new run simply waits its turn
+        in_flight = await run_rows.active_runs(conn, thread_id)
+        if in_flight and request.multitask_strategy == MultitaskStrategy.REJECT:
+            raise ThreadBusy()
+        return in_flight
 
     async def _cancel_for(
         self, conn: AsyncConnection, strategy: MultitaskStrategy, in_flight: list[Run]
@@ -297,18 +303,16 @@ class BrokerService:
     async def claim(self, run_id: UUID, worker_id: str, lease: timedelta) -> Claim | None:
         """Claims the thread's next due run, unless another run on it is running."""
         async with self.engine.begin() as conn:
-            thread_id = await run_rows.thread_of(conn, run_id)
-            if thread_id is None:
+            thread = await run_rows.lock_thread_of(conn, run_id)
+            if thread is None:
                 return None
-            thread = await thread_rows.get_thread(conn, thread_id, lock=True)
-            if thread is None or await run_rows.has_running(conn, thread_id):
-                return None
-            next_id = await run_rows.next_pending(conn, thread_id)
-            if next_id is None:
+            thread_id, temporary = thread
+            running, next_id = await run_rows.queue_of(conn, thread_id)
+            if running or next_id is None:
                 return None
             run = await run_rows.mark_running(conn, next_id, worker_id, lease)
         graph_id = str(run.kwargs.get("config", {}).get("configurable", {}).get("graph_id"))
-        return Claim(run=run, attempt=run.attempt, graph_id=graph_id, temporary=thread.temporary)
+        return Claim(run=run, attempt=run.attempt, graph_id=graph_id, temporary=temporary)
 
     async def heartbeat(self, claim: Claim, lease: timedelta) -> Lease:
         return await self.runs.heartbeat(claim.run.run_id, claim.attempt, lease)
@@ -345,14 +349,14 @@ class BrokerService:
     ) -> UUID | None:
         """Writes the run's result on its thread; returns the thread's next run to wake."""
         thread_id = claim.run.thread_id
+        if claim.temporary and claim.run.kwargs.get("on_completion") != "keep":
+            await thread_rows.delete_temporary(conn, thread_id)  # its only run ends here
+            return None
         if await thread_rows.get_thread(conn, thread_id, lock=True) is None:
             return None
-        next_id = await run_rows.next_pending(conn, thread_id)
-        busy = bool(await run_rows.active_runs(conn, thread_id))
-        if claim.temporary and not busy:
-            if claim.run.kwargs.get("on_completion") != "keep":
-                await thread_rows.delete_thread(conn, thread_id)
-                return None
+        busy = await run_rows.has_active(conn, thread_id)
+        _, next_id = await run_rows.queue_of(conn, thread_id) if busy else (False, None)
+        if claim.temporary:
             await thread_rows.keep_thread(conn, thread_id)
         await _record(conn, thread_id, result, busy=busy)
         return next_id
@@ -546,8 +550,3 @@ def _upsert_thread(dialect: Dialect, thread_id: UUID, *, temporary: bool) -> Any
         )
         .on_conflict_do_nothing()
     )
-
-
-async def _mark_thread_busy(conn: AsyncConnection, thread_id: UUID, assistant: Assistant) -> None:
-    tags = {"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)}
-    await thread_rows.mark_busy(conn, thread_id, tags)

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     requeue_seconds: float = Field(default=15.0, gt=0, alias="BROKER_REQUEUE_SECONDS")
     # On SIGTERM a worker lets runs finish this long, then hands the rest back.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="BROKER_SHUTDOWN_GRACE")
-    db_pool_size: int = Field(default=10, ge=1, alias="BROKER_DB_POOL_SIZE")
+    db_pool_size: int = Field(default=15, ge=1, alias="BROKER_DB_POOL_SIZE")
     # Redis prefix lets several brokers (or test runs) share one Redis safely.
     redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")
     # A resumable run's event log outlives the run by this much, for late reconnects.

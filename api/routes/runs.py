@@ -196,7 +196,11 @@ async def _final(
     runtime: Runtime, run: Run, subscription: Subscription, canceller: OnDisconnect | None
 ) -> Response:
     output = final_output(
-        subscription, runtime.settings.sse_heartbeat_seconds, _poller(runtime, run), canceller
+        subscription,
+        runtime.settings.sse_heartbeat_seconds,
+        _poller(runtime, run),
+        canceller,
+        finished=not run.status.active,
     )
     return json_stream_response(output, run, stateless=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,9 +28,15 @@ def system_assistant_id(graph_id: str) -> UUID:
     return uuid.uuid5(SYSTEM_NAMESPACE, graph_id)
 
 
+# Every run names an assistant and they change rarely: a short-lived cache spares a
+# database round trip per request, and the TTL bounds how stale another process can be.
+CACHE_SECONDS = 5.0
+
+
 class AssistantStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._cache: dict[UUID, tuple[float, Assistant]] = {}
 
     async def ensure_system(self, graph_ids: Iterable[str]) -> None:
         """One assistant per graph; existing rows (and their edits) are kept."""
@@ -43,6 +50,14 @@ class AssistantStore:
             )
 
     async def get(self, assistant_id: UUID) -> Assistant:
+        cached = self._cache.get(assistant_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        assistant = await self._load(assistant_id)
+        self._cache[assistant_id] = (time.monotonic() + CACHE_SECONDS, assistant)
+        return assistant
+
+    async def _load(self, assistant_id: UUID) -> Assistant:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(

@@ -14,7 +14,7 @@ from broker.errors import NotFound
 from broker.models import Run, RunStatus
 from broker.storage import dialect as sql
 from broker.storage.rows import to_run
-from broker.storage.tables import checkpoints, runs
+from broker.storage.tables import checkpoints, runs, threads
 
 ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 
@@ -248,3 +248,39 @@ async def touch_stale_pending(conn: AsyncConnection, older_than: timedelta) -> l
 
 async def fail_run(conn: AsyncConnection, run_id: UUID) -> None:
     await set_status(conn, run_id, RunStatus.ERROR)
+
+
+async def lock_thread_of(conn: AsyncConnection, run_id: UUID) -> tuple[UUID, bool] | None:
+    """The run's thread (id, temporary), row-locked so claims on one thread take turns."""
+    query = (
+        select(threads.c.thread_id, threads.c.temporary)
+        .join(runs, runs.c.thread_id == threads.c.thread_id)
+        .where(runs.c.run_id == run_id)
+        .with_for_update(of=threads)
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def queue_of(conn: AsyncConnection, thread_id: UUID) -> tuple[bool, UUID | None]:
+    """(is a run running, the next due pending run) on a thread, in one query."""
+    running = runs.c.status == RunStatus.RUNNING.value
+    query = (
+        select(runs.c.run_id, runs.c.status)
+        .where(
+            runs.c.thread_id == thread_id,
+            runs.c.status.in_(ACTIVE),
+            running | (runs.c.created_at <= sql.now(conn.dialect)),
+        )
+        .order_by(running.desc(), runs.c.created_at, runs.c.run_id)
+        .limit(1)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return False, None
+    return (True, None) if row[1] == RunStatus.RUNNING.value else (False, row[0])
+
+
+async def has_active(conn: AsyncConnection, thread_id: UUID) -> bool:
+    query = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))
+    return (await conn.execute(query.limit(1))).first() is not None

@@ -194,17 +194,40 @@ async def set_thread_status(conn: AsyncConnection, thread_id: UUID, status: Thre
     )
 
 
-async def mark_busy(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]) -> None:
-    """A run was submitted: the thread is busy and remembers its graph and assistant."""
-    await conn.execute(
+async def mark_busy(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]) -> bool:
+    """A run was submitted: the thread is busy and remembers its graph and assistant.
+
+    The UPDATE also takes the thread's row lock; False if there is no such thread.
+    """
+    result = await conn.execute(
         update(threads)
-        .where(threads.c.thread_id == thread_id)
+        .where(threads.c.thread_id == thread_id, threads.c.temporary.is_(False))
         .values(
             status=ThreadStatus.BUSY.value,
             metadata=merged_metadata(conn.dialect, tags),
             updated_at=sql.now(conn.dialect),
         )
+        .returning(threads.c.thread_id)
     )
+    return result.first() is not None
+
+
+async def insert_temporary(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]) -> None:
+    """A stateless run's own thread: new, busy, hidden from searches."""
+    await conn.execute(
+        threads.insert().values(
+            **_stamped(conn.dialect),
+            thread_id=thread_id,
+            metadata=tags,
+            status=ThreadStatus.BUSY.value,
+            temporary=True,
+        )
+    )
+
+
+async def delete_temporary(conn: AsyncConnection, thread_id: UUID) -> None:
+    """A stateless run's thread and (by cascade) its run: it never had checkpoints."""
+    await conn.execute(delete(threads).where(threads.c.thread_id == thread_id))
 
 
 async def insert_copy(

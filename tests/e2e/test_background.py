@@ -52,6 +52,18 @@ async def test_join_returns_final_values_from_either_api(
     assert again["done"] == 3
 
 
+async def test_join_of_a_finished_run_answers_at_once(client: LangGraphClient, server: str) -> None:
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    run = await client.runs.create(tid, "counter", input={"count": 0, "log": []})
+    await wait_for_status(client, tid, run["run_id"], "success")
+    async with httpx.AsyncClient(base_url=server) as http:
+        response = await http.get(f"/threads/{tid}/runs/{run['run_id']}/join")
+    # no keep-alive newline first: the answer did not wait for a heartbeat
+    assert response.content.startswith(b"{"), response.content[:20]
+    assert response.json()["count"] == 111
+
+
 async def test_joining_a_finished_run_streams_nothing_and_closes(client: LangGraphClient) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]

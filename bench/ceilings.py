@@ -1,0 +1,164 @@
+"""The physical ceilings, measured on this machine in the same run as the servers.
+
+- raw redis-py async pub/sub: one publisher pipelining N messages, one subscriber
+  counting them: how many messages per second one Python reader can take in;
+- asyncpg single-row commits: INSERT of one 1 KB row per transaction (autocommit),
+  sequentially on one connection, and from 20 connections at once;
+- asyncpg batched inserts: `executemany` of 1 KB rows, a batch per transaction.
+
+Also `scratch_database()`: an empty database (no migrations), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import asyncpg
+from redis.asyncio import Redis
+
+TIMEOUT = 120.0
+ROW = "x" * 1024
+CONNECTIONS = 20  # as many as one broker process' engine may open (pool 10 + overflow 10)
+
+
+def _libpq(uri: str) -> str:
+    return uri.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _admin(uri: str, sql: str) -> None:
+    connection = await asyncpg.connect(_libpq(uri))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def scratch_database(admin_uri: str, label: str = "scratch") -> Iterator[str]:
+    """A new empty database; dropped afterwards, whatever happens."""
+    name = f"broker_bench_{label}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(admin_uri, f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunparse(urlparse(_libpq(admin_uri))._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(_admin(admin_uri, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# -- Redis pub/sub ----------------------------------------------------------------------
+
+
+async def pubsub_rate(redis_uri: str, messages: int, size: int) -> dict[str, float]:
+    """Messages per second one redis-py async subscriber receives (first to last)."""
+    channel = f"broker-bench-ceiling-{uuid.uuid4().hex[:8]}"
+    subscriber: Redis = Redis.from_url(redis_uri)
+    publisher: Redis = Redis.from_url(redis_uri)
+    pubsub = subscriber.pubsub()
+    received = 0
+    first = last = 0.0
+
+    async def count() -> None:
+        nonlocal received, first, last
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                last = time.perf_counter()
+                if not received:
+                    first = last
+                received += 1
+                if received == messages:
+                    return
+
+    try:
+        await pubsub.subscribe(channel)
+        while (await pubsub.get_message(timeout=1.0)) is None:  # the subscribe confirmation
+            pass
+        counting = asyncio.create_task(count())
+        payload = b"x" * size
+        async with publisher.pipeline(transaction=False) as pipe:
+            for _ in range(messages):
+                pipe.publish(channel, payload)
+            await pipe.execute()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(counting, TIMEOUT)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await subscriber.aclose()
+        await publisher.aclose()
+    seconds = last - first
+    return {
+        "messages": float(messages),
+        "received": float(received),
+        "size": float(size),
+        "per_second": received / seconds if seconds > 0 else 0.0,
+    }
+
+
+# -- Postgres -----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _table(uri: str) -> AsyncIterator[str]:
+    name = f"ceiling_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(uri)
+    try:
+        await connection.execute(f"CREATE TABLE {name} (id bigint, payload text)")
+        yield name
+    finally:
+        await connection.execute(f"DROP TABLE IF EXISTS {name}")
+        await connection.close()
+
+
+async def commit_rate(uri: str, commits: int, connections: int = 1) -> dict[str, float]:
+    """Single-row INSERT commits per second, over `connections` connections at once."""
+    async with _table(uri) as table:
+        pool: Any = await asyncpg.create_pool(uri, min_size=connections, max_size=connections)
+        try:
+            statement = f"INSERT INTO {table} (id, payload) VALUES ($1, $2)"
+            share = commits // connections
+
+            async def insert(offset: int) -> None:
+                async with pool.acquire() as connection:
+                    for index in range(offset, offset + share):
+                        await connection.execute(statement, index, ROW)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(insert(i * share) for i in range(connections)))
+            seconds = time.perf_counter() - started
+        finally:
+            await pool.close()
+    done = share * connections
+    return {"commits": float(done), "connections": float(connections), "per_second": done / seconds}
+
+
+async def batch_rate(uri: str, rows: int, batch: int) -> dict[str, float]:
+    """Rows per second inserted with `executemany`, `batch` rows per transaction."""
+    async with _table(uri) as table:
+        connection = await asyncpg.connect(uri)
+        try:
+            statement = f"INSERT INTO {table} (id, payload) VALUES ($1, $2)"
+            started = time.perf_counter()
+            for offset in range(0, rows, batch):
+                records = [(i, ROW) for i in range(offset, min(offset + batch, rows))]
+                async with connection.transaction():
+                    await connection.executemany(statement, records)
+            seconds = time.perf_counter() - started
+        finally:
+            await connection.close()
+    return {"rows": float(rows), "batch": float(batch), "per_second": rows / seconds}
+
+
+async def measure_all(
+    redis_uri: str, database_uri: str, *, messages: int, size: int, commits: int, rows: int
+) -> dict[str, dict[str, float]]:
+    return {
+        "pubsub": await pubsub_rate(redis_uri, messages, size),
+        "commit_1": await commit_rate(database_uri, commits, 1),
+        f"commit_{CONNECTIONS}": await commit_rate(database_uri, commits, CONNECTIONS),
+        "batch_insert": await batch_rate(database_uri, rows, 500),
+    }

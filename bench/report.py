@@ -1,0 +1,252 @@
+"""The table: every figure beside the reference's and the ceiling's, ratios, target verdicts.
+
+Ratios read as "how many times better ours is": ours ÷ reference for rates, reference ÷
+ours for times. "of ceiling" is ours ÷ the physical ceiling (rates only). A verdict is
+PASS/FAIL, or "n/a" when a figure it needs is missing; targets are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Results = dict[str, Any]
+Figure = Callable[[Results], float | None]
+
+
+def _get(results: Results, *path: str) -> float | None:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def ours(workload: str, key: str) -> Figure:
+    return lambda r: _get(r, "workloads", workload, "ours", key)
+
+
+def ref(workload: str, key: str) -> Figure:
+    return lambda r: _get(r, "workloads", workload, "reference", key)
+
+
+def ceiling(name: str) -> Figure:
+    return lambda r: _get(r, "ceilings", name, "per_second")
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    # ours, reference, ceiling, results → verdict (None: cannot tell)
+    check: Callable[[float | None, float | None, float | None, Results], bool | None]
+
+
+def at_most(limit: float, unit: str) -> Target:
+    return Target(f"≤ {limit:g} {unit}", lambda o, _r, _c, _res: None if o is None else o <= limit)
+
+
+def times_ref(factor: float) -> Target:
+    def check(o: float | None, r: float | None, _c: float | None, _res: Results) -> bool | None:
+        return None if o is None or r is None else o >= factor * r
+
+    return Target(f"≥ {factor:g}x ref", check)
+
+
+def ref_and_ceiling(factor: float, share: float) -> Target:
+    def check(o: float | None, r: float | None, c: float | None, _res: Results) -> bool | None:
+        if o is None or r is None or c is None:
+            return None
+        return o >= factor * r and o >= share * c
+
+    return Target(f"≥ {factor:g}x ref, ≥ {share:.0%} raw", check)
+
+
+def history_flat(factor: float) -> Target:
+    def check(o: float | None, _r: float | None, _c: float | None, res: Results) -> bool | None:
+        small = _get(res, "workloads", "history", "ours", "small_p99_ms")
+        return None if o is None or small is None else o <= factor * small
+
+    return Target(f"≤ {factor:g}x p99 @ small", check)
+
+
+@dataclass(frozen=True)
+class Row:
+    workload: str
+    metric: str
+    unit: str
+    ours: Figure
+    reference: Figure | None = None
+    ceiling: Figure | None = None
+    lower_is_better: bool = False
+    target: Target | None = None
+    reference_label: str = "ref"
+
+
+ROWS = [
+    Row("latency", "runs.wait p50 (stateless, 2 nodes)", "ms", ours("latency", "p50_ms"),
+        ref("latency", "p50_ms"), lower_is_better=True, target=at_most(20, "ms")),
+    Row("latency", "runs.wait p99", "ms", ours("latency", "p99_ms"), ref("latency", "p99_ms"),
+        lower_is_better=True),
+    Row("throughput", "runs.stream, concurrent clients", "runs/s",
+        ours("throughput", "runs_per_second"), ref("throughput", "runs_per_second"),
+        target=times_ref(5)),
+    Row("throughput", "runs.stream p50 under load", "ms", ours("throughput", "p50_ms"),
+        ref("throughput", "p50_ms"), lower_is_better=True),
+    Row("streaming", "custom events received", "ev/s", ours("streaming", "custom_per_second"),
+        ref("streaming", "custom_per_second"), ceiling("pubsub"), target=ref_and_ceiling(4, 0.55)),
+    Row("streaming", "custom: time to first event", "ms", ours("streaming", "custom_first_ms"),
+        ref("streaming", "custom_first_ms"), lower_is_better=True, target=at_most(20, "ms")),
+    Row("streaming", "messages-tuple tokens received", "tok/s",
+        ours("streaming", "tokens_per_second"), ref("streaming", "tokens_per_second"),
+        ceiling("pubsub"), target=ref_and_ceiling(4, 0.55)),
+    Row("streaming", "tokens: time to first token", "ms", ours("streaming", "tokens_first_ms"),
+        ref("streaming", "tokens_first_ms"), lower_is_better=True, target=at_most(20, "ms")),
+    Row("background", "runs.create xN then join all", "runs/s",
+        ours("background", "runs_per_second"), ref("background", "runs_per_second"),
+        target=times_ref(5)),
+    Row("background", "runs.create alone", "runs/s", ours("background", "creates_per_second"),
+        ref("background", "creates_per_second")),
+    Row("checkpoints", "threaded runs via the server", "steps/s",
+        ours("checkpoints", "supersteps_per_second"), ref("checkpoints", "supersteps_per_second"),
+        ceiling("commit_20")),
+    Row("checkpoints", "in-process: ours vs AsyncPostgresSaver", "steps/s",
+        lambda r: _get(r, "workloads", "checkpoints", "in_process", "ours_supersteps_per_second"),
+        lambda r: _get(r, "workloads", "checkpoints", "in_process", "theirs_supersteps_per_second"),
+        ceiling("commit_20"), target=times_ref(1.2), reference_label="AsyncPostgresSaver"),
+    Row("checkpoints", "in-process: ours fenced (as the worker) vs same", "steps/s",
+        lambda r: _get(r, "workloads", "checkpoints", "in_process", "ours_fenced_supersteps_per_second"),
+        lambda r: _get(r, "workloads", "checkpoints", "in_process", "theirs_supersteps_per_second"),
+        ceiling("commit_20"), reference_label="AsyncPostgresSaver"),
+    Row("history", "get_history(limit=50) p50, small thread", "ms",
+        ours("history", "small_p50_ms"), ref("history", "small_p50_ms"), lower_is_better=True),
+    Row("history", "get_history(limit=50) p99, small thread", "ms",
+        ours("history", "small_p99_ms"), ref("history", "small_p99_ms"), lower_is_better=True),
+    Row("history", "get_history(limit=50) p50, large thread", "ms",
+        ours("history", "large_p50_ms"), ref("history", "large_p50_ms"), lower_is_better=True),
+    Row("history", "get_history(limit=50) p99, large thread", "ms",
+        ours("history", "large_p99_ms"), ref("history", "large_p99_ms"), lower_is_better=True,
+        target=history_flat(2)),
+    Row("history", "building the large thread (1 run)", "steps/s",
+        ours("history", "build_supersteps_per_second"),
+        ref("history", "build_supersteps_per_second")),
+]  # fmt: skip
+
+
+def rows(results: Results) -> list[dict[str, Any]]:
+    """The table as data (also saved in the JSON)."""
+    table = []
+    selected = results.get("workloads", {})
+    for row in ROWS:
+        if row.workload not in selected:
+            continue
+        o = row.ours(results)
+        r = row.reference(results) if row.reference else None
+        c = row.ceiling(results) if row.ceiling else None
+        versus = None
+        if o and r:
+            versus = r / o if row.lower_is_better else o / r
+        verdict = row.target.check(o, r, c, results) if row.target else None
+        table.append(
+            {
+                "workload": row.workload,
+                "metric": row.metric,
+                "unit": row.unit,
+                "ours": o,
+                "reference": r,
+                "reference_label": row.reference_label,
+                "ceiling": c,
+                "vs_reference": versus,
+                "of_ceiling": o / c if o is not None and c else None,
+                "target": row.target.text if row.target else None,
+                "pass": verdict,
+            }
+        )
+    return table
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["target"] is None:
+        return ""
+    return {True: "PASS", False: "FAIL", None: "n/a"}[row["pass"]]
+
+
+def render(results: Results) -> str:
+    table = results.get("rows") or rows(results)
+    head = ["workload", "metric", "unit", "ours", "reference", "ceiling", "vs ref", "of ceil",
+            "target", "result"]  # fmt: skip
+    lines = [head]
+    for row in table:
+        reference = _number(row["reference"])
+        if row["reference"] is not None and row["reference_label"] != "ref":
+            reference += f" ({row['reference_label']})"
+        lines.append(
+            [
+                row["workload"],
+                row["metric"],
+                row["unit"],
+                _number(row["ours"]),
+                reference,
+                _number(row["ceiling"]),
+                f"{row['vs_reference']:.2f}x" if row["vs_reference"] is not None else "—",
+                f"{row['of_ceiling']:.0%}" if row["of_ceiling"] is not None else "",
+                row["target"] or "",
+                _verdict(row),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    numeric = {3, 4, 5, 6, 7}
+    out = []
+    for index, line in enumerate(lines):
+        cells = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        out.append("  ".join(cells).rstrip())
+        if index == 0:
+            out.append("  ".join("-" * w for w in widths))
+    out.extend(_notes(results))
+    return "\n".join(out)
+
+
+def _notes(results: Results) -> list[str]:
+    notes = [
+        "",
+        "vs ref: times better than the reference (rates ours÷ref, times ref÷ours); "
+        "of ceil: ours÷ceiling.",
+        "ceilings: streaming rows → raw redis-py pub/sub msgs/s; checkpoint rows → asyncpg "
+        "single-row commits/s over 20 connections (each superstep needs ≥ 2 commits).",
+    ]
+    reference = results.get("reference", {})
+    if not reference.get("available"):
+        notes.append(f"REFERENCE MISSING: {reference.get('reason', 'not run')}")
+    for name, workload in results.get("workloads", {}).items():
+        for side in ("ours", "reference", "in_process"):
+            error = workload.get(f"{side}_error")
+            if error:
+                notes.append(f"{name} ({side}) FAILED: {error}")
+    ceilings = results.get("ceilings", {})
+    if ceilings:
+        parts = [
+            f"{name} {_number(_get(results, 'ceilings', name, 'per_second'))}/s"
+            for name in ceilings
+            if isinstance(ceilings[name], dict)
+        ]
+        notes.append("ceilings measured: " + ", ".join(parts))
+    return notes

@@ -1,0 +1,247 @@
+"""Benchmarks our server against LangGraph's own dev server and this machine's ceilings.
+
+    .venv/bin/python -m bench.run [--quick] [--no-reference] [--only latency,streaming ...]
+
+Order: the ceilings (nothing else running), then both servers up side by side (ours:
+`broker api` + 2 `broker worker` on a fresh database; the reference: `langgraph dev`
+from bench/.ref-venv, installed on first use) and each workload against ours then the
+reference, then the in-process checkpointer comparison. Prints the table, saves the
+JSON under bench/results/ (also as latest.json). Exits 1 if one of OUR workloads
+failed; a missing reference is reported, never faked, and does not fail the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+
+from bench import ceilings, checkpointers, report
+from bench.harness import fresh_database
+from bench.servers import Server, Unavailable, our_server, reference_server, say
+from bench.workloads import FULL, QUICK, WORKLOADS, Sizes
+from tests.services import ensure_services
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Seconds one workload may take against one server before it counts as failed.
+TIMEOUT = {"full": 420.0, "quick": 60.0}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip LangGraph's dev server (ours only)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="WORKLOAD",
+        help=f"run only these (repeat or comma-separate): {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument("--out", type=Path, help="where to save the JSON (default: bench/results/)")
+    parser.add_argument(
+        "--ref-jobs",
+        type=int,
+        default=20,
+        help="the reference's --n-jobs-per-worker (default 20: as many slots as our 2x10)",
+    )
+    args = parser.parse_args(argv)
+    chosen = [name for value in args.only for name in value.split(",") if name]
+    unknown = [name for name in chosen if name not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
+    args.workloads = [name for name in WORKLOADS if not chosen or name in chosen]
+    return args
+
+
+def _versions() -> dict[str, str]:
+    names = ["langgraph", "langgraph-sdk", "langgraph-checkpoint", "langgraph-checkpoint-postgres"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _git() -> dict[str, str]:
+    def run(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": run("rev-parse", "HEAD"), "dirty": str(bool(run("status", "--porcelain")))}
+
+
+def _meta(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "workloads": args.workloads,
+        "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "load_average_start": list(os.getloadavg()),
+        "our_layout": "1 broker api + 2 broker worker (N_JOBS_PER_WORKER default)",
+        "reference_jobs": args.ref_jobs,
+        "packages": _versions(),
+        "git": _git(),
+        "sizes": asdict(sizes),
+    }
+
+
+def _measure_ceilings(sizes: Sizes, admin_uri: str, redis_uri: str) -> dict[str, Any]:
+    say("measuring the ceilings: raw redis-py pub/sub, asyncpg commits and batched inserts")
+    with ceilings.scratch_database(admin_uri, "ceiling") as uri:
+        measured = asyncio.run(
+            ceilings.measure_all(
+                redis_uri,
+                uri,
+                messages=sizes.ceiling_messages,
+                size=sizes.stream_pad + 40,  # about one custom event's SSE frame
+                commits=sizes.ceiling_commits,
+                rows=sizes.ceiling_rows,
+            )
+        )
+    say(
+        "    "
+        + ", ".join(f"{name} {figures['per_second']:,.0f}/s" for name, figures in measured.items())
+    )
+    return measured
+
+
+def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> dict[str, Any]:
+    say(f"{name}: {server.name} ({server.url})")
+    started = time.perf_counter()
+    figures = asyncio.run(asyncio.wait_for(WORKLOADS[name](server.url, sizes), timeout))
+    shown = {k: v for k, v in figures.items() if isinstance(v, float)}
+    summary = ", ".join(f"{k} {v:,.1f}" for k, v in list(shown.items())[:6])
+    say(f"    {summary}  [{time.perf_counter() - started:.0f}s]")
+    return figures
+
+
+def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:
+    missing = checkpointers.theirs_available()
+    if missing:
+        raise checkpointers.Unavailable(missing)
+    say("checkpoints in-process: PostgresCheckpointer vs AsyncPostgresSaver, same graph")
+    with (
+        fresh_database(admin_uri) as our_uri,
+        ceilings.scratch_database(admin_uri, "saver") as their_uri,
+    ):
+        figures = asyncio.run(
+            checkpointers.compare(
+                our_uri,
+                their_uri,
+                runs=sizes.checkpoint_runs,
+                steps=sizes.checkpoint_steps,
+                size=sizes.checkpoint_size,
+                rounds=max(sizes.checkpoint_rounds, 3),
+            )
+        )
+    say(
+        f"    ours {figures['ours_supersteps_per_second']:,.0f} steps/s (fenced "
+        f"{figures['ours_fenced_supersteps_per_second']:,.0f}), AsyncPostgresSaver "
+        f"{figures['theirs_supersteps_per_second']:,.0f} steps/s, ratio {figures['ratio']:.2f}"
+    )
+    return figures
+
+
+def _start_reference(
+    args: argparse.Namespace, results: dict[str, Any], stack: ExitStack
+) -> Server | None:
+    """The reference server, or None with the reason recorded (and said) if it cannot run."""
+    if args.no_reference:
+        results["reference"] = {"available": False, "reason": "skipped (--no-reference)"}
+        return None
+    try:
+        server = stack.enter_context(reference_server(args.ref_jobs))
+    except Unavailable as exc:
+        reason = str(exc)
+        say(f"REFERENCE UNAVAILABLE: {reason}")
+        say("going on with our figures only; the reference columns are marked missing")
+        results["reference"] = {"available": False, "reason": reason}
+        return None
+    results["reference"] = {"available": True, "versions": server.versions}
+    return server
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = QUICK if args.quick else FULL
+    timeout = TIMEOUT["quick" if args.quick else "full"]
+    services = ensure_services(allow_containers=False)
+    results: dict[str, Any] = {"meta": _meta(args, sizes), "workloads": {}}
+    begun = time.perf_counter()
+    results["ceilings"] = _measure_ceilings(sizes, services.database_uri, services.redis_uri)
+    workloads: dict[str, dict[str, Any]] = results["workloads"]
+    with ExitStack() as stack:
+        say("starting our server: broker api + 2 x broker worker, fresh database")
+        ours = stack.enter_context(our_server())
+        reference = _start_reference(args, results, stack)
+        for name in args.workloads:
+            entry = workloads.setdefault(name, {})
+            for key, server in (("ours", ours), ("reference", reference)):
+                if server is None:
+                    continue
+                try:
+                    entry[key] = _run_workload(name, server, sizes, timeout)
+                except Exception as exc:
+                    say(f"    {name} on {server.name} FAILED: {exc!r}")
+                    entry[f"{key}_error"] = repr(exc)
+    if "checkpoints" in args.workloads:
+        entry = workloads["checkpoints"]
+        try:
+            entry["in_process"] = _in_process(sizes, services.database_uri)
+        except Exception as exc:
+            say(f"    checkpoints in-process: not measured: {exc}")
+            entry["in_process_error"] = str(exc)
+    results["meta"]["seconds"] = round(time.perf_counter() - begun, 1)
+    results["meta"]["load_average_end"] = list(os.getloadavg())
+    results["rows"] = report.rows(results)
+    return results
+
+
+def save(results: dict[str, Any], out: Path | None) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    mode = results["meta"]["mode"]
+    path = out or RESULTS / f"bench-{mode}-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, default=str, allow_nan=True)
+    path.write_text(text + "\n")
+    if out is None:
+        (RESULTS / "latest.json").write_text(text + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    results = run(args)
+    path = save(results, args.out)
+    print()
+    print(report.render(results))
+    print()
+    say(f"results saved to {path} ({results['meta']['seconds']:.0f}s in all)")
+    failed = [n for n, w in results["workloads"].items() if w.get("ours_error")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`python -m bench.run --quick --no-reference`: every workload runs and yields numbers.
+
+The harness starts its own broker processes on its own database; it is given this
+session's Postgres and Redis so that it finds them wherever the tests did.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.workloads import WORKLOADS
+from tests.services import Services
+
+ROOT = Path(__file__).resolve().parents[2]
+BUDGET_SECONDS = 60.0
+
+
+def _numbers(figures: dict[str, object]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in figures.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--no-reference", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUDGET_SECONDS,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+
+    assert set(results["workloads"]) == set(WORKLOADS)
+    for name, workload in results["workloads"].items():
+        numbers = _numbers(workload["ours"])
+        assert numbers, f"{name}: no figures"
+        assert all(math.isfinite(v) and v >= 0 for v in numbers.values()), (name, numbers)
+    assert results["reference"] == {"available": False, "reason": "skipped (--no-reference)"}
+    for name in ("pubsub", "commit_1", "commit_20", "batch_insert"):
+        assert results["ceilings"][name]["per_second"] > 0
+    assert results["rows"], "the table is empty"
+    assert "latency" in done.stdout and "REFERENCE MISSING" in done.stdout
