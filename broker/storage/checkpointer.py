@@ -176,13 +176,11 @@ class PostgresCheckpointer(AsyncSaver):
     ) -> None:
         """Inserts `rows` with `on_conflict`; under a fence, only while the fence holds."""
         names = (*rows[0],)
-        if self._fence is None:
-            plain = [_as_sql(table, row) for row in rows]
-            # One row as a dict: SQLAlchemy caches that form's compilation, not a list's.
-            insert = pg_insert(table).values(plain[0] if len(plain) == 1 else plain)
-            await self._execute(on_conflict(insert, names))
-            return
         arrays = {name: [row[name] for row in rows] for name in names}
+        if self._fence is None:
+            async with self._engine.begin() as conn:
+                await conn.execute(_plain_put(table, names, on_conflict), arrays)
+            return
         statement = _fenced_put(table, names, on_conflict)
         fence = {"fence_run_id": self._fence.run_id, "fence_attempt": self._fence.attempt}
         if not await self._scalar(statement, arrays | fence):
@@ -221,6 +219,14 @@ class PostgresCheckpointer(AsyncSaver):
             (task, channel, self.serde.loads_typed((type_, blob)))
             for task, channel, type_, blob in columns
         ]
+
+
+@functools.cache
+def _plain_put(table: Table, names: tuple[str, ...], on_conflict: _OnConflict) -> Insert:
+    """The unfenced insert, built once like `_fenced_put` so its compilation is cached."""
+    source = _unnest(table, names)
+    columns = [_from_bind(table, name, source.c[name]) for name in names]
+    return on_conflict(pg_insert(table).from_select(names, select(*columns)), names)
 
 
 @functools.cache
@@ -274,13 +280,6 @@ def _is_json(target: Column[Any]) -> bool:
 
 def _from_bind(table: Table, name: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(value, JSONB) if _is_json(table.c[name]) else value
-
-
-def _as_sql(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    """A row for a plain insert: JSON text becomes JSONB in SQL (see _jsonb)."""
-    return {
-        name: _jsonb(value) if _is_json(table.c[name]) else value for name, value in row.items()
-    }
 
 
 def _tuples_query() -> Select[*tuple[Any, ...]]:
@@ -362,8 +361,3 @@ def _copy(table: Table, source_thread_id: str, target_thread_id: str) -> Insert:
     rows = select(*(target if name == "thread_id" else table.c[name] for name in names))
     source = rows.where(table.c.thread_id == source_thread_id)
     return pg_insert(table).from_select(names, source).on_conflict_do_nothing()
-
-
-def _jsonb(text: str) -> ColumnElement[Any]:
-    # The text is already JSON; binding it as JSONB would encode it a second time.
-    return cast(literal(text, Text), JSONB)
