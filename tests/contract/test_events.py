@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from broker.events import EventBus, end_message, parse_end, sse_frame
@@ -60,3 +61,13 @@ async def test_end_marker_carries_output(bus: EventBus) -> None:
     assert parse_end(message) == {"status": "success", "output": {"x": 1}}
     assert parse_end(sse_frame("values", b"{}")) is None
     await subscription.close()
+
+
+async def test_many_concurrent_subscribers_are_all_live(bus: EventBus) -> None:
+    channels = [_channel() for _ in range(50)]
+    subscriptions = await asyncio.gather(*(bus.subscribe(c) for c in channels * 2))
+    for channel in channels:
+        await bus.publish(channel, channel.encode())
+    for subscription, channel in zip(subscriptions, channels * 2, strict=True):
+        assert await subscription.get(2.0) == channel.encode()
+    await asyncio.gather(*(s.close() for s in subscriptions))
