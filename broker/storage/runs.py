@@ -87,11 +87,6 @@ async def insert_run(conn: AsyncConnection, values: dict[str, Any]) -> Run:
     return to_run(row)
 
 
-async def thread_of(conn: AsyncConnection, run_id: UUID) -> UUID | None:
-    row = (await conn.execute(select(runs.c.thread_id).where(runs.c.run_id == run_id))).first()
-    return None if row is None else row[0]
-
-
 async def has_running(conn: AsyncConnection, thread_id: UUID) -> bool:
     query = select(runs.c.run_id).where(
         runs.c.thread_id == thread_id, runs.c.status == RunStatus.RUNNING.value
