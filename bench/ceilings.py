@@ -23,32 +23,22 @@ from urllib.parse import urlparse, urlunparse
 import asyncpg
 from redis.asyncio import Redis
 
+from bench.harness import admin_sql, libpq_uri
+
 TIMEOUT = 120.0
 ROW = "x" * 1024
-CONNECTIONS = 20  # as many as one broker process' engine may open (pool 10 + overflow 10)
-
-
-def _libpq(uri: str) -> str:
-    return uri.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def _admin(uri: str, sql: str) -> None:
-    connection = await asyncpg.connect(_libpq(uri))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+CONNECTIONS = 20  # about what one broker process' engine keeps (BROKER_DB_POOL_SIZE 15)
 
 
 @contextmanager
 def scratch_database(admin_uri: str, label: str = "scratch") -> Iterator[str]:
     """A new empty database; dropped afterwards, whatever happens."""
     name = f"broker_bench_{label}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(admin_uri, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(admin_uri, f'CREATE DATABASE "{name}"'))
     try:
-        yield urlunparse(urlparse(_libpq(admin_uri))._replace(path=f"/{name}"))
+        yield urlunparse(urlparse(libpq_uri(admin_uri))._replace(path=f"/{name}"))
     finally:
-        asyncio.run(_admin(admin_uri, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(admin_uri, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # -- Redis pub/sub ----------------------------------------------------------------------

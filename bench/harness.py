@@ -29,12 +29,12 @@ class Broker:
     logs: Path
 
 
-def _libpq(uri: str) -> str:
+def libpq_uri(uri: str) -> str:
     return uri.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def _admin(uri: str, sql: str) -> None:
-    connection = await asyncpg.connect(_libpq(uri))
+async def admin_sql(uri: str, sql: str) -> None:
+    connection = await asyncpg.connect(libpq_uri(uri))
     try:
         await connection.execute(sql)
     finally:
@@ -45,13 +45,13 @@ async def _admin(uri: str, sql: str) -> None:
 def fresh_database(admin_uri: str) -> Iterator[str]:
     """A new database migrated to head; dropped afterwards, whatever happens."""
     name = f"broker_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin_uri, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(admin_uri, f'CREATE DATABASE "{name}"'))
     try:
-        uri = urlunparse(urlparse(_libpq(admin_uri))._replace(path=f"/{name}"))
+        uri = urlunparse(urlparse(libpq_uri(admin_uri))._replace(path=f"/{name}"))
         migrate.upgrade(async_database_url(uri))
         yield uri
     finally:
-        asyncio.run(_admin(admin_uri, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(admin_uri, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
