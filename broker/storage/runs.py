@@ -128,6 +128,7 @@ async def mark_running(
                 attempt=runs.c.attempt + 1,
                 lease_until=sql.later(conn.dialect, lease),
                 worker_id=worker_id,
+                started_at=sql.now(conn.dialect),
                 updated_at=sql.now(conn.dialect),
             )
             .returning(runs)

@@ -124,6 +124,8 @@ runs = Table(
     # Fencing token: bumped on every claim; a worker's writes carry the one it got.
     Column("attempt", Integer, nullable=False, server_default=text("0")),
     Column("lease_until", UtcDateTime(), nullable=True),
+    # When the current attempt started: ops see queueing delay as started_at - created_at.
+    Column("started_at", UtcDateTime(), nullable=True),
     Column("worker_id", Text, nullable=True),
     # A cancel asked of a running run ('interrupt' or 'rollback'), kept durably so a
     # worker that missed the pub/sub signal still sees it at its next heartbeat.

@@ -5,31 +5,41 @@ from __future__ import annotations
 import random
 import signal
 import socket
+import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.processes import Process, start_api, start_worker
+from tests.processes import GRAPHS, Process, start_api, start_worker
 
 
 class Cluster:
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, config: Path = GRAPHS) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.config = config
         self.apis: list[tuple[Process, str]] = []
         self.workers: list[Process] = []
         self.retired: list[Process] = []
 
     def start(self, *, apis: int, workers: int) -> Cluster:
-        self.apis = [start_api(self.env, self.log_dir) for _ in range(apis)]
-        self.workers = [start_worker(self.env, self.log_dir) for _ in range(workers)]
+        self.apis = [start_api(self.env, self.log_dir, self.config) for _ in range(apis)]
+        self.workers = [start_worker(self.env, self.log_dir, self.config) for _ in range(workers)]
         return self
+
+    def wait_for_workers(self, timeout: float = 60.0) -> None:
+        """Until every worker is claiming (its start-up line is in its log)."""
+        deadline = time.monotonic() + timeout
+        while not all("concurrent runs" in w.output() for w in self.workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready after {timeout}s\n{self.logs()}")
+            time.sleep(0.1)
 
     @property
     def urls(self) -> list[str]:
         return [url for _, url in self.apis]
 
     def add_worker(self) -> Process:
-        worker = start_worker(self.env, self.log_dir)
+        worker = start_worker(self.env, self.log_dir, self.config)
         self.workers.append(worker)
         return worker
 
