@@ -263,13 +263,20 @@ class BrokerService:
         return cancelled
 
     async def _refresh_threads(self, conn: AsyncConnection, thread_ids: Iterable[UUID]) -> None:
-        """A thread whose pending runs were cancelled is busy only if runs remain."""
+        """A thread whose pending runs were cancelled is busy only if runs remain.
+
+        A stateless run's thread goes with it, as when the run ends normally.
+        """
         for thread_id in thread_ids:
             thread = await thread_rows.get_thread(conn, thread_id, lock=True)
-            if thread is not None:
-                busy = bool(await run_rows.active_runs(conn, thread_id))
-                status = ThreadStatus.BUSY if busy else _resting_status(thread)
-                await thread_rows.set_thread_status(conn, thread_id, status)
+            if thread is None:
+                continue
+            busy = await run_rows.has_active(conn, thread_id)
+            if thread.temporary and not busy:
+                await thread_rows.delete_temporary(conn, thread_id)
+                continue
+            status = ThreadStatus.BUSY if busy else _resting_status(thread)
+            await thread_rows.set_thread_status(conn, thread_id, status)
 
     async def _announce(self, cancelled: _Cancelled) -> None:
         """After commit: end the streams of runs that ended, signal workers of the others."""

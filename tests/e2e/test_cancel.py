@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.storage.tables import checkpoints
+from broker.storage.tables import checkpoints, threads
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
 LONG: dict[str, Any] = {"steps": 40, "delay": 0.1}
@@ -191,3 +192,17 @@ async def test_on_disconnect_cancel(client: LangGraphClient, server: str) -> Non
                 rid = line.split('"run_id":"', 1)[1].split('"', 1)[0]
                 break
     await wait_for_status(client, tid, rid, "interrupted")
+
+
+async def test_cancelled_pending_stateless_run_leaves_nothing_behind(
+    client: LangGraphClient, engine: AsyncEngine
+) -> None:
+    run = await client.runs.create(None, "counter", input=COUNTER, after_seconds=60)
+    await client.runs.cancel(run["thread_id"], run["run_id"])
+    async with engine.connect() as conn:
+        left = await conn.execute(
+            select(func.count())
+            .select_from(threads)
+            .where(threads.c.thread_id == uuid.UUID(run["thread_id"]))
+        )
+        assert left.scalar_one() == 0
