@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
-from redis.asyncio import Redis
 
 from bench.harness import admin_sql, libpq_uri
+from bench.stream import raw_pubsub
 
 TIMEOUT = 120.0
 ROW = "x" * 1024
@@ -46,46 +46,12 @@ def scratch_database(admin_uri: str, label: str = "scratch") -> Iterator[str]:
 
 async def pubsub_rate(redis_uri: str, messages: int, size: int) -> dict[str, float]:
     """Messages per second one redis-py async subscriber receives (first to last)."""
-    channel = f"broker-bench-ceiling-{uuid.uuid4().hex[:8]}"
-    subscriber: Redis = Redis.from_url(redis_uri)
-    publisher: Redis = Redis.from_url(redis_uri)
-    pubsub = subscriber.pubsub()
-    received = 0
-    first = last = 0.0
-
-    async def count() -> None:
-        nonlocal received, first, last
-        async for message in pubsub.listen():
-            if message["type"] == "message":
-                last = time.perf_counter()
-                if not received:
-                    first = last
-                received += 1
-                if received == messages:
-                    return
-
-    try:
-        await pubsub.subscribe(channel)
-        while (await pubsub.get_message(timeout=1.0)) is None:  # the subscribe confirmation
-            pass
-        counting = asyncio.create_task(count())
-        payload = b"x" * size
-        async with publisher.pipeline(transaction=False) as pipe:
-            for _ in range(messages):
-                pipe.publish(channel, payload)
-            await pipe.execute()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(counting, TIMEOUT)
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await subscriber.aclose()
-        await publisher.aclose()
-    seconds = last - first
+    raw = await raw_pubsub(redis_uri, messages, size, TIMEOUT)
     return {
         "messages": float(messages),
-        "received": float(received),
+        "received": float(raw.received),
         "size": float(size),
-        "per_second": received / seconds if seconds > 0 else 0.0,
+        "per_second": raw.per_second,
     }
 
 
