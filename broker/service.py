@@ -290,9 +290,7 @@ class BrokerService:
 
     async def _wake_next(self, thread_id: UUID) -> None:
         async with self.engine.connect() as conn:
-            if await run_rows.has_running(conn, thread_id):
-                return
-            next_id = await run_rows.next_pending(conn, thread_id)
+            _, next_id = await run_rows.queue_of(conn, thread_id)  # None while one is running
         if next_id is not None:
             await self.queue.push(next_id)
 

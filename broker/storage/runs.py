@@ -87,32 +87,9 @@ async def insert_run(conn: AsyncConnection, values: dict[str, Any]) -> Run:
     return to_run(row)
 
 
-async def has_running(conn: AsyncConnection, thread_id: UUID) -> bool:
-    query = select(runs.c.run_id).where(
-        runs.c.thread_id == thread_id, runs.c.status == RunStatus.RUNNING.value
-    )
-    return (await conn.execute(query.limit(1))).first() is not None
-
-
 async def active_runs(conn: AsyncConnection, thread_id: UUID) -> list[Run]:
     query = select(runs).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))
     return [to_run(r) for r in (await conn.execute(query.order_by(runs.c.created_at))).all()]
-
-
-async def next_pending(conn: AsyncConnection, thread_id: UUID) -> UUID | None:
-    """The thread's oldest pending run that is due: runs on a thread start in order."""
-    query = (
-        select(runs.c.run_id)
-        .where(
-            runs.c.thread_id == thread_id,
-            runs.c.status == RunStatus.PENDING.value,
-            runs.c.created_at <= sql.now(conn.dialect),
-        )
-        .order_by(runs.c.created_at, runs.c.run_id)
-        .limit(1)
-    )
-    row = (await conn.execute(query)).first()
-    return None if row is None else row[0]
 
 
 async def mark_running(
