@@ -40,6 +40,7 @@ from broker.queue import RunQueue
 from broker.runspec import run_row
 from broker.state import StateReader, thread_output
 from broker.storage import dialect as sql
+from broker.storage import hot_path
 from broker.storage import runs as run_rows
 from broker.storage import threads as thread_rows
 from broker.storage.assistants import AssistantStore, system_assistant_id
@@ -155,6 +156,9 @@ class BrokerService:
         temporary = thread_id is None
         tid = thread_id or uuid7()
         tags = {"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)}
+        if temporary and not request.after_seconds:  # the common case, in one statement
+            values = run_row(run_id, tid, request, assistant, temporary=True)
+            return await hot_path.insert_stateless(self.engine, values, tags), _Cancelled([], [])
         async with self.engine.begin() as conn:
             if temporary:
                 await thread_rows.insert_temporary(conn, tid, tags)
@@ -307,15 +311,10 @@ class BrokerService:
 
     async def claim(self, run_id: UUID, worker_id: str, lease: timedelta) -> Claim | None:
         """Claims the thread's next due run, unless another run on it is running."""
-        async with self.engine.begin() as conn:
-            thread = await run_rows.lock_thread_of(conn, run_id)
-            if thread is None:
-                return None
-            thread_id, temporary = thread
-            running, next_id = await run_rows.queue_of(conn, thread_id)
-            if running or next_id is None:
-                return None
-            run = await run_rows.mark_running(conn, next_id, worker_id, lease)
+        claimed = await hot_path.claim(self.engine, run_id, worker_id, lease)
+        if claimed is None:
+            return None
+        run, temporary = claimed
         graph_id = str(run.kwargs.get("config", {}).get("configurable", {}).get("graph_id"))
         return Claim(run=run, attempt=run.attempt, graph_id=graph_id, temporary=temporary)
 
@@ -324,6 +323,10 @@ class BrokerService:
 
     async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
         """Ends the run (fenced) and settles its thread; False if the claim was lost."""
+        if _leaves_no_thread(claim):
+            return await hot_path.finish_stateless(
+                self.engine, claim.run.run_id, claim.attempt, outcome.status
+            )
         async with self.engine.begin() as conn:
             status = outcome.status
             thread_id = await run_rows.mark_finished(conn, claim.run.run_id, claim.attempt, status)
@@ -354,7 +357,7 @@ class BrokerService:
     ) -> UUID | None:
         """Writes the run's result on its thread; returns the thread's next run to wake."""
         thread_id = claim.run.thread_id
-        if claim.temporary and claim.run.kwargs.get("on_completion") != "keep":
+        if _leaves_no_thread(claim):
             await thread_rows.delete_temporary(conn, thread_id)  # its only run ends here
             return None
         if await thread_rows.get_thread(conn, thread_id, lock=True) is None:
@@ -526,6 +529,11 @@ async def _record(
         interrupts=result.interrupts,
         error=result.error,
     )
+
+
+def _leaves_no_thread(claim: Claim) -> bool:
+    """A stateless run's thread goes when the run ends, unless it asked to keep it."""
+    return claim.temporary and claim.run.kwargs.get("on_completion") != "keep"
 
 
 def _resting_status(thread: Thread) -> ThreadStatus:

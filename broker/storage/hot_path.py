@@ -1,0 +1,195 @@
+"""The three writes every run makes (submit, claim, finish), one round trip each on Postgres.
+
+Each used to be BEGIN, two or three statements and COMMIT. On Postgres each is now a
+single statement (data-modifying CTEs) run in autocommit, built once with bind
+parameters so SQLAlchemy only looks up its compiled form. SQLite (`broker dev`, one
+writer) runs the same rules as a short transaction of the portable statements.
+
+The rules themselves are the service's; these functions only make them cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Update, bindparam, delete, func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert
+
+from broker.models import Run, RunStatus, ThreadStatus
+from broker.storage import dialect as sql
+from broker.storage import runs as run_rows
+from broker.storage import threads as thread_rows
+from broker.storage.rows import to_run
+from broker.storage.tables import runs, threads
+
+_PENDING = RunStatus.PENDING.value
+_RUNNING = RunStatus.RUNNING.value
+_RUN_COLUMNS = ("run_id", "assistant_id", "status", "metadata", "kwargs", "multitask_strategy")
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, without BEGIN/COMMIT: each statement commits on its own."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+# -- submit: a stateless run and its temporary thread -----------------------------------
+
+
+@functools.cache
+def _insert_stateless() -> ReturningInsert[Any]:
+    thread_id = bindparam("thread_id", type_=runs.c.thread_id.type)
+    now = func.now()
+    thread = (
+        threads.insert()
+        .values(
+            thread_id=thread_id,
+            metadata=bindparam("tags", type_=threads.c.metadata.type),
+            status=ThreadStatus.BUSY.value,
+            temporary=True,
+            created_at=now,
+            updated_at=now,
+            state_updated_at=now,
+        )
+        .cte("new_thread")
+    )
+    values: dict[str, Any] = {c: bindparam(c, type_=runs.c[c].type) for c in _RUN_COLUMNS}
+    return (
+        runs.insert()
+        .values(**values, thread_id=thread_id, created_at=now, updated_at=now)
+        .add_cte(thread)
+        .returning(runs)
+    )
+
+
+async def insert_stateless(engine: AsyncEngine, values: dict[str, Any], tags: Any) -> Run:
+    """A stateless run with its own busy, hidden thread (`values` is the run's row)."""
+    if not sql.is_postgres(engine.dialect):
+        async with engine.begin() as conn:
+            await thread_rows.insert_temporary(conn, values["thread_id"], tags)
+            return await run_rows.insert_run(conn, values)
+    params = {c: values[c] for c in _RUN_COLUMNS}
+    async with _autocommit(engine).connect() as conn:
+        result = await conn.execute(
+            _insert_stateless(), {**params, "thread_id": values["thread_id"], "tags": tags}
+        )
+        return to_run(result.one())
+
+
+# -- claim: the thread's next due run, unless one is running ----------------------------
+
+
+@functools.cache
+def _claim(lease: timedelta) -> Update:
+    """Locks the run's thread (claims on one thread take turns), finds the thread's head
+    run (a running one first, else the oldest due pending one) and starts it if pending.
+
+    After waiting for the thread's lock the CTEs still read the statement's snapshot, so
+    the head may be stale; the UPDATE re-checks `status = 'pending'` on the row's latest
+    version, so a run another worker started meanwhile is never started twice.
+    """
+    thread = (
+        select(threads.c.thread_id, threads.c.temporary)
+        .join(runs, runs.c.thread_id == threads.c.thread_id)
+        .where(runs.c.run_id == bindparam("p_run_id", type_=runs.c.run_id.type))
+        .with_for_update(of=threads)
+        .cte("claimed_thread")
+    )
+    running = runs.c.status == _RUNNING
+    head = (
+        select(runs.c.run_id, runs.c.status)
+        .where(
+            runs.c.thread_id == thread.c.thread_id,
+            runs.c.status.in_(run_rows.ACTIVE),
+            running | (runs.c.created_at <= func.now()),
+        )
+        .order_by(running.desc(), runs.c.created_at, runs.c.run_id)
+        .limit(1)
+        .cte("head")
+    )
+    return (
+        update(runs)
+        .where(
+            runs.c.run_id == head.c.run_id,
+            head.c.status == _PENDING,
+            runs.c.status == _PENDING,
+            runs.c.thread_id == thread.c.thread_id,
+        )
+        .values(
+            status=_RUNNING,
+            attempt=runs.c.attempt + 1,
+            lease_until=func.now() + literal(lease),
+            worker_id=bindparam("p_worker_id", type_=runs.c.worker_id.type),
+            started_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(*runs.c, thread.c.temporary)
+    )
+
+
+async def claim(
+    engine: AsyncEngine, run_id: UUID, worker_id: str, lease: timedelta
+) -> tuple[Run, bool] | None:
+    """Starts the thread of `run_id`'s next due run: (the run, its thread is temporary),
+    or None when a run is running on it, nothing is due, or the run is gone."""
+    if not sql.is_postgres(engine.dialect):
+        return await _claim_in_transaction(engine, run_id, worker_id, lease)
+    async with _autocommit(engine).connect() as conn:
+        result = await conn.execute(_claim(lease), {"p_run_id": run_id, "p_worker_id": worker_id})
+        row = result.first()
+    return None if row is None else (to_run(row), bool(row._mapping["temporary"]))
+
+
+async def _claim_in_transaction(
+    engine: AsyncEngine, run_id: UUID, worker_id: str, lease: timedelta
+) -> tuple[Run, bool] | None:
+    async with engine.begin() as conn:
+        thread = await run_rows.lock_thread_of(conn, run_id)
+        if thread is None:
+            return None
+        thread_id, temporary = thread
+        running, next_id = await run_rows.queue_of(conn, thread_id)
+        if running or next_id is None:
+            return None
+        return await run_rows.mark_running(conn, next_id, worker_id, lease), temporary
+
+
+# -- finish: a stateless run ends, taking its thread (and by cascade itself) along ------
+
+
+@functools.cache
+def _finish_stateless() -> ReturningDelete[Any]:
+    owned = (
+        select(runs.c.thread_id)
+        .where(
+            runs.c.run_id == bindparam("p_run_id", type_=runs.c.run_id.type),
+            runs.c.attempt == bindparam("p_attempt", type_=runs.c.attempt.type),
+            runs.c.status == _RUNNING,
+        )
+        .with_for_update()
+        .scalar_subquery()
+    )
+    return delete(threads).where(threads.c.thread_id == owned).returning(threads.c.thread_id)
+
+
+async def finish_stateless(
+    engine: AsyncEngine, run_id: UUID, attempt: int, status: RunStatus
+) -> bool:
+    """Ends a stateless run whose thread is not kept; False if `attempt` lost the run.
+
+    The run's row goes with its thread (by cascade): its stream's end message carries
+    the final status, and nothing reads it from the table afterwards.
+    """
+    if not sql.is_postgres(engine.dialect):
+        async with engine.begin() as conn:
+            thread_id = await run_rows.mark_finished(conn, run_id, attempt, status)
+            if thread_id is None:
+                return False
+            await thread_rows.delete_temporary(conn, thread_id)
+            return True
+    async with _autocommit(engine).connect() as conn:
+        result = await conn.execute(_finish_stateless(), {"p_run_id": run_id, "p_attempt": attempt})
+        return result.first() is not None

@@ -1,0 +1,140 @@
+"""Submit, claim and finish in one statement (Postgres) keep the rules of the transaction
+they replaced (SQLite): one running run per thread, oldest due run first, fenced ends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.models import RunStatus
+from broker.settings import Settings
+from broker.storage import hot_path
+from broker.storage.engine import create_engine
+from broker.storage.tables import runs, threads
+from tests.contract.test_checkpointer import sqlite_engine
+
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def store(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        async with sqlite_engine(tmp_path) as engine:
+            yield engine
+        return
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+def _stamps(delay: float = -1.0) -> dict[str, datetime]:
+    # Explicit times: the migrated server default, now(), is not a SQLite function.
+    when = datetime.now(UTC) + timedelta(seconds=delay)
+    return {"created_at": when, "updated_at": when}
+
+
+async def _thread(engine: AsyncEngine) -> uuid.UUID:
+    thread_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        values = {**_stamps(), "state_updated_at": datetime.now(UTC)}
+        await conn.execute(insert(threads).values(thread_id=thread_id, status="busy", **values))
+    return thread_id
+
+
+async def _pending(engine: AsyncEngine, thread_id: uuid.UUID, delay: float = -1.0) -> uuid.UUID:
+    run_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(runs).values(
+                run_id=run_id,
+                thread_id=thread_id,
+                assistant_id=uuid.uuid4(),
+                status="pending",
+                metadata={},
+                kwargs={},
+                multitask_strategy="enqueue",
+                **_stamps(delay),
+            )
+        )
+    return run_id
+
+
+async def _count(engine: AsyncEngine, table: Any, **where: Any) -> int:
+    query = select(func.count()).select_from(table)
+    for name, value in where.items():
+        query = query.where(table.c[name] == value)
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+def _stateless_values(run_id: uuid.UUID, thread_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "thread_id": thread_id,
+        "assistant_id": uuid.uuid4(),
+        "status": "pending",
+        "metadata": {"m": 1},
+        "kwargs": {"temporary": True},
+        "multitask_strategy": "enqueue",
+    }
+
+
+async def test_stateless_submit_creates_a_hidden_busy_thread(store: AsyncEngine) -> None:
+    run_id, thread_id = uuid.uuid4(), uuid.uuid4()
+    run = await hot_path.insert_stateless(
+        store, _stateless_values(run_id, thread_id), {"graph_id": "g"}
+    )
+    assert (run.run_id, run.thread_id, run.status) == (run_id, thread_id, RunStatus.PENDING)
+    assert run.metadata == {"m": 1} and run.kwargs == {"temporary": True}
+    async with store.connect() as conn:
+        row = (await conn.execute(select(threads).where(threads.c.thread_id == thread_id))).one()
+    assert (row.status, row.temporary, row.metadata) == ("busy", True, {"graph_id": "g"})
+
+
+async def test_concurrent_claims_start_one_run_per_thread_oldest_first(store: AsyncEngine) -> None:
+    thread_id = await _thread(store)
+    first = await _pending(store, thread_id, delay=-2.0)
+    second = await _pending(store, thread_id)
+    claims = await asyncio.gather(
+        *(hot_path.claim(store, rid, f"w{i}", LEASE) for i, rid in enumerate([second, first] * 3))
+    )
+    started = [c for c in claims if c is not None]
+    assert len(started) == 1
+    run, temporary = started[0]
+    assert (run.run_id, run.status, run.attempt, temporary) == (first, RunStatus.RUNNING, 1, False)
+    assert await _count(store, runs, thread_id=thread_id, status="running") == 1
+    # While it runs, the thread's next run waits, whoever is woken for it.
+    assert await hot_path.claim(store, second, "w9", LEASE) is None
+
+
+async def test_a_run_not_yet_due_is_not_claimed(store: AsyncEngine) -> None:
+    thread_id = await _thread(store)
+    later = await _pending(store, thread_id, delay=60.0)
+    assert await hot_path.claim(store, later, "w", LEASE) is None
+    assert await hot_path.claim(store, uuid.uuid4(), "w", LEASE) is None  # no such run
+
+
+async def test_finishing_a_stateless_run_is_fenced_and_takes_its_thread(
+    store: AsyncEngine,
+) -> None:
+    run_id, thread_id = uuid.uuid4(), uuid.uuid4()
+    await hot_path.insert_stateless(store, _stateless_values(run_id, thread_id), {})
+    claimed = await hot_path.claim(store, run_id, "w", LEASE)
+    assert claimed is not None and claimed[1] is True
+    attempt = claimed[0].attempt
+    assert not await hot_path.finish_stateless(store, run_id, attempt + 1, RunStatus.SUCCESS)
+    assert await _count(store, threads, thread_id=thread_id) == 1  # a lost claim changes nothing
+    assert await hot_path.finish_stateless(store, run_id, attempt, RunStatus.SUCCESS)
+    assert await _count(store, threads, thread_id=thread_id) == 0
+    assert await _count(store, runs, run_id=run_id) == 0
+    assert not await hot_path.finish_stateless(store, run_id, attempt, RunStatus.SUCCESS)
