@@ -20,6 +20,7 @@ from broker.models import Run
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
 KEEPALIVE = b"\n"
+IN_FLIGHT_GRACE = 0.2  # seconds to wait for frames already published when a run is seen ended
 
 SSE_HEADERS = {
     "Cache-Control": "no-store",
@@ -88,6 +89,9 @@ class Relay:
                     ended = await self.poll() is not None
                     if not ended:
                         yield HEARTBEAT
+                        continue
+                    async for frame in self._in_flight():
+                        yield frame
                 elif parse_end(message) is not None:
                     ended = True
                 elif chosen := self._select(message):
@@ -96,6 +100,15 @@ class Relay:
             await _shielded(self.subscription.close())
             if not ended and self.on_disconnect is not None:
                 _spawn(self.on_disconnect())
+
+    async def _in_flight(self) -> AsyncIterator[bytes]:
+        """The run ended and its end marker has not come (yet): its last frames were
+        published before it ended, so relay whatever is still on its way."""
+        while (message := await self.subscription.get(IN_FLIGHT_GRACE)) is not None:
+            if parse_end(message) is not None:
+                return
+            if chosen := self._select(message):
+                yield chosen
 
     def _select(self, message: bytes) -> bytes:
         if self.modes is None and self.last_id is None:

@@ -4,7 +4,10 @@
   counting them: how many messages per second one Python reader can take in;
 - asyncpg single-row commits: INSERT of one 1 KB row per transaction (autocommit),
   sequentially on one connection, and from 20 connections at once;
-- asyncpg batched inserts: `executemany` of 1 KB rows, a batch per transaction.
+- asyncpg batched inserts: `executemany` of 1 KB rows, a batch per transaction;
+- LangGraph itself: the streaming workloads' graphs driven by `astream` in this process,
+  no server: how fast LangGraph produces custom events and messages-tuple tokens, which
+  no server can forward faster (its callbacks, not the wire, bound the token rate).
 
 Also `scratch_database()`: an empty database (no migrations), dropped afterwards.
 """
@@ -21,9 +24,12 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
+from langchain_core.messages import HumanMessage
 
+from bench.graphs.tokens import graph as tokens_graph
 from bench.harness import admin_sql, libpq_uri
 from bench.stream import raw_pubsub
+from tests.graphs.emitter import graph as emitter_graph
 
 TIMEOUT = 120.0
 ROW = "x" * 1024
@@ -109,12 +115,49 @@ async def batch_rate(uri: str, rows: int, batch: int) -> dict[str, float]:
     return {"rows": float(rows), "batch": float(batch), "per_second": rows / seconds}
 
 
+# -- LangGraph in-process ---------------------------------------------------------------
+
+
+async def langgraph_rate(graph: Any, graph_input: dict[str, Any], mode: str) -> dict[str, float]:
+    """Chunks of `mode` per second (first to last) from `graph.astream`, best of 3."""
+    best = 0.0
+    count = 0
+    for _ in range(3):
+        count, first, last = 0, 0.0, 0.0
+        async for chunk_mode, _chunk in graph.astream(graph_input, stream_mode=[mode, "values"]):
+            if chunk_mode == mode:
+                last = time.perf_counter()
+                first = first or last
+                count += 1
+        best = max(best, (count - 1) / (last - first) if last > first else 0.0)
+    return {"received": float(count), "per_second": best}
+
+
+async def langgraph_rates(events: int, tokens: int, pad: int) -> dict[str, dict[str, float]]:
+    emitter_input = {"count": events, "pad": pad, "pace": 1}
+    tokens_input = {"messages": [HumanMessage("hi")], "tokens": tokens}
+    return {
+        "langgraph_custom": await langgraph_rate(emitter_graph, emitter_input, "custom"),
+        "langgraph_tokens": await langgraph_rate(tokens_graph, tokens_input, "messages"),
+    }
+
+
 async def measure_all(
-    redis_uri: str, database_uri: str, *, messages: int, size: int, commits: int, rows: int
+    redis_uri: str,
+    database_uri: str,
+    *,
+    messages: int,
+    size: int,
+    commits: int,
+    rows: int,
+    events: int,
+    tokens: int,
+    pad: int,
 ) -> dict[str, dict[str, float]]:
     return {
         "pubsub": await pubsub_rate(redis_uri, messages, size),
         "commit_1": await commit_rate(database_uri, commits, 1),
         f"commit_{CONNECTIONS}": await commit_rate(database_uri, commits, CONNECTIONS),
         "batch_insert": await batch_rate(database_uri, rows, 500),
+        **await langgraph_rates(events, tokens, pad),
     }

@@ -30,42 +30,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
+from bench import cpu
 from bench.servers import our_server, say
 from bench.workloads import FULL, WORKLOADS, Sizes, latency, throughput
 
 PROFILES = Path(__file__).resolve().parent / "results" / "profiles"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# -- CPU accounting from /proc ----------------------------------------------------------
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-def _pids_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def _cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each broker process and of all postgres / redis processes."""
-    snapshot = {role: _cpu_seconds(pid) for role, pid in pids.items()}
-    for name, comm in (("postgres", "postgres"), ("redis", "redis-server")):
-        snapshot[name] = sum(_cpu_seconds(pid) for pid in _pids_named(comm))
-    return snapshot
 
 
 # -- collapsed stacks -------------------------------------------------------------------
@@ -194,13 +163,11 @@ def profile(workload: str, seconds: float, rate: int, out: Path) -> None:
             )
         time.sleep(0.5)  # let py-spy attach
         say(f"driving {workload} for {seconds:.0f} s under py-spy ({rate} Hz)")
-        before = _cpu_snapshot(server.pids)
-        before["client (SDK)"] = time.process_time()
+        before = cpu.snapshot(server.pids)
         started = time.perf_counter()
         figures = asyncio.run(_drive(workload, server.url, seconds))
         wall = time.perf_counter() - started
-        after = _cpu_snapshot(server.pids)
-        after["client (SDK)"] = time.process_time()
+        after = cpu.snapshot(server.pids)
         for recorder in recorders:
             _, errors = recorder.communicate(timeout=seconds + 60)
             if recorder.returncode:

@@ -97,13 +97,24 @@ ROWS = [
         target=times_ref(5)),
     Row("throughput", "runs.stream p50 under load", "ms", ours("throughput", "p50_ms"),
         ref("throughput", "p50_ms"), lower_is_better=True),
+    Row("throughput", "server CPU per run (all processes)", "ms",
+        ours("throughput", "server_cpu_ms_per_run"), ref("throughput", "server_cpu_ms_per_run"),
+        lower_is_better=True),
+    Row("throughput", "SDK client CPU per run", "ms", ours("throughput", "client_cpu_ms_per_run"),
+        ref("throughput", "client_cpu_ms_per_run"), lower_is_better=True),
     Row("streaming", "custom events received", "ev/s", ours("streaming", "custom_per_second"),
         ref("streaming", "custom_per_second"), ceiling("pubsub"), target=ref_and_ceiling(4, 0.55)),
+    Row("streaming", "custom events vs LangGraph in-process", "ev/s",
+        ours("streaming", "custom_per_second"), ref("streaming", "custom_per_second"),
+        ceiling("langgraph_custom")),
     Row("streaming", "custom: time to first event", "ms", ours("streaming", "custom_first_ms"),
         ref("streaming", "custom_first_ms"), lower_is_better=True, target=at_most(20, "ms")),
     Row("streaming", "messages-tuple tokens received", "tok/s",
         ours("streaming", "tokens_per_second"), ref("streaming", "tokens_per_second"),
         ceiling("pubsub"), target=ref_and_ceiling(4, 0.55)),
+    Row("streaming", "tokens vs LangGraph in-process", "tok/s",
+        ours("streaming", "tokens_per_second"), ref("streaming", "tokens_per_second"),
+        ceiling("langgraph_tokens")),
     Row("streaming", "tokens: time to first token", "ms", ours("streaming", "tokens_first_ms"),
         ref("streaming", "tokens_first_ms"), lower_is_better=True, target=at_most(20, "ms")),
     Row("background", "runs.create xN then join all", "runs/s",
@@ -111,6 +122,11 @@ ROWS = [
         target=times_ref(5)),
     Row("background", "runs.create alone", "runs/s", ours("background", "creates_per_second"),
         ref("background", "creates_per_second")),
+    Row("background", "server CPU per run (incl. thread)", "ms",
+        ours("background", "server_cpu_ms_per_run"), ref("background", "server_cpu_ms_per_run"),
+        lower_is_better=True),
+    Row("background", "SDK client CPU per run", "ms", ours("background", "client_cpu_ms_per_run"),
+        ref("background", "client_cpu_ms_per_run"), lower_is_better=True),
     Row("checkpoints", "threaded runs via the server", "steps/s",
         ours("checkpoints", "supersteps_per_second"), ref("checkpoints", "supersteps_per_second"),
         ceiling("commit_20")),
@@ -230,7 +246,8 @@ def _notes(results: Results) -> list[str]:
         "",
         "vs ref: times better than the reference (rates ours÷ref, times ref÷ours); "
         "of ceil: ours÷ceiling.",
-        "ceilings: streaming rows → raw redis-py pub/sub msgs/s; checkpoint rows → asyncpg "
+        "ceilings: streaming rows → raw redis-py pub/sub msgs/s, or LangGraph's own astream "
+        "rate in-process where the row says so; checkpoint rows → asyncpg "
         "single-row commits/s over 20 connections (each superstep needs ≥ 2 commits).",
     ]
     reference = results.get("reference", {})

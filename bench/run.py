@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
-from bench import ceilings, checkpointers, report
+from bench import ceilings, checkpointers, cpu, report
 from bench.harness import fresh_database
 from bench.servers import Server, Unavailable, our_server, reference_server, say
 from bench.workloads import FULL, QUICK, WORKLOADS, Sizes
@@ -38,6 +38,8 @@ from tests.services import ensure_services
 RESULTS = Path(__file__).resolve().parent / "results"
 # Seconds one workload may take against one server before it counts as failed.
 TIMEOUT = {"full": 420.0, "quick": 60.0}
+# Workloads whose CPU per run (servers, stores, the SDK client) is recorded beside the rate.
+CPU_METERED = ("throughput", "background")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -109,7 +111,10 @@ def _meta(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
 
 
 def _measure_ceilings(sizes: Sizes, admin_uri: str, redis_uri: str) -> dict[str, Any]:
-    say("measuring the ceilings: raw redis-py pub/sub, asyncpg commits and batched inserts")
+    say(
+        "measuring the ceilings: raw redis-py pub/sub, asyncpg commits and batched inserts, "
+        "LangGraph streaming in-process"
+    )
     with ceilings.scratch_database(admin_uri, "ceiling") as uri:
         measured = asyncio.run(
             ceilings.measure_all(
@@ -119,6 +124,9 @@ def _measure_ceilings(sizes: Sizes, admin_uri: str, redis_uri: str) -> dict[str,
                 size=sizes.stream_pad + 40,  # about one custom event's SSE frame
                 commits=sizes.ceiling_commits,
                 rows=sizes.ceiling_rows,
+                events=sizes.stream_events,
+                tokens=sizes.stream_tokens,
+                pad=sizes.stream_pad,
             )
         )
     say(
@@ -131,7 +139,11 @@ def _measure_ceilings(sizes: Sizes, admin_uri: str, redis_uri: str) -> dict[str,
 def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> dict[str, Any]:
     say(f"{name}: {server.name} ({server.url})")
     started = time.perf_counter()
+    before = cpu.snapshot(server.pids)
     figures = asyncio.run(asyncio.wait_for(WORKLOADS[name](server.url, sizes), timeout))
+    if name in CPU_METERED:
+        runs = int(figures.get("completed", figures["runs"]))
+        figures.update(cpu.Usage.between(before, cpu.snapshot(server.pids)).per_run_ms(runs))
     shown = {k: v for k, v in figures.items() if isinstance(v, float)}
     summary = ", ".join(f"{k} {v:,.1f}" for k, v in list(shown.items())[:6])
     say(f"    {summary}  [{time.perf_counter() - started:.0f}s]")

@@ -190,8 +190,10 @@ async def throughput(url: str, sizes: Sizes) -> dict[str, Any]:
     until = counting_from + sizes.throughput_seconds
     durations: list[float] = []
     errors: list[str] = []
+    completed = 0  # every run that succeeded, warm-up included: what the CPU was spent on
 
     async def loop(client: LangGraphClient) -> None:
+        nonlocal completed
         while time.perf_counter() < until:
             began = time.perf_counter()
             last: Any = None
@@ -206,7 +208,9 @@ async def throughput(url: str, sizes: Sizes) -> dict[str, Any]:
             done = time.perf_counter()
             if _value(last) != TWO_STEP_OUTPUT:
                 errors.append(f"final values {last!r}")
-            elif counting_from <= done <= until:
+                continue
+            completed += 1
+            if counting_from <= done <= until:
                 durations.append(done - began)
 
     async with clients(url, sizes.throughput_clients) as made:
@@ -216,6 +220,7 @@ async def throughput(url: str, sizes: Sizes) -> dict[str, Any]:
     return {
         "runs_per_second": len(durations) / sizes.throughput_seconds,
         "runs": len(durations),
+        "completed": completed,
         "clients": sizes.throughput_clients,
         "errors": len(errors),
         "p50_ms": _ms(percentile(durations, 50)),

@@ -73,6 +73,20 @@ class Subscription(Protocol):
     async def close(self) -> None: ...
 
 
+class Silence:
+    """The subscription of a run that had already ended: nothing live will come.
+
+    Joining a finished run needs no SUBSCRIBE round trip (nor its unsubscribe).
+    """
+
+    async def get(self, timeout: float) -> bytes | None:
+        await asyncio.sleep(timeout)
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 class EventBus(Protocol):
     async def publish(self, channel: str, message: bytes) -> None: ...
 

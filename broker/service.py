@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import jsonable
 from broker.errors import UNAVAILABLE, BadRequest, Conflict, Invalid, NotFound, ThreadBusy
-from broker.events import EventBus, EventLog, Subscription, end_message, sse_frame
+from broker.events import EventBus, EventLog, Silence, Subscription, end_message, sse_frame
 from broker.graphs import GraphRegistry
 from broker.ids import uuid7
 from broker.keys import Keys
@@ -40,10 +40,10 @@ from broker.queue import RunQueue
 from broker.runspec import run_row
 from broker.state import StateReader, thread_output
 from broker.storage import dialect as sql
-from broker.storage import hot_path
 from broker.storage import runs as run_rows
 from broker.storage import threads as thread_rows
 from broker.storage.assistants import AssistantStore, system_assistant_id
+from broker.storage.hot_path import HotPath
 from broker.storage.runs import Lease, RunStore
 from broker.storage.tables import threads
 from broker.storage.threads import ThreadStore
@@ -90,6 +90,7 @@ class BrokerService:
         self.assistants = AssistantStore(engine)
         self.threads = ThreadStore(engine)
         self.runs = RunStore(engine)
+        self.hot = HotPath(engine)
         self.state = StateReader(graphs, checkpointer)
 
     async def start(self) -> None:
@@ -158,7 +159,7 @@ class BrokerService:
         tags = {"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)}
         if temporary and not request.after_seconds:  # the common case, in one statement
             values = run_row(run_id, tid, request, assistant, temporary=True)
-            return await hot_path.insert_stateless(self.engine, values, tags), _Cancelled([], [])
+            return await self.hot.insert_stateless(values, tags), _Cancelled([], [])
         async with self.engine.begin() as conn:
             if temporary:
                 await thread_rows.insert_temporary(conn, tid, tags)
@@ -206,7 +207,9 @@ class BrokerService:
 
     async def join(self, run_id: UUID, thread_id: UUID | None) -> tuple[Run, Subscription]:
         """Subscribes to a run's live events; the run is read again once subscribed."""
-        await self.runs.get(run_id, thread_id)
+        run = await self.runs.get(run_id, thread_id)
+        if not run.status.active:
+            return run, Silence()  # it has ended: nothing live will come
         subscription = await self.bus.subscribe(self.keys.run_channel(run_id))
         try:
             return await self.runs.get(run_id, thread_id), subscription
@@ -311,7 +314,7 @@ class BrokerService:
 
     async def claim(self, run_id: UUID, worker_id: str, lease: timedelta) -> Claim | None:
         """Claims the thread's next due run, unless another run on it is running."""
-        claimed = await hot_path.claim(self.engine, run_id, worker_id, lease)
+        claimed = await self.hot.claim(run_id, worker_id, lease)
         if claimed is None:
             return None
         run, temporary = claimed
@@ -324,9 +327,7 @@ class BrokerService:
     async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
         """Ends the run (fenced) and settles its thread; False if the claim was lost."""
         if _leaves_no_thread(claim):
-            return await hot_path.finish_stateless(
-                self.engine, claim.run.run_id, claim.attempt, outcome.status
-            )
+            return await self.hot.finish_stateless(claim.run.run_id, claim.attempt, outcome.status)
         async with self.engine.begin() as conn:
             status = outcome.status
             thread_id = await run_rows.mark_finished(conn, claim.run.run_id, claim.attempt, status)

@@ -195,11 +195,13 @@ class Worker:
 
     async def _conclude(self, claim: Claim, publisher: Publisher, outcome: Outcome) -> None:
         run_outcome, result = outcome
+        # Every frame is out before the run counts as ended: a client that finds it ended
+        # (polling on silence) has then been sent everything but the end marker.
+        await publisher.drain()
         if not await self.service.finish(claim, run_outcome, result):
             log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
-            await publisher.close(None)
             return
-        await publisher.close(_end(run_outcome.status, run_outcome.output))
+        await publisher.end(_end(run_outcome.status, run_outcome.output))
 
     async def _stopped(
         self, claim: Claim, graph: Pregel[Any, Any], reason: StopReason, publisher: Publisher

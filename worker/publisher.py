@@ -50,11 +50,18 @@ class Publisher:
 
     async def close(self, final_message: bytes | None) -> None:
         """Flushes every frame, then sends `final_message` (the end marker), if any."""
+        await self.drain()
+        if final_message is not None:
+            await self.end(final_message)
+
+    async def drain(self) -> None:
+        """Publishes every frame emitted so far; nothing may be emitted afterwards."""
         self._closing = True
         self._wake.set()
         await self._task
-        if final_message is None:
-            return
+
+    async def end(self, final_message: bytes) -> None:
+        """Sends the end marker, after `drain`."""
         if self._log is not None:
             log, key = self._log
             await log.append(key, [(self._next_id(), final_message)])

@@ -31,9 +31,54 @@ _RUNNING = RunStatus.RUNNING.value
 _RUN_COLUMNS = ("run_id", "assistant_id", "status", "metadata", "kwargs", "multitask_strategy")
 
 
-def _autocommit(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, without BEGIN/COMMIT: each statement commits on its own."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+class HotPath:
+    """The three writes on one engine; on Postgres each is one autocommitted statement."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = sql.is_postgres(engine.dialect)
+        # The same pool without BEGIN/COMMIT, derived once: deriving costs a statement's worth.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def insert_stateless(self, values: dict[str, Any], tags: Any) -> Run:
+        """A stateless run with its own busy, hidden thread (`values` is the run's row)."""
+        if not self.postgres:
+            async with self.engine.begin() as conn:
+                await thread_rows.insert_temporary(conn, values["thread_id"], tags)
+                return await run_rows.insert_run(conn, values)
+        params = {c: values[c] for c in _RUN_COLUMNS}
+        params.update(thread_id=values["thread_id"], tags=tags)
+        async with self.autocommit.connect() as conn:
+            return to_run((await conn.execute(_insert_stateless(), params)).one())
+
+    async def claim(
+        self, run_id: UUID, worker_id: str, lease: timedelta
+    ) -> tuple[Run, bool] | None:
+        """Starts the thread of `run_id`'s next due run: (the run, its thread is temporary),
+        or None when a run is running on it, nothing is due, or the run is gone."""
+        if not self.postgres:
+            return await _claim_in_transaction(self.engine, run_id, worker_id, lease)
+        params = {"p_run_id": run_id, "p_worker_id": worker_id}
+        async with self.autocommit.connect() as conn:
+            row = (await conn.execute(_claim(lease), params)).first()
+        return None if row is None else (to_run(row), bool(row._mapping["temporary"]))
+
+    async def finish_stateless(self, run_id: UUID, attempt: int, status: RunStatus) -> bool:
+        """Ends a stateless run whose thread is not kept; False if `attempt` lost the run.
+
+        The run's row goes with its thread (by cascade): its stream's end message carries
+        the final status, and nothing reads it from the table afterwards.
+        """
+        if not self.postgres:
+            async with self.engine.begin() as conn:
+                thread_id = await run_rows.mark_finished(conn, run_id, attempt, status)
+                if thread_id is None:
+                    return False
+                await thread_rows.delete_temporary(conn, thread_id)
+                return True
+        params = {"p_run_id": run_id, "p_attempt": attempt}
+        async with self.autocommit.connect() as conn:
+            return (await conn.execute(_finish_stateless(), params)).first() is not None
 
 
 # -- submit: a stateless run and its temporary thread -----------------------------------
@@ -63,20 +108,6 @@ def _insert_stateless() -> ReturningInsert[Any]:
         .add_cte(thread)
         .returning(runs)
     )
-
-
-async def insert_stateless(engine: AsyncEngine, values: dict[str, Any], tags: Any) -> Run:
-    """A stateless run with its own busy, hidden thread (`values` is the run's row)."""
-    if not sql.is_postgres(engine.dialect):
-        async with engine.begin() as conn:
-            await thread_rows.insert_temporary(conn, values["thread_id"], tags)
-            return await run_rows.insert_run(conn, values)
-    params = {c: values[c] for c in _RUN_COLUMNS}
-    async with _autocommit(engine).connect() as conn:
-        result = await conn.execute(
-            _insert_stateless(), {**params, "thread_id": values["thread_id"], "tags": tags}
-        )
-        return to_run(result.one())
 
 
 # -- claim: the thread's next due run, unless one is running ----------------------------
@@ -130,19 +161,6 @@ def _claim(lease: timedelta) -> Update:
     )
 
 
-async def claim(
-    engine: AsyncEngine, run_id: UUID, worker_id: str, lease: timedelta
-) -> tuple[Run, bool] | None:
-    """Starts the thread of `run_id`'s next due run: (the run, its thread is temporary),
-    or None when a run is running on it, nothing is due, or the run is gone."""
-    if not sql.is_postgres(engine.dialect):
-        return await _claim_in_transaction(engine, run_id, worker_id, lease)
-    async with _autocommit(engine).connect() as conn:
-        result = await conn.execute(_claim(lease), {"p_run_id": run_id, "p_worker_id": worker_id})
-        row = result.first()
-    return None if row is None else (to_run(row), bool(row._mapping["temporary"]))
-
-
 async def _claim_in_transaction(
     engine: AsyncEngine, run_id: UUID, worker_id: str, lease: timedelta
 ) -> tuple[Run, bool] | None:
@@ -173,23 +191,3 @@ def _finish_stateless() -> ReturningDelete[Any]:
         .scalar_subquery()
     )
     return delete(threads).where(threads.c.thread_id == owned).returning(threads.c.thread_id)
-
-
-async def finish_stateless(
-    engine: AsyncEngine, run_id: UUID, attempt: int, status: RunStatus
-) -> bool:
-    """Ends a stateless run whose thread is not kept; False if `attempt` lost the run.
-
-    The run's row goes with its thread (by cascade): its stream's end message carries
-    the final status, and nothing reads it from the table afterwards.
-    """
-    if not sql.is_postgres(engine.dialect):
-        async with engine.begin() as conn:
-            thread_id = await run_rows.mark_finished(conn, run_id, attempt, status)
-            if thread_id is None:
-                return False
-            await thread_rows.delete_temporary(conn, thread_id)
-            return True
-    async with _autocommit(engine).connect() as conn:
-        result = await conn.execute(_finish_stateless(), {"p_run_id": run_id, "p_attempt": attempt})
-        return result.first() is not None

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.models import RunStatus
 from broker.settings import Settings
-from broker.storage import hot_path
 from broker.storage.engine import create_engine
+from broker.storage.hot_path import HotPath
 from broker.storage.tables import runs, threads
 from tests.contract.test_checkpointer import sqlite_engine
 
@@ -27,13 +27,13 @@ LEASE = timedelta(seconds=30)
 @pytest.fixture(params=["postgres", "sqlite"])
 async def store(
     request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
-) -> AsyncIterator[AsyncEngine]:
+) -> AsyncIterator[HotPath]:
     if request.param == "sqlite":
         async with sqlite_engine(tmp_path) as engine:
-            yield engine
+            yield HotPath(engine)
         return
     engine = create_engine(settings)
-    yield engine
+    yield HotPath(engine)
     await engine.dispose()
 
 
@@ -89,52 +89,52 @@ def _stateless_values(run_id: uuid.UUID, thread_id: uuid.UUID) -> dict[str, Any]
     }
 
 
-async def test_stateless_submit_creates_a_hidden_busy_thread(store: AsyncEngine) -> None:
+async def test_stateless_submit_creates_a_hidden_busy_thread(store: HotPath) -> None:
     run_id, thread_id = uuid.uuid4(), uuid.uuid4()
-    run = await hot_path.insert_stateless(
-        store, _stateless_values(run_id, thread_id), {"graph_id": "g"}
-    )
+    run = await store.insert_stateless(_stateless_values(run_id, thread_id), {"graph_id": "g"})
     assert (run.run_id, run.thread_id, run.status) == (run_id, thread_id, RunStatus.PENDING)
     assert run.metadata == {"m": 1} and run.kwargs == {"temporary": True}
-    async with store.connect() as conn:
+    async with store.engine.connect() as conn:
         row = (await conn.execute(select(threads).where(threads.c.thread_id == thread_id))).one()
     assert (row.status, row.temporary, row.metadata) == ("busy", True, {"graph_id": "g"})
 
 
-async def test_concurrent_claims_start_one_run_per_thread_oldest_first(store: AsyncEngine) -> None:
-    thread_id = await _thread(store)
-    first = await _pending(store, thread_id, delay=-2.0)
-    second = await _pending(store, thread_id)
+async def test_concurrent_claims_start_one_run_per_thread_oldest_first(store: HotPath) -> None:
+    thread_id = await _thread(store.engine)
+    first = await _pending(store.engine, thread_id, delay=-2.0)
+    second = await _pending(store.engine, thread_id)
     claims = await asyncio.gather(
-        *(hot_path.claim(store, rid, f"w{i}", LEASE) for i, rid in enumerate([second, first] * 3))
+        *(store.claim(rid, f"w{i}", LEASE) for i, rid in enumerate([second, first] * 3))
     )
     started = [c for c in claims if c is not None]
     assert len(started) == 1
     run, temporary = started[0]
     assert (run.run_id, run.status, run.attempt, temporary) == (first, RunStatus.RUNNING, 1, False)
-    assert await _count(store, runs, thread_id=thread_id, status="running") == 1
+    assert await _count(store.engine, runs, thread_id=thread_id, status="running") == 1
     # While it runs, the thread's next run waits, whoever is woken for it.
-    assert await hot_path.claim(store, second, "w9", LEASE) is None
+    assert await store.claim(second, "w9", LEASE) is None
 
 
-async def test_a_run_not_yet_due_is_not_claimed(store: AsyncEngine) -> None:
-    thread_id = await _thread(store)
-    later = await _pending(store, thread_id, delay=60.0)
-    assert await hot_path.claim(store, later, "w", LEASE) is None
-    assert await hot_path.claim(store, uuid.uuid4(), "w", LEASE) is None  # no such run
+async def test_a_run_not_yet_due_is_not_claimed(store: HotPath) -> None:
+    thread_id = await _thread(store.engine)
+    later = await _pending(store.engine, thread_id, delay=60.0)
+    assert await store.claim(later, "w", LEASE) is None
+    assert await store.claim(uuid.uuid4(), "w", LEASE) is None  # no such run
 
 
 async def test_finishing_a_stateless_run_is_fenced_and_takes_its_thread(
-    store: AsyncEngine,
+    store: HotPath,
 ) -> None:
     run_id, thread_id = uuid.uuid4(), uuid.uuid4()
-    await hot_path.insert_stateless(store, _stateless_values(run_id, thread_id), {})
-    claimed = await hot_path.claim(store, run_id, "w", LEASE)
+    await store.insert_stateless(_stateless_values(run_id, thread_id), {})
+    claimed = await store.claim(run_id, "w", LEASE)
     assert claimed is not None and claimed[1] is True
     attempt = claimed[0].attempt
-    assert not await hot_path.finish_stateless(store, run_id, attempt + 1, RunStatus.SUCCESS)
-    assert await _count(store, threads, thread_id=thread_id) == 1  # a lost claim changes nothing
-    assert await hot_path.finish_stateless(store, run_id, attempt, RunStatus.SUCCESS)
-    assert await _count(store, threads, thread_id=thread_id) == 0
-    assert await _count(store, runs, run_id=run_id) == 0
-    assert not await hot_path.finish_stateless(store, run_id, attempt, RunStatus.SUCCESS)
+    assert not await store.finish_stateless(run_id, attempt + 1, RunStatus.SUCCESS)
+    assert (
+        await _count(store.engine, threads, thread_id=thread_id) == 1
+    )  # a lost claim changes nothing
+    assert await store.finish_stateless(run_id, attempt, RunStatus.SUCCESS)
+    assert await _count(store.engine, threads, thread_id=thread_id) == 0
+    assert await _count(store.engine, runs, run_id=run_id) == 0
+    assert not await store.finish_stateless(run_id, attempt, RunStatus.SUCCESS)
