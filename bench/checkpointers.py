@@ -1,7 +1,7 @@
 """Our checkpointer against LangGraph's `AsyncPostgresSaver`, driving the same graph in-process.
 
-Both get the same budget of connections (our engine: pool 10 + overflow 10; theirs: a
-psycopg pool of up to 20, autocommit, as LangGraph Platform configures it) and each its
+Both get the same budget of connections (our engine: a pool of 20; theirs: a psycopg
+pool of up to 20, autocommit, as LangGraph Platform configures it) and each its
 own fresh database (their tables would collide with ours). Rounds alternate between the
 savers so that drift on a noisy machine lands on all alike; the figure is the median.
 
@@ -46,7 +46,7 @@ class Unavailable(Exception):
 @asynccontextmanager
 async def ours(database_uri: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """PostgresCheckpointer on our engine, on a database migrated to head."""
-    engine = create_engine(Settings(DATABASE_URI=database_uri))
+    engine = create_engine(Settings(DATABASE_URI=database_uri), pool_size=POOL)
     try:
         yield PostgresCheckpointer(engine)
     finally:
@@ -94,7 +94,7 @@ async def theirs(database_uri: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
 
 async def _running_runs(database_uri: str, count: int) -> list[uuid.UUID]:
     """`count` running runs (attempt 1), one per thread: what a fenced saver writes under."""
-    engine = create_engine(Settings(DATABASE_URI=database_uri))
+    engine = create_engine(Settings(DATABASE_URI=database_uri), pool_size=POOL)
     made = [(uuid.uuid4(), uuid.uuid4()) for _ in range(count)]
     try:
         async with engine.begin() as conn:

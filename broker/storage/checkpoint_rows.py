@@ -101,7 +101,9 @@ def json_text(value: Mapping[str, Any]) -> str:
         raw = jsonable.dumps(value)
     except Exception:  # a readable copy must never fail a put; render per channel
         raw = jsonable.dumps({key: _jsonable_or_repr(item) for key, item in value.items()})
-    return _JSON_NUL.sub(rb"\1", raw).decode()
+    if b"\\u0000" in raw:  # rare; the regex costs more than the rest of the rendering
+        raw = _JSON_NUL.sub(rb"\1", raw)
+    return raw.decode()
 
 
 def _jsonable_or_repr(value: Any) -> Any:

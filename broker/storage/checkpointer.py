@@ -12,8 +12,10 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
+    Dialect,
     Executable,
     Row,
     Select,
@@ -50,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Delete, Insert
 from sqlalchemy.types import TypeEngine
@@ -82,6 +86,10 @@ class PostgresCheckpointer(AsyncSaver):
         # Every operation is a single statement, so autocommit spares the
         # BEGIN and COMMIT round trips without giving up atomicity.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Writes go to asyncpg directly, which autocommits outside a transaction by itself:
+        # they take connections from the plain engine, sparing the isolation level's
+        # set-and-reset on every checkout.
+        self._pool = engine
 
     # -- reads -------------------------------------------------------------
 
@@ -178,21 +186,37 @@ class PostgresCheckpointer(AsyncSaver):
         names = (*rows[0],)
         arrays = {name: [row[name] for row in rows] for name in names}
         if self._fence is None:
-            async with self._engine.begin() as conn:
-                await conn.execute(_plain_put(table, names, on_conflict), arrays)
+            await self._on_driver(_plain_put(table, names, on_conflict), arrays)
             return
         statement = _fenced_put(table, names, on_conflict)
         fence = {"fence_run_id": self._fence.run_id, "fence_attempt": self._fence.attempt}
-        if not await self._scalar(statement, arrays | fence):
+        if not await self._on_driver(statement, arrays | fence):
             raise self._fence.refused()
+
+    async def _on_driver(self, statement: Executable, params: dict[str, Any]) -> Any:
+        """Runs a prebuilt statement straight on the pooled asyncpg connection: its value.
+
+        The writes are the checkpointer's hot path (two per superstep), and SQLAlchemy's
+        per-execution work cost about as much CPU as the rest of a write. A lost
+        connection is still reported as SQLAlchemy reports it (transient) and the
+        connection is discarded from the pool, as SQLAlchemy would.
+        """
+        compiled = _for_driver(statement, self._pool.dialect)
+        async with self._pool.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            try:
+                return await pooled.driver_connection.fetchval(  # type: ignore[union-attr]
+                    compiled.sql, *compiled.arguments(params)
+                )
+            except _CONNECTION_LOST as exc:
+                await conn.invalidate(exc)
+                raise OperationalError(
+                    compiled.sql, None, exc, connection_invalidated=True
+                ) from exc
 
     async def _execute(self, statement: Executable) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(statement)
-
-    async def _scalar(self, query: Select[Any], params: dict[str, Any]) -> Any:
-        async with self._engine.begin() as conn:
-            return (await conn.execute(query, params)).scalar_one()
 
     async def _fetch(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
         async with self._engine.begin() as conn:
@@ -219,6 +243,45 @@ class PostgresCheckpointer(AsyncSaver):
             (task, channel, self.serde.loads_typed((type_, blob)))
             for task, channel, type_, blob in columns
         ]
+
+
+# What asyncpg raises when the connection or the server is gone (SQLSTATE classes 08, 57,
+# and the client-side errors of a connection the server closed under it).
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A prebuilt statement compiled once for asyncpg: its SQL and its arguments' order."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: dict[str, Any]  # literal binds compiled into the statement (`idx < 0`)
+    processors: dict[str, Callable[[Any], Any]]
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        values = [params[n] if n in params else self.constants[n] for n in self.names]
+        return [
+            self.processors[n](v) if n in self.processors else v
+            for n, v in zip(self.names, values, strict=True)
+        ]
+
+
+@functools.cache
+def _for_driver(statement: Executable, dialect: Dialect) -> _DriverStatement:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    return _DriverStatement(
+        sql=compiled.string,
+        names=tuple(compiled.positiontup or ()),
+        constants={k: b.value for k, b in compiled.binds.items() if b.value is not None},
+        processors=dict(compiled._bind_processors),
+    )
 
 
 @functools.cache
