@@ -140,7 +140,7 @@ async def _drive(workload: str, url: str, seconds: float) -> dict[str, Any]:
     while time.perf_counter() < deadline:
         figures = await WORKLOADS[workload](url, sizes)
         rounds += 1
-    return {**figures, "runs": rounds}
+    return {**figures, "rounds": rounds, "runs": rounds * int(figures.get("runs", 1))}
 
 
 def profile(workload: str, seconds: float, rate: int, out: Path) -> None:
