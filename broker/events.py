@@ -264,8 +264,9 @@ class RedisEventBus(_Multiplexer):
                 await self._read_until_idle()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a dropped connection: redis-py resubscribes on reconnect
-                log.warning("event bus: Redis pub/sub connection lost, reconnecting", exc_info=True)
+            except Exception as exc:  # a dropped connection: redis-py resubscribes on reconnect
+                # An outage repeats this every half second: one line each, not a traceback.
+                log.warning("event bus: Redis pub/sub connection lost (%r), reconnecting", exc)
                 await asyncio.sleep(0.5)
 
     async def _read_until_idle(self) -> None:

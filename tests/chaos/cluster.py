@@ -60,9 +60,10 @@ class Cluster:
     def worker_id(process: Process) -> str:
         return f"{socket.gethostname()}:{process.popen.pid}"
 
-    def logs(self) -> str:
+    def logs(self, tail: int | None = 3000) -> str:
+        """Every process' log (its last `tail` characters; None: all of it)."""
         every = [p for p, _ in self.apis] + self.workers + self.retired
-        return "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in every)
+        return "\n".join(f"--- {p.log.name}\n{p.output()[-(tail or 0) :]}" for p in every)
 
     def __enter__(self) -> Cluster:
         return self

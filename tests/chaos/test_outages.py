@@ -82,8 +82,8 @@ async def test_redis_restart_mid_batch(
         statuses = await _until_done(db, [r for _, r in created], cluster)
         assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
         assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
-        logs = cluster.logs()
-        assert "unreachable" in logs or "reconnect" in logs.lower(), logs
+        logs = cluster.logs(tail=None)  # the outage was logged, maybe long before the end
+        assert "unreachable" in logs or "reconnect" in logs.lower(), cluster.logs()
         # and the API serves streams again once Redis is back
         client = get_client(url=cluster.urls[0])
         parts = [
