@@ -59,7 +59,6 @@ from sqlalchemy.sql.dml import Delete, Insert
 from sqlalchemy.types import TypeEngine
 
 from broker import jsonable
-from broker.models import RunStatus
 from broker.storage.async_saver import AsyncSaver
 from broker.storage.checkpoint_rows import (
     CHECKPOINT_KEY,
@@ -69,6 +68,7 @@ from broker.storage.checkpoint_rows import (
     load_checkpoint,
     write_rows,
 )
+from broker.storage.runs import owned
 from broker.storage.tables import checkpoint_writes, checkpoints, runs
 
 _cp = checkpoints.c
@@ -304,17 +304,8 @@ def _fenced_put(table: Table, names: tuple[str, ...], on_conflict: _OnConflict) 
     Built once per table: only bind parameters vary, so SQLAlchemy's compiled cache
     and asyncpg's prepared statements are reused whatever the number of rows.
     """
-    # The claim test of runs._owned, on bind parameters.
-    held = (
-        select(runs.c.run_id)
-        .where(
-            runs.c.run_id == bindparam("fence_run_id"),
-            runs.c.attempt == bindparam("fence_attempt"),
-            runs.c.status == RunStatus.RUNNING.value,
-        )
-        .with_for_update(read=True)
-        .cte("fence")
-    )
+    claim = owned(bindparam("fence_run_id"), bindparam("fence_attempt"))
+    held = select(runs.c.run_id).where(claim).with_for_update(read=True).cte("fence")
     source = _unnest(table, names)
     columns = [_from_bind(table, name, source.c[name]) for name in names]
     # Joined to the fence, the rows exist only while the fence holds.

@@ -129,18 +129,7 @@ def _claim(lease: timedelta) -> Update:
         .with_for_update(of=threads)
         .cte("claimed_thread")
     )
-    running = runs.c.status == _RUNNING
-    head = (
-        select(runs.c.run_id, runs.c.status)
-        .where(
-            runs.c.thread_id == thread.c.thread_id,
-            runs.c.status.in_(run_rows.ACTIVE),
-            running | (runs.c.created_at <= func.now()),
-        )
-        .order_by(running.desc(), runs.c.created_at, runs.c.run_id)
-        .limit(1)
-        .cte("head")
-    )
+    head = run_rows.head_of(thread.c.thread_id, func.now()).cte("head")
     return (
         update(runs)
         .where(
@@ -180,14 +169,9 @@ async def _claim_in_transaction(
 
 @functools.cache
 def _finish_stateless() -> ReturningDelete[Any]:
-    owned = (
-        select(runs.c.thread_id)
-        .where(
-            runs.c.run_id == bindparam("p_run_id", type_=runs.c.run_id.type),
-            runs.c.attempt == bindparam("p_attempt", type_=runs.c.attempt.type),
-            runs.c.status == _RUNNING,
-        )
-        .with_for_update()
-        .scalar_subquery()
+    claim = run_rows.owned(
+        bindparam("p_run_id", type_=runs.c.run_id.type),
+        bindparam("p_attempt", type_=runs.c.attempt.type),
     )
-    return delete(threads).where(threads.c.thread_id == owned).returning(threads.c.thread_id)
+    owner = select(runs.c.thread_id).where(claim).with_for_update().scalar_subquery()
+    return delete(threads).where(threads.c.thread_id == owner).returning(threads.c.thread_id)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import Select, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import NotFound
@@ -58,7 +58,7 @@ class RunStore:
             row = (
                 await conn.execute(
                     update(runs)
-                    .where(_owned(run_id, attempt))
+                    .where(owned(run_id, attempt))
                     .values(lease_until=sql.later(conn.dialect, lease))
                     .returning(runs.c.cancel_action)
                 )
@@ -72,7 +72,8 @@ class Lease:
     cancel_action: str | None
 
 
-def _owned(run_id: UUID, attempt: int) -> Any:
+def owned(run_id: Any, attempt: Any) -> Any:
+    """The claim test: `attempt` still owns the running run (values or bind parameters)."""
     return and_(
         runs.c.run_id == run_id,
         runs.c.attempt == attempt,
@@ -121,7 +122,7 @@ async def mark_finished(
     row = (
         await conn.execute(
             update(runs)
-            .where(_owned(run_id, attempt))
+            .where(owned(run_id, attempt))
             .values(status=status.value, lease_until=None, updated_at=sql.now(conn.dialect))
             .returning(runs.c.thread_id)
         )
@@ -165,7 +166,7 @@ async def request_cancel(conn: AsyncConnection, run_id: UUID, action: str) -> No
 
 async def delete_run(conn: AsyncConnection, run_id: UUID, attempt: int | None = None) -> bool:
     """Deletes the run (fenced on `attempt` when given); False if nothing was deleted."""
-    condition = runs.c.run_id == run_id if attempt is None else _owned(run_id, attempt)
+    condition = runs.c.run_id == run_id if attempt is None else owned(run_id, attempt)
     result = await conn.execute(delete(runs).where(condition).returning(runs.c.run_id))
     return result.first() is not None
 
@@ -183,7 +184,7 @@ async def lock_expired(conn: AsyncConnection) -> list[Run]:
 
 async def release(conn: AsyncConnection, run_id: UUID, attempt: int | None = None) -> bool:
     """Back to pending for another worker (fenced on `attempt` when given)."""
-    condition = runs.c.run_id == run_id if attempt is None else _owned(run_id, attempt)
+    condition = runs.c.run_id == run_id if attempt is None else owned(run_id, attempt)
     result = await conn.execute(
         update(runs)
         .where(condition)
@@ -235,20 +236,24 @@ async def lock_thread_of(conn: AsyncConnection, run_id: UUID) -> tuple[UUID, boo
     return None if row is None else (row[0], row[1])
 
 
-async def queue_of(conn: AsyncConnection, thread_id: UUID) -> tuple[bool, UUID | None]:
-    """(is a run running, the next due pending run) on a thread, in one query."""
+def head_of(thread_id: Any, now: Any) -> Select[UUID, str]:
+    """A thread's head run (id, status): the running one, else its oldest due pending one."""
     running = runs.c.status == RunStatus.RUNNING.value
-    query = (
+    return (
         select(runs.c.run_id, runs.c.status)
         .where(
             runs.c.thread_id == thread_id,
             runs.c.status.in_(ACTIVE),
-            running | (runs.c.created_at <= sql.now(conn.dialect)),
+            running | (runs.c.created_at <= now),
         )
         .order_by(running.desc(), runs.c.created_at, runs.c.run_id)
         .limit(1)
     )
-    row = (await conn.execute(query)).first()
+
+
+async def queue_of(conn: AsyncConnection, thread_id: UUID) -> tuple[bool, UUID | None]:
+    """(is a run running, the next due pending run) on a thread, in one query."""
+    row = (await conn.execute(head_of(thread_id, sql.now(conn.dialect)))).first()
     if row is None:
         return False, None
     return (True, None) if row[1] == RunStatus.RUNNING.value else (False, row[0])

@@ -47,7 +47,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from broker import jsonable
-from broker.models import RunStatus
 from broker.storage.async_saver import AsyncSaver, Fence
 from broker.storage.checkpoint_rows import (
     CHECKPOINT_KEY,
@@ -58,7 +57,8 @@ from broker.storage.checkpoint_rows import (
     write_rows,
 )
 from broker.storage.checkpointer import _latest_id
-from broker.storage.tables import checkpoint_writes, checkpoints, runs
+from broker.storage.runs import owned
+from broker.storage.tables import checkpoint_writes, checkpoints
 
 _JSON_COLUMNS = frozenset({"metadata", "values"})
 
@@ -214,11 +214,7 @@ class SqliteCheckpointer(AsyncSaver):
 
 async def _check(conn: AsyncConnection, fence: Fence) -> None:
     """Raises LeaseLost, rolling the transaction back, unless the claim holds."""
-    held = exists().where(
-        runs.c.run_id == fence.run_id,
-        runs.c.attempt == fence.attempt,
-        runs.c.status == RunStatus.RUNNING.value,
-    )
+    held = exists().where(owned(fence.run_id, fence.attempt))
     if not (await conn.execute(select(held))).scalar_one():
         raise fence.refused()
 
