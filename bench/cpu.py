@@ -17,27 +17,28 @@ TICKS = os.sysconf("SC_CLK_TCK")
 STORES = (("postgres", "postgres"), ("redis", "redis-server"))  # (role, process name)
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process' name and the fields of /proc/PID/stat after it; None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of one process; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    stat = _stat(pid)
+    return 0.0 if stat is None else (int(stat[1][11]) + int(stat[1][12])) / TICKS
 
 
 def _processes() -> list[tuple[int, int, str]]:
     """(pid, parent pid, name) of every process."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name = (entry / "comm").read_text().strip()
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        found.append((int(entry.name), parent, name))
+        if entry.name.isdigit() and (stat := _stat(entry.name)) is not None:
+            found.append((int(entry.name), int(stat[1][1]), stat[0]))
     return found
 
 

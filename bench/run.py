@@ -139,9 +139,10 @@ def _measure_ceilings(sizes: Sizes, admin_uri: str, redis_uri: str) -> dict[str,
 def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> dict[str, Any]:
     say(f"{name}: {server.name} ({server.url})")
     started = time.perf_counter()
-    before = cpu.snapshot(server.pids)
+    metered = name in CPU_METERED
+    before = cpu.snapshot(server.pids) if metered else {}
     figures = asyncio.run(asyncio.wait_for(WORKLOADS[name](server.url, sizes), timeout))
-    if name in CPU_METERED:
+    if metered:
         runs = int(figures.get("completed", figures["runs"]))
         figures.update(cpu.Usage.between(before, cpu.snapshot(server.pids)).per_run_ms(runs))
     shown = {k: v for k, v in figures.items() if isinstance(v, float)}
