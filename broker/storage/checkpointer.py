@@ -13,9 +13,10 @@ import builtins
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -34,7 +35,7 @@ from sqlalchemy import (
     ColumnElement,
     Dialect,
     Executable,
-    Row,
+    RowMapping,
     Select,
     Table,
     TableValuedAlias,
@@ -96,13 +97,16 @@ class PostgresCheckpointer(AsyncSaver):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         configurable = config["configurable"]
-        query = _TUPLES.where(
-            _cp.thread_id == configurable["thread_id"],
-            _cp.checkpoint_ns == configurable.get("checkpoint_ns", ""),
-        )
+        key = {
+            "thread_id": configurable["thread_id"],
+            "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+        }
+        # Every run reads its thread's latest checkpoint twice (to start, and for the
+        # thread's result): on the driver, like the writes.
         if checkpoint_id := get_checkpoint_id(config):
-            query = query.where(_cp.checkpoint_id == checkpoint_id)
-        rows = await self._fetch(query.order_by(_cp.checkpoint_id.desc()).limit(1))
+            rows = await self._on_driver(_ONE, key | {"checkpoint_id": checkpoint_id}, "fetch")
+        else:
+            rows = await self._on_driver(_LATEST, key, "fetch")
         return self._to_tuple(rows[0]) if rows else None
 
     async def alist(
@@ -194,11 +198,15 @@ class PostgresCheckpointer(AsyncSaver):
         if not await self._on_driver(statement, arrays | fence):
             raise self._fence.refused()
 
-    async def _on_driver(self, statement: Executable, params: dict[str, Any]) -> Any:
-        """Runs a prebuilt statement straight on the pooled asyncpg connection: its value.
+    async def _on_driver(
+        self, statement: Executable, params: dict[str, Any], method: str = "fetchval"
+    ) -> Any:
+        """Runs a prebuilt statement straight on the pooled asyncpg connection.
 
-        The writes are the checkpointer's hot path (two per superstep), and SQLAlchemy's
-        per-execution work cost about as much CPU as the rest of a write. A lost
+        `method` is asyncpg's: "fetchval" (the first column of the first row) or "fetch"
+        (the rows, as asyncpg Records). The writes are the checkpointer's hot path (two
+        per superstep), and SQLAlchemy's per-execution work cost about as much CPU as
+        the rest of a write. A lost
         connection is still reported as SQLAlchemy reports it (transient) and the
         connection is discarded from the pool, as SQLAlchemy would.
         """
@@ -208,9 +216,8 @@ class PostgresCheckpointer(AsyncSaver):
         # (no transaction is open, so the reset has nothing to roll back).
         pooled = await self._pool.raw_connection()
         try:
-            return await pooled.driver_connection.fetchval(  # type: ignore[union-attr]
-                compiled.sql, *compiled.arguments(params)
-            )
+            run = getattr(pooled.driver_connection, method)
+            return await run(compiled.sql, *compiled.arguments(params))
         except _CONNECTION_LOST as exc:
             await greenlet_spawn(pooled.invalidate, exc)  # closing may await: in a greenlet
             raise OperationalError(compiled.sql, None, exc, connection_invalidated=True) from exc
@@ -221,27 +228,32 @@ class PostgresCheckpointer(AsyncSaver):
         async with self._engine.begin() as conn:
             await conn.execute(statement)
 
-    async def _fetch(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
+    async def _fetch(self, query: Select[*tuple[Any, ...]]) -> Sequence[RowMapping]:
         async with self._engine.begin() as conn:
-            return (await conn.execute(query)).all()
+            return (await conn.execute(query)).mappings().all()
 
-    def _to_tuple(self, row: Row[*tuple[Any, ...]]) -> CheckpointTuple:
-        checkpoint, metadata = load_checkpoint(self.serde, row.type, row.checkpoint, row.metadata)
-        parent_id = row.parent_checkpoint_id
+    def _to_tuple(self, row: _Row) -> CheckpointTuple:
+        checkpoint, metadata = load_checkpoint(
+            self.serde, row["type"], row["checkpoint"], _readable(row["metadata"])
+        )
+        thread_id, namespace, parent_id = (
+            row["thread_id"],
+            row["checkpoint_ns"],
+            row["parent_checkpoint_id"],
+        )
         return CheckpointTuple(
-            config=checkpoint_config(row.thread_id, row.checkpoint_ns, row.checkpoint_id),
+            config=checkpoint_config(thread_id, namespace, row["checkpoint_id"]),
             checkpoint=checkpoint,
             metadata=metadata,
-            parent_config=checkpoint_config(row.thread_id, row.checkpoint_ns, parent_id)
-            if parent_id
-            else None,
+            parent_config=checkpoint_config(thread_id, namespace, parent_id) if parent_id else None,
             pending_writes=self._pending_writes(row),
         )
 
-    def _pending_writes(self, row: Row[*tuple[Any, ...]]) -> builtins.list[PendingWrite]:
-        if row.w_task_ids is None:
+    def _pending_writes(self, row: _Row) -> builtins.list[PendingWrite]:
+        if row["w_task_ids"] is None:
             return []
-        columns = zip(row.w_task_ids, row.w_channels, row.w_types, row.w_blobs, strict=True)
+        names = ("w_task_ids", "w_channels", "w_types", "w_blobs")
+        columns = zip(*(row[name] for name in names), strict=True)
         return [
             (task, channel, self.serde.loads_typed((type_, blob)))
             for task, channel, type_, blob in columns
@@ -367,6 +379,25 @@ def _tuples_query() -> Select[*tuple[Any, ...]]:
 
 
 _TUPLES = _tuples_query()
+_LATEST = (
+    _TUPLES.where(
+        _cp.thread_id == bindparam("thread_id"), _cp.checkpoint_ns == bindparam("checkpoint_ns")
+    )
+    .order_by(_cp.checkpoint_id.desc())
+    .limit(1)
+)
+_ONE = _LATEST.where(_cp.checkpoint_id == bindparam("checkpoint_id"))
+
+
+class _Row(Protocol):
+    """A checkpoint row read by column name: SQLAlchemy's RowMapping or an asyncpg Record."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+
+def _readable(metadata: Any) -> Any:
+    """The metadata column: asyncpg hands JSONB over as text under SQLAlchemy's codec."""
+    return orjson.loads(metadata) if isinstance(metadata, str) else metadata
 
 
 def _list_conditions(
