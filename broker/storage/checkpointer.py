@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
-import asyncpg
-import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -33,7 +30,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
-    Dialect,
     Executable,
     RowMapping,
     Select,
@@ -54,11 +50,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Delete, Insert
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.util import greenlet_spawn
 
 from broker import jsonable
 from broker.storage.async_saver import AsyncSaver
@@ -70,6 +64,7 @@ from broker.storage.checkpoint_rows import (
     load_checkpoint,
     write_rows,
 )
+from broker.storage.driver import Driver
 from broker.storage.runs import owned
 from broker.storage.tables import checkpoint_writes, checkpoints, runs
 
@@ -88,10 +83,10 @@ class PostgresCheckpointer(AsyncSaver):
         # Every operation is a single statement, so autocommit spares the
         # BEGIN and COMMIT round trips without giving up atomicity.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        # Writes go to asyncpg directly, which autocommits outside a transaction by itself:
-        # they take connections from the plain engine, sparing the isolation level's
-        # set-and-reset on every checkout.
-        self._pool = engine
+        # Writes and reads by key go to asyncpg directly (see broker.storage.driver),
+        # which autocommits outside a transaction by itself: they take connections from
+        # the plain engine, sparing the isolation level's set-and-reset on every checkout.
+        self._driver = Driver(engine)
 
     # -- reads -------------------------------------------------------------
 
@@ -104,9 +99,9 @@ class PostgresCheckpointer(AsyncSaver):
         # Every run reads its thread's latest checkpoint twice (to start, and for the
         # thread's result): on the driver, like the writes.
         if checkpoint_id := get_checkpoint_id(config):
-            rows = await self._on_driver(_ONE, key | {"checkpoint_id": checkpoint_id}, "fetch")
+            rows = await self._driver.fetch(_ONE, key | {"checkpoint_id": checkpoint_id})
         else:
-            rows = await self._on_driver(_LATEST, key, "fetch")
+            rows = await self._driver.fetch(_LATEST, key)
         return self._to_tuple(rows[0]) if rows else None
 
     async def alist(
@@ -191,38 +186,12 @@ class PostgresCheckpointer(AsyncSaver):
         names = (*rows[0],)
         arrays = {name: [row[name] for row in rows] for name in names}
         if self._fence is None:
-            await self._on_driver(_plain_put(table, names, on_conflict), arrays)
+            await self._driver.fetchval(_plain_put(table, names, on_conflict), arrays)
             return
         statement = _fenced_put(table, names, on_conflict)
         fence = {"fence_run_id": self._fence.run_id, "fence_attempt": self._fence.attempt}
-        if not await self._on_driver(statement, arrays | fence):
+        if not await self._driver.fetchval(statement, arrays | fence):
             raise self._fence.refused()
-
-    async def _on_driver(
-        self, statement: Executable, params: dict[str, Any], method: str = "fetchval"
-    ) -> Any:
-        """Runs a prebuilt statement straight on the pooled asyncpg connection.
-
-        `method` is asyncpg's: "fetchval" (the first column of the first row) or "fetch"
-        (the rows, as asyncpg Records). The writes are the checkpointer's hot path (two
-        per superstep), and SQLAlchemy's per-execution work cost about as much CPU as
-        the rest of a write. A lost
-        connection is still reported as SQLAlchemy reports it (transient) and the
-        connection is discarded from the pool, as SQLAlchemy would.
-        """
-        compiled = _for_driver(statement, self._pool.dialect)
-        # The pool's raw connection, not an AsyncConnection: that wrapper's setup and
-        # teardown cost half as much CPU as the write itself. Returning it is synchronous
-        # (no transaction is open, so the reset has nothing to roll back).
-        pooled = await self._pool.raw_connection()
-        try:
-            run = getattr(pooled.driver_connection, method)
-            return await run(compiled.sql, *compiled.arguments(params))
-        except _CONNECTION_LOST as exc:
-            await greenlet_spawn(pooled.invalidate, exc)  # closing may await: in a greenlet
-            raise OperationalError(compiled.sql, None, exc, connection_invalidated=True) from exc
-        finally:
-            pooled.close()
 
     async def _execute(self, statement: Executable) -> None:
         async with self._engine.begin() as conn:
@@ -232,9 +201,9 @@ class PostgresCheckpointer(AsyncSaver):
         async with self._engine.begin() as conn:
             return (await conn.execute(query)).mappings().all()
 
-    def _to_tuple(self, row: _Row) -> CheckpointTuple:
+    def _to_tuple(self, row: Mapping[Any, Any]) -> CheckpointTuple:
         checkpoint, metadata = load_checkpoint(
-            self.serde, row["type"], row["checkpoint"], _readable(row["metadata"])
+            self.serde, row["type"], row["checkpoint"], row["metadata"]
         )
         thread_id, namespace, parent_id = (
             row["thread_id"],
@@ -249,7 +218,7 @@ class PostgresCheckpointer(AsyncSaver):
             pending_writes=self._pending_writes(row),
         )
 
-    def _pending_writes(self, row: _Row) -> builtins.list[PendingWrite]:
+    def _pending_writes(self, row: Mapping[Any, Any]) -> builtins.list[PendingWrite]:
         if row["w_task_ids"] is None:
             return []
         names = ("w_task_ids", "w_channels", "w_types", "w_blobs")
@@ -258,56 +227,6 @@ class PostgresCheckpointer(AsyncSaver):
             (task, channel, self.serde.loads_typed((type_, blob)))
             for task, channel, type_, blob in columns
         ]
-
-
-# What asyncpg raises when the connection or the server is gone (SQLSTATE classes 08, 57,
-# and the client-side errors of a connection the server closed under it).
-_CONNECTION_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    OSError,
-)
-
-
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A prebuilt statement compiled once for asyncpg: its SQL and its arguments' order."""
-
-    sql: str
-    names: tuple[str, ...]
-    constants: dict[str, Any]  # literal binds compiled into the statement (`idx < 0`)
-    processors: dict[str, Callable[[Any], Any]]
-
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        values = [params[n] if n in params else self.constants[n] for n in self.names]
-        return [
-            self.processors[n](v) if n in self.processors else v
-            for n, v in zip(self.names, values, strict=True)
-        ]
-
-
-@functools.cache
-def _for_driver(statement: Executable, dialect: Dialect) -> _DriverStatement:
-    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    return _DriverStatement(
-        sql=compiled.string,
-        names=tuple(compiled.positiontup or ()),
-        constants={k: b.value for k, b in compiled.binds.items() if b.value is not None},
-        processors={
-            name: process
-            for name, process in compiled._bind_processors.items()
-            if not _copies_list(compiled.binds[name].type, dialect)
-        },
-    )
-
-
-def _copies_list(type_: TypeEngine[Any], dialect: Dialect) -> bool:
-    """An ARRAY whose items need no conversion: its processor only copies the list we pass."""
-    if not isinstance(type_, ARRAY):
-        return False
-    return type_.item_type.dialect_impl(dialect).bind_processor(dialect) is None
 
 
 @functools.cache
@@ -387,17 +306,6 @@ _LATEST = (
     .limit(1)
 )
 _ONE = _LATEST.where(_cp.checkpoint_id == bindparam("checkpoint_id"))
-
-
-class _Row(Protocol):
-    """A checkpoint row read by column name: SQLAlchemy's RowMapping or an asyncpg Record."""
-
-    def __getitem__(self, name: str) -> Any: ...
-
-
-def _readable(metadata: Any) -> Any:
-    """The metadata column: asyncpg hands JSONB over as text under SQLAlchemy's codec."""
-    return orjson.loads(metadata) if isinstance(metadata, str) else metadata
 
 
 def _list_conditions(

@@ -1,0 +1,153 @@
+"""Prebuilt statements run on the pooled asyncpg connection itself (Postgres only).
+
+On the hot paths (every run's submit, claim and finish; every checkpoint write and
+read) SQLAlchemy's per-execution work cost as much CPU as the round trip. A statement
+built once with bind parameters is compiled here once; each call sends its SQL and
+arguments straight to asyncpg, and rows come back as dicts with SQLAlchemy's result
+processing applied, so callers see the same values either way (JSON is decoded by the
+codec SQLAlchemy installs on each connection).
+
+A lost connection is reported as SQLAlchemy reports it (OperationalError with
+`connection_invalidated`, which `errors.is_transient` knows) and dropped from the pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Dialect, Executable
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeEngine
+from sqlalchemy.util import greenlet_spawn
+
+# What asyncpg raises when the connection or the server is gone (SQLSTATE classes 08, 57,
+# and the client-side errors of a connection the server closed under it).
+CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
+
+
+class Driver:
+    """Runs prebuilt statements on connections from `engine`'s pool."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[DriverConnection]:
+        """A pooled connection; statements on it autocommit unless in `transaction()`."""
+        # The pool's raw connection, not an AsyncConnection: that wrapper's setup and
+        # teardown cost half as much CPU as a checkpoint write. Returning it is
+        # synchronous (no SQLAlchemy transaction is open, so the reset rolls back nothing).
+        pooled = await self.engine.raw_connection()
+        try:
+            yield DriverConnection(pooled.driver_connection, self.engine.dialect)
+        except CONNECTION_LOST as exc:
+            await greenlet_spawn(pooled.invalidate, exc)  # closing may await: in a greenlet
+            raise OperationalError("(driver)", None, exc, connection_invalidated=True) from exc
+        finally:
+            pooled.close()
+
+    async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self.connect() as conn:
+            return await conn.fetch(statement, params)
+
+    async def fetchrow(
+        self, statement: Executable, params: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        async with self.connect() as conn:
+            return await conn.fetchrow(statement, params)
+
+    async def fetchval(self, statement: Executable, params: dict[str, Any]) -> Any:
+        async with self.connect() as conn:
+            return await conn.fetchval(statement, params)
+
+
+@dataclass(frozen=True)
+class DriverConnection:
+    """One checked-out asyncpg connection and the dialect its statements compile for."""
+
+    raw: Any  # asyncpg.Connection
+    dialect: Dialect
+
+    async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
+        compiled = compile_once(statement, self.dialect)
+        records = await self.raw.fetch(compiled.sql, *compiled.arguments(params))
+        return [compiled.row(record) for record in records]
+
+    async def fetchrow(
+        self, statement: Executable, params: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        rows = await self.fetch(statement, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, statement: Executable, params: dict[str, Any]) -> Any:
+        compiled = compile_once(statement, self.dialect)
+        return await self.raw.fetchval(compiled.sql, *compiled.arguments(params))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """BEGIN … COMMIT (ROLLBACK on error) around the statements inside."""
+        async with self.raw.transaction():
+            yield
+
+
+@dataclass(frozen=True)
+class CompiledStatement:
+    """A statement compiled once for asyncpg: SQL, arguments' order, rows' processing."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: dict[str, Any]  # literal binds compiled into the statement
+    processors: dict[str, Callable[[Any], Any]]
+    columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # result name, processor
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        values = [params[n] if n in params else self.constants[n] for n in self.names]
+        return [
+            self.processors[n](v) if n in self.processors else v
+            for n, v in zip(self.names, values, strict=True)
+        ]
+
+    def row(self, record: Any) -> dict[str, Any]:
+        return {
+            name: value if process is None else process(value)
+            for (name, process), value in zip(self.columns, record.values(), strict=True)
+        }
+
+
+@functools.cache
+def compile_once(statement: Executable, dialect: Dialect) -> CompiledStatement:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    return CompiledStatement(
+        sql=compiled.string,
+        names=tuple(compiled.positiontup or ()),
+        constants={k: b.value for k, b in compiled.binds.items() if b.value is not None},
+        processors={
+            name: process
+            for name, process in compiled._bind_processors.items()
+            if not _copies_list(compiled.binds[name].type, dialect)
+        },
+        columns=tuple(
+            (entry.keyname, entry.type._cached_result_processor(dialect, None))
+            for entry in compiled._result_columns
+        ),
+    )
+
+
+def _copies_list(type_: TypeEngine[Any], dialect: Dialect) -> bool:
+    """An ARRAY whose items need no conversion: its processor only copies the list we pass."""
+    if not isinstance(type_, ARRAY):
+        return False
+    return type_.item_type.dialect_impl(dialect).bind_processor(dialect) is None

@@ -1,0 +1,71 @@
+"""Prebuilt statements on the asyncpg connection read what SQLAlchemy would, and a
+statement cancelled midway or a connection lost never leaves a bad connection pooled."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.errors import is_transient
+from broker.settings import Settings
+from broker.storage.driver import Driver
+from broker.storage.engine import create_engine
+from broker.storage.tables import runs, threads
+
+BY_ID = select(runs).where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
+SLEEP = select(text("pg_sleep(30)"))
+
+
+@pytest.fixture
+async def single(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings, pool_size=1)  # every call reuses the one connection
+    yield engine
+    await engine.dispose()
+
+
+async def test_rows_are_what_sqlalchemy_reads(engine: AsyncEngine) -> None:
+    thread_id, run_id = uuid.uuid4(), uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(insert(threads).values(thread_id=thread_id, status="busy"))
+        await conn.execute(
+            insert(runs).values(
+                run_id=run_id,
+                thread_id=thread_id,
+                assistant_id=uuid.uuid4(),
+                status="pending",
+                metadata={"a": [1, "b"]},
+                kwargs={"input": {"x": None}},
+            )
+        )
+        expected = dict((await conn.execute(BY_ID, {"run_id": run_id})).one()._mapping)
+    assert await Driver(engine).fetchrow(BY_ID, {"run_id": run_id}) == expected
+    assert await Driver(engine).fetchrow(BY_ID, {"run_id": uuid.uuid4()}) is None
+
+
+async def test_a_cancelled_statement_does_not_poison_the_pool(single: AsyncEngine) -> None:
+    driver = Driver(single)
+    sleeping = asyncio.create_task(driver.fetchval(SLEEP, {}))
+    await asyncio.sleep(0.2)  # the statement is running on the server
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeping
+    # asyncpg settles the cancel itself: the pool's one connection serves the next call.
+    assert await asyncio.wait_for(driver.fetchval(select(text("1")), {}), 5) == 1
+
+
+async def test_a_lost_connection_is_transient_and_replaced(
+    single: AsyncEngine, engine: AsyncEngine
+) -> None:
+    driver = Driver(single)
+    pid = await driver.fetchval(select(text("pg_backend_pid()")), {})
+    async with engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    with pytest.raises(Exception) as raised:
+        await driver.fetchval(select(text("1")), {})
+    assert is_transient(raised.value), repr(raised.value)
+    assert await driver.fetchval(select(text("pg_backend_pid()")), {}) != pid
