@@ -130,6 +130,8 @@ class CompiledStatement:
 @functools.cache
 def compile_once(statement: Executable, dialect: Dialect) -> CompiledStatement:
     compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    if "__[POSTCOMPILE_" in compiled.string:  # rendered per execution by SQLAlchemy only
+        raise ValueError(f"an expanding IN cannot be prebuilt for the driver: {compiled.string}")
     return CompiledStatement(
         sql=compiled.string,
         names=tuple(compiled.positiontup or ()),

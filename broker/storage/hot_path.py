@@ -2,8 +2,9 @@
 
 Each used to be BEGIN, two or three statements and COMMIT. On Postgres each is now a
 single statement (data-modifying CTEs) run in autocommit, built once with bind
-parameters so SQLAlchemy only looks up its compiled form. SQLite (`broker dev`, one
-writer) runs the same rules as a short transaction of the portable statements.
+parameters and sent on the asyncpg connection (`broker.storage.driver`). SQLite
+(`broker dev`, one writer) runs the same rules as a short transaction of the portable
+statements.
 
 The rules themselves are the service's; these functions only make them cheap.
 """
@@ -23,6 +24,7 @@ from broker.models import Run, RunStatus, ThreadStatus
 from broker.storage import dialect as sql
 from broker.storage import runs as run_rows
 from broker.storage import threads as thread_rows
+from broker.storage.driver import Driver
 from broker.storage.rows import to_run
 from broker.storage.tables import runs, threads
 
@@ -37,8 +39,7 @@ class HotPath:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.postgres = sql.is_postgres(engine.dialect)
-        # The same pool without BEGIN/COMMIT, derived once: deriving costs a statement's worth.
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.driver = Driver(engine)  # outside a transaction, asyncpg autocommits
 
     async def insert_stateless(self, values: dict[str, Any], tags: Any) -> Run:
         """A stateless run with its own busy, hidden thread (`values` is the run's row)."""
@@ -48,8 +49,9 @@ class HotPath:
                 return await run_rows.insert_run(conn, values)
         params = {c: values[c] for c in _RUN_COLUMNS}
         params.update(thread_id=values["thread_id"], tags=tags)
-        async with self.autocommit.connect() as conn:
-            return to_run((await conn.execute(_insert_stateless(), params)).one())
+        row = await self.driver.fetchrow(_insert_stateless(), params)
+        assert row is not None  # an INSERT … RETURNING returns its row or raises
+        return to_run(row)
 
     async def claim(
         self, run_id: UUID, worker_id: str, lease: timedelta
@@ -59,9 +61,8 @@ class HotPath:
         if not self.postgres:
             return await _claim_in_transaction(self.engine, run_id, worker_id, lease)
         params = {"p_run_id": run_id, "p_worker_id": worker_id}
-        async with self.autocommit.connect() as conn:
-            row = (await conn.execute(_claim(lease), params)).first()
-        return None if row is None else (to_run(row), bool(row._mapping["temporary"]))
+        row = await self.driver.fetchrow(_claim(lease), params)
+        return None if row is None else (to_run(row), bool(row["temporary"]))
 
     async def finish_stateless(self, run_id: UUID, attempt: int, status: RunStatus) -> bool:
         """Ends a stateless run whose thread is not kept; False if `attempt` lost the run.
@@ -77,8 +78,7 @@ class HotPath:
                 await thread_rows.delete_temporary(conn, thread_id)
                 return True
         params = {"p_run_id": run_id, "p_attempt": attempt}
-        async with self.autocommit.connect() as conn:
-            return (await conn.execute(_finish_stateless(), params)).first() is not None
+        return await self.driver.fetchval(_finish_stateless(), params) is not None
 
 
 # -- submit: a stateless run and its temporary thread -----------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row
@@ -42,8 +43,8 @@ def to_thread(row: Row[Any]) -> Thread:
     )
 
 
-def to_run(row: Row[Any]) -> Run:
-    m = row._mapping
+def to_run(row: Row[Any] | Mapping[str, Any]) -> Run:
+    m = row._mapping if isinstance(row, Row) else row  # a Row, or the driver's dict
     return Run(
         run_id=m["run_id"],
         thread_id=m["thread_id"],

@@ -239,12 +239,12 @@ async def lock_thread_of(conn: AsyncConnection, run_id: UUID) -> tuple[UUID, boo
 def head_of(thread_id: Any, now: Any) -> Select[UUID, str]:
     """A thread's head run (id, status): the running one, else its oldest due pending one."""
     running = runs.c.status == RunStatus.RUNNING.value
+    pending = runs.c.status == RunStatus.PENDING.value  # not IN: the claim is prebuilt
     return (
         select(runs.c.run_id, runs.c.status)
         .where(
             runs.c.thread_id == thread_id,
-            runs.c.status.in_(ACTIVE),
-            running | (runs.c.created_at <= now),
+            running | (pending & (runs.c.created_at <= now)),
         )
         .order_by(running.desc(), runs.c.created_at, runs.c.run_id)
         .limit(1)
