@@ -43,10 +43,10 @@ from broker.storage import dialect as sql
 from broker.storage import runs as run_rows
 from broker.storage import threads as thread_rows
 from broker.storage.assistants import AssistantStore, system_assistant_id
-from broker.storage.hot_path import HotPath
+from broker.storage.hot_path import HotPath, Refusal
 from broker.storage.runs import Lease, RunStore
 from broker.storage.tables import threads
-from broker.storage.threads import ThreadStore
+from broker.storage.threads import ThreadStore, thread_not_found
 
 __all__ = ["BrokerService", "Submission", "ThreadResult"]
 
@@ -160,6 +160,15 @@ class BrokerService:
         if temporary and not request.after_seconds:  # the common case, in one statement
             values = run_row(run_id, tid, request, assistant, temporary=True)
             return await self.hot.insert_stateless(values, tags), _Cancelled([], [])
+        if not temporary and _cancels_nothing(request):  # the common threaded case
+            values = run_row(run_id, tid, request, assistant, temporary=False)
+            unless_active = request.multitask_strategy == MultitaskStrategy.REJECT
+            made = await self.hot.insert_threaded(values, tags, unless_active=unless_active)
+            if made is Refusal.NO_THREAD:
+                raise thread_not_found(tid)
+            if made is Refusal.BUSY:
+                raise ThreadBusy()
+            return made, _Cancelled([], [])
         async with self.engine.begin() as conn:
             if temporary:
                 await thread_rows.insert_temporary(conn, tid, tags)
@@ -181,7 +190,7 @@ class BrokerService:
         if request.if_not_exists == "create":
             await conn.execute(_upsert_thread(conn.dialect, thread_id, temporary=False))
         if not await thread_rows.mark_busy(conn, thread_id, tags):
-            raise NotFound(f"Thread '{thread_id}' not found.")
+            raise thread_not_found(thread_id)
         if request.multitask_strategy == MultitaskStrategy.ENQUEUE:
             return []  # the new run simply waits its turn
         in_flight = await run_rows.active_runs(conn, thread_id)
@@ -326,14 +335,18 @@ class BrokerService:
 
     async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
         """Ends the run (fenced) and settles its thread; False if the claim was lost."""
+        run_id, attempt, status = claim.run.run_id, claim.attempt, outcome.status
         if _leaves_no_thread(claim):
-            return await self.hot.finish_stateless(claim.run.run_id, claim.attempt, outcome.status)
-        async with self.engine.begin() as conn:
-            status = outcome.status
-            thread_id = await run_rows.mark_finished(conn, claim.run.run_id, claim.attempt, status)
-            if thread_id is None:
+            return await self.hot.finish_stateless(run_id, attempt, status)
+        if self.hot.postgres and not claim.temporary:  # the common threaded case, cheaper
+            owned, next_id = await self.hot.finish_threaded(run_id, attempt, status, result)
+            if not owned:
                 return False
-            next_id = await self._settle_thread(conn, claim, result)
+        else:
+            async with self.engine.begin() as conn:
+                if await run_rows.mark_finished(conn, run_id, attempt, status) is None:
+                    return False
+                next_id = await self._settle_thread(conn, claim, result)
         if next_id is not None:
             await self.queue.push(next_id)
         return True
@@ -529,6 +542,16 @@ async def _record(
         values=result.values,
         interrupts=result.interrupts,
         error=result.error,
+    )
+
+
+def _cancels_nothing(request: RunRequest) -> bool:
+    """A threaded run that only waits its turn or is refused: no thread to create, no
+    earlier run to cancel, due now."""
+    return (
+        request.multitask_strategy in (MultitaskStrategy.REJECT, MultitaskStrategy.ENQUEUE)
+        and request.if_not_exists != "create"
+        and not request.after_seconds
     )
 
 

@@ -109,7 +109,7 @@ class CompiledStatement:
 
     sql: str
     names: tuple[str, ...]
-    constants: dict[str, Any]  # literal binds compiled into the statement
+    constants: dict[str, Any]  # binds given a value when the statement was built
     processors: dict[str, Callable[[Any], Any]]
     columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # result name, processor
 
@@ -135,7 +135,7 @@ def compile_once(statement: Executable, dialect: Dialect) -> CompiledStatement:
     return CompiledStatement(
         sql=compiled.string,
         names=tuple(compiled.positiontup or ()),
-        constants={k: b.value for k, b in compiled.binds.items() if b.value is not None},
+        constants={k: b.value for k, b in compiled.binds.items() if not b.required},
         processors={
             name: process
             for name, process in compiled._bind_processors.items()
