@@ -26,7 +26,6 @@ from uuid import UUID
 
 from sqlalchemy import (
     Boolean,
-    ColumnElement,
     Select,
     Text,
     Update,
@@ -192,15 +191,8 @@ def _insert_run(*, unless_active: bool) -> ReturningInsert[Any]:
         func.now().label("updated_at"),
     )
     if unless_active:
-        row = row.where(~exists(_active(runs.c.thread_id == bindparam("p_thread_id"))))
+        row = row.where(~exists(run_rows.active_on(bindparam("p_thread_id"))))
     return runs.insert().from_select([*names, "created_at", "updated_at"], row).returning(runs)
-
-
-def _active(where: ColumnElement[bool]) -> Select[Any]:
-    """The thread's pending or running runs (no IN: prebuilt statements cannot expand one)."""
-    return select(runs.c.run_id).where(
-        where, (runs.c.status == _PENDING) | (runs.c.status == _RUNNING)
-    )
 
 
 async def _insert_threaded_in_transaction(
@@ -344,7 +336,7 @@ def _finish_and_lock() -> Select[Any]:
 def _record_result() -> ReturningUpdate[Any]:
     """The run's result on its thread (busy while runs remain): the next due run, if any."""
     thread_id = bindparam("p_thread_id", type_=threads.c.thread_id.type)
-    busy = exists(_active(runs.c.thread_id == thread_id))
+    busy = exists(run_rows.active_on(thread_id))
     head = run_rows.head_of(thread_id, func.now()).subquery("head")
     next_due = select(head.c.run_id).where(head.c.status == _PENDING).scalar_subquery()
     values = bindparam("p_values", type_=threads.c["values"].type)

@@ -259,6 +259,14 @@ async def queue_of(conn: AsyncConnection, thread_id: UUID) -> tuple[bool, UUID |
     return (True, None) if row[1] == RunStatus.RUNNING.value else (False, row[0])
 
 
+def active_on(thread_id: Any) -> Select[UUID]:
+    """The thread's pending or running runs (a value or a bind parameter).
+
+    Spelled without IN so that prebuilt statements (storage.driver) can embed it.
+    """
+    active = (runs.c.status == RunStatus.PENDING.value) | (runs.c.status == RunStatus.RUNNING.value)
+    return select(runs.c.run_id).where(runs.c.thread_id == thread_id, active)
+
+
 async def has_active(conn: AsyncConnection, thread_id: UUID) -> bool:
-    query = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))
-    return (await conn.execute(query.limit(1))).first() is not None
+    return (await conn.execute(active_on(thread_id).limit(1))).first() is not None
