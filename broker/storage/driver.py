@@ -14,7 +14,7 @@ A lost connection is reported as SQLAlchemy reports it (OperationalError with
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +72,28 @@ class Driver:
     async def fetchval(self, statement: Executable, params: dict[str, Any]) -> Any:
         async with self.connect() as conn:
             return await conn.fetchval(statement, params)
+
+
+class Prebuilt:
+    """One prebuilt statement at a time, on either backend: on Postgres on the driver
+    (autocommitted, one round trip), on SQLite (`broker dev`) through SQLAlchemy.
+
+    For the reads every request makes (a run, a thread by id): through SQLAlchemy each
+    was BEGIN, SELECT and ROLLBACK, about four times the CPU of the driver's one SELECT.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.driver = Driver(engine) if engine.dialect.name == "postgresql" else None
+
+    async def fetchrow(
+        self, statement: Executable, params: dict[str, Any]
+    ) -> Mapping[Any, Any] | None:
+        if self.driver is not None:
+            return await self.driver.fetchrow(statement, params)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(statement, params)).first()
+        return None if row is None else row._mapping
 
 
 @dataclass(frozen=True)

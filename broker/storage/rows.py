@@ -26,8 +26,8 @@ def to_assistant(row: Row[Any]) -> Assistant:
     )
 
 
-def to_thread(row: Row[Any]) -> Thread:
-    m = row._mapping
+def to_thread(row: Row[Any] | Mapping[str, Any]) -> Thread:
+    m = row._mapping if isinstance(row, Row) else row  # a Row, or a prebuilt read's mapping
     return Thread(
         thread_id=m["thread_id"],
         created_at=m["created_at"],
@@ -44,7 +44,7 @@ def to_thread(row: Row[Any]) -> Thread:
 
 
 def to_run(row: Row[Any] | Mapping[str, Any]) -> Run:
-    m = row._mapping if isinstance(row, Row) else row  # a Row, or the driver's dict
+    m = row._mapping if isinstance(row, Row) else row  # a Row, or a prebuilt read's mapping
     return Run(
         run_id=m["run_id"],
         thread_id=m["thread_id"],

@@ -7,12 +7,13 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, delete, select, update
+from sqlalchemy import Select, and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import NotFound
 from broker.models import Run, RunStatus
 from broker.storage import dialect as sql
+from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_run
 from broker.storage.tables import checkpoints, runs, threads
 
@@ -23,16 +24,24 @@ def run_not_found(run_id: UUID) -> NotFound:
     return NotFound(f"Run '{run_id}' not found.")
 
 
+# Every join, result and status request reads a run by id: prebuilt (storage.driver).
+_BY_ID = select(runs).where(runs.c.run_id == bindparam("p_run_id", type_=runs.c.run_id.type))
+_BY_ID_ON_THREAD = _BY_ID.where(
+    runs.c.thread_id == bindparam("p_thread_id", type_=runs.c.thread_id.type)
+)
+
+
 class RunStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._prebuilt = Prebuilt(engine)
 
     async def get(self, run_id: UUID, thread_id: UUID | None = None) -> Run:
-        query = select(runs).where(runs.c.run_id == run_id)
-        if thread_id is not None:
-            query = query.where(runs.c.thread_id == thread_id)
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        if thread_id is None:
+            row = await self._prebuilt.fetchrow(_BY_ID, {"p_run_id": run_id})
+        else:
+            params = {"p_run_id": run_id, "p_thread_id": thread_id}
+            row = await self._prebuilt.fetchrow(_BY_ID_ON_THREAD, params)
         if row is None:
             raise run_not_found(run_id)
         return to_run(row)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Dialect, and_, delete, func, select, update
+from sqlalchemy import Dialect, and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import Conflict, NotFound
 from broker.models import Thread, ThreadStatus
 from broker.storage import dialect as sql
+from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_thread
 from broker.storage.tables import checkpoint_writes, checkpoints, threads
 
@@ -21,9 +22,16 @@ def thread_not_found(thread_id: UUID) -> NotFound:
     return NotFound(f"Thread '{thread_id}' not found.")
 
 
+# Every result and state request reads a thread by id: prebuilt (storage.driver).
+_BY_ID = select(threads).where(
+    threads.c.thread_id == bindparam("p_thread_id", type_=threads.c.thread_id.type)
+)
+
+
 class ThreadStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._prebuilt = Prebuilt(engine)
 
     async def create(
         self, thread_id: UUID, metadata: dict[str, Any], *, if_exists: str = "raise"
@@ -46,8 +54,8 @@ class ThreadStore:
         raise Conflict(f"Thread '{thread_id}' already exists.")
 
     async def get(self, thread_id: UUID, *, include_temporary: bool = False) -> Thread:
-        async with self._engine.connect() as conn:
-            thread = await get_thread(conn, thread_id)
+        row = await self._prebuilt.fetchrow(_BY_ID, {"p_thread_id": thread_id})
+        thread = None if row is None else to_thread(row)
         if thread is None or (thread.temporary and not include_temporary):
             raise thread_not_found(thread_id)
         return thread
