@@ -78,8 +78,9 @@ class Prebuilt:
     """One prebuilt statement at a time, on either backend: on Postgres on the driver
     (autocommitted, one round trip), on SQLite (`broker dev`) through SQLAlchemy.
 
-    For the reads every request makes (a run, a thread by id): through SQLAlchemy each
-    was BEGIN, SELECT and ROLLBACK, about four times the CPU of the driver's one SELECT.
+    For the statements every request makes (a run or a thread by id, a new thread):
+    through SQLAlchemy each was BEGIN, the statement and COMMIT or ROLLBACK, about four
+    times the CPU of the driver's one autocommitted statement.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -91,7 +92,7 @@ class Prebuilt:
     ) -> Mapping[Any, Any] | None:
         if self.driver is not None:
             return await self.driver.fetchrow(statement, params)
-        async with self.engine.connect() as conn:
+        async with self.engine.begin() as conn:  # committed: the statement may write
             row = (await conn.execute(statement, params)).first()
         return None if row is None else row._mapping
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +15,7 @@ from broker.models import Thread, ThreadStatus
 from broker.storage import dialect as sql
 from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_thread
-from broker.storage.tables import checkpoint_writes, checkpoints, threads
+from broker.storage.tables import UtcDateTime, checkpoint_writes, checkpoints, threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 
@@ -28,6 +30,24 @@ _BY_ID = select(threads).where(
 )
 
 
+@functools.cache
+def _insert(dialect: Dialect) -> Any:
+    """A new thread, unless its id exists (prebuilt; SQLite takes the time as `p_now`)."""
+    now = func.now() if sql.is_postgres(dialect) else bindparam("p_now", type_=UtcDateTime())
+    return (
+        sql.insert(dialect, threads)
+        .values(
+            thread_id=bindparam("p_thread_id", type_=threads.c.thread_id.type),
+            metadata=bindparam("p_metadata", type_=threads.c.metadata.type),
+            created_at=now,
+            updated_at=now,
+            state_updated_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(threads)
+    )
+
+
 class ThreadStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -36,17 +56,8 @@ class ThreadStore:
     async def create(
         self, thread_id: UUID, metadata: dict[str, Any], *, if_exists: str = "raise"
     ) -> Thread:
-        async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    sql.insert(self._engine.dialect, threads)
-                    .values(
-                        thread_id=thread_id, metadata=metadata, **_stamped(self._engine.dialect)
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(threads)
-                )
-            ).first()
+        params = {"p_thread_id": thread_id, "p_metadata": metadata, "p_now": datetime.now(UTC)}
+        row = await self._prebuilt.fetchrow(_insert(self._engine.dialect), params)
         if row is not None:
             return to_thread(row)
         if if_exists == "do_nothing":
