@@ -31,7 +31,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Executable,
-    RowMapping,
+    Integer,
     Select,
     Table,
     TableValuedAlias,
@@ -91,17 +91,8 @@ class PostgresCheckpointer(AsyncSaver):
     # -- reads -------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        configurable = config["configurable"]
-        key = {
-            "thread_id": configurable["thread_id"],
-            "checkpoint_ns": configurable.get("checkpoint_ns", ""),
-        }
-        # Every run reads its thread's latest checkpoint twice (to start, and for the
-        # thread's result): on the driver, like the writes.
-        if checkpoint_id := get_checkpoint_id(config):
-            rows = await self._driver.fetch(_ONE, key | {"checkpoint_id": checkpoint_id})
-        else:
-            rows = await self._driver.fetch(_LATEST, key)
+        # Every run reads its thread's latest checkpoint to start and for its result.
+        rows = [row async for row in self._rows(config, limit=1)]
         return self._to_tuple(rows[0]) if rows else None
 
     async def alist(
@@ -112,10 +103,32 @@ class PostgresCheckpointer(AsyncSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        query = _TUPLES.where(*_list_conditions(config, filter, before))
-        rows = await self._fetch(query.order_by(_cp.checkpoint_id.desc()).limit(limit))
-        for row in rows:
+        async for row in self._rows(config, filter=filter, before=before, limit=limit):
             yield self._to_tuple(row)
+
+    async def _rows(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Checkpoint rows, newest first, on the driver: a prebuilt query per shape."""
+        configurable = config["configurable"] if config else {}
+        params = {
+            f"p_{name}": value
+            for name in CHECKPOINT_KEY
+            if (value := configurable.get(name)) is not None
+        }
+        if filter:
+            params["p_filter"] = jsonable.dumps(filter).decode()
+        if before and (before_id := get_checkpoint_id(before)):
+            params["p_before"] = before_id
+        if limit is not None:
+            params["p_limit"] = limit
+        for row in await self._driver.fetch(_listing(frozenset(params)), params):
+            yield row
 
     # -- writes ------------------------------------------------------------
 
@@ -196,10 +209,6 @@ class PostgresCheckpointer(AsyncSaver):
     async def _execute(self, statement: Executable) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(statement)
-
-    async def _fetch(self, query: Select[*tuple[Any, ...]]) -> Sequence[RowMapping]:
-        async with self._engine.begin() as conn:
-            return (await conn.execute(query)).mappings().all()
 
     def _to_tuple(self, row: Mapping[Any, Any]) -> CheckpointTuple:
         checkpoint, metadata = load_checkpoint(
@@ -298,33 +307,27 @@ def _tuples_query() -> Select[*tuple[Any, ...]]:
 
 
 _TUPLES = _tuples_query()
-_LATEST = (
-    _TUPLES.where(
-        _cp.thread_id == bindparam("thread_id"), _cp.checkpoint_ns == bindparam("checkpoint_ns")
+
+
+@functools.cache
+def _listing(given: frozenset[str]) -> Select[*tuple[Any, ...]]:
+    """Checkpoint rows newest first, for the parameters `given` (names from `_rows`).
+
+    One prebuilt statement per combination (a few dozen at most), so that every listing
+    and every latest-checkpoint read goes to the driver compiled once.
+    """
+    query = _TUPLES.where(
+        *(_cp[name] == bindparam(f"p_{name}") for name in CHECKPOINT_KEY if f"p_{name}" in given)
     )
-    .order_by(_cp.checkpoint_id.desc())
-    .limit(1)
-)
-_ONE = _LATEST.where(_cp.checkpoint_id == bindparam("checkpoint_id"))
-
-
-def _list_conditions(
-    config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None
-) -> list[ColumnElement[bool]]:
-    configurable = config["configurable"] if config else {}
-    conditions: list[ColumnElement[bool]] = []
-    for name in CHECKPOINT_KEY:
-        if (value := configurable.get(name)) is not None:
-            conditions.append(_cp[name] == value)
-    if filter:
-        conditions.append(
-            _cp.metadata.op("@>", return_type=Boolean)(
-                cast(literal(jsonable.dumps(filter).decode(), Text), JSONB)
-            )
-        )
-    if before and (before_id := get_checkpoint_id(before)):
-        conditions.append(_cp.checkpoint_id < before_id)
-    return conditions
+    if "p_filter" in given:
+        contains = _cp.metadata.op("@>", return_type=Boolean)
+        query = query.where(contains(cast(bindparam("p_filter", type_=Text), JSONB)))
+    if "p_before" in given:
+        query = query.where(_cp.checkpoint_id < bindparam("p_before"))
+    query = query.order_by(_cp.checkpoint_id.desc())
+    if "p_limit" in given:
+        query = query.limit(bindparam("p_limit", type_=Integer))
+    return query
 
 
 def _upsert_checkpoint(statement: PgInsert, names: Sequence[str]) -> Insert:
