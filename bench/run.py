@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +57,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only these (repeat or comma-separate): {', '.join(WORKLOADS)}",
     )
     parser.add_argument("--out", type=Path, help="where to save the JSON (default: bench/results/)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run each workload N times on each server, alternating which goes first; "
+        "figures are the medians (fairer ratios on a noisy machine; default 1)",
+    )
     parser.add_argument(
         "--ref-jobs",
         type=int,
@@ -178,6 +186,42 @@ def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:
     return figures
 
 
+def _run_rounds(
+    name: str, servers: dict[str, Server | None], sizes: Sizes, timeout: float, rounds: int
+) -> dict[str, Any]:
+    """The workload on each server `rounds` times, the first server alternating (so drift
+    in a noisy machine's speed lands on both alike); each figure is the median."""
+    entry: dict[str, Any] = {}
+    measured: dict[str, list[dict[str, Any]]] = {key: [] for key in servers}
+    for index in range(rounds):
+        order = list(servers.items())
+        for key, server in reversed(order) if index % 2 else order:
+            if server is None or f"{key}_error" in entry:
+                continue
+            try:
+                measured[key].append(_run_workload(name, server, sizes, timeout))
+            except Exception as exc:
+                say(f"    {name} on {server.name} FAILED: {exc!r}")
+                entry[f"{key}_error"] = repr(exc)
+    for key, figures in measured.items():
+        if figures:
+            entry[key] = _medians(figures)
+        if len(figures) > 1:
+            entry[f"{key}_rounds"] = figures
+    return entry
+
+
+def _medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the median over rounds; what is not a number comes from the first."""
+    merged = dict(rounds[0])
+    for key in merged:
+        values = [r.get(key) for r in rounds]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) == len(values):
+            merged[key] = statistics.median(numbers)
+    return merged
+
+
 def _start_reference(
     args: argparse.Namespace, results: dict[str, Any], stack: ExitStack
 ) -> Server | None:
@@ -209,16 +253,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say("starting our server: broker api + 2 x broker worker, fresh database")
         ours = stack.enter_context(our_server())
         reference = _start_reference(args, results, stack)
+        servers = {"ours": ours, "reference": reference}
         for name in args.workloads:
-            entry = workloads.setdefault(name, {})
-            for key, server in (("ours", ours), ("reference", reference)):
-                if server is None:
-                    continue
-                try:
-                    entry[key] = _run_workload(name, server, sizes, timeout)
-                except Exception as exc:
-                    say(f"    {name} on {server.name} FAILED: {exc!r}")
-                    entry[f"{key}_error"] = repr(exc)
+            workloads[name] = _run_rounds(name, servers, sizes, timeout, args.rounds)
     if "checkpoints" in args.workloads:
         entry = workloads["checkpoints"]
         try:
