@@ -92,8 +92,14 @@ class PostgresCheckpointer(AsyncSaver):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         # Every run reads its thread's latest checkpoint to start and for its result.
-        rows = [row async for row in self._rows(config, limit=1)]
-        return self._to_tuple(rows[0]) if rows else None
+        configurable = config["configurable"]
+        key = {
+            "thread_id": configurable["thread_id"],
+            "checkpoint_ns": configurable.get("checkpoint_ns", ""),  # the root graph's
+            "checkpoint_id": get_checkpoint_id(config),  # None: the latest
+        }
+        found = [t async for t in self.alist({"configurable": key}, limit=1)]
+        return found[0] if found else None
 
     async def alist(
         self,
@@ -103,18 +109,7 @@ class PostgresCheckpointer(AsyncSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        async for row in self._rows(config, filter=filter, before=before, limit=limit):
-            yield self._to_tuple(row)
-
-    async def _rows(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[Mapping[str, Any]]:
-        """Checkpoint rows, newest first, on the driver: a prebuilt query per shape."""
+        """Newest first, on the driver: a prebuilt query per combination of conditions."""
         configurable = config["configurable"] if config else {}
         params = {
             f"p_{name}": value
@@ -128,7 +123,7 @@ class PostgresCheckpointer(AsyncSaver):
         if limit is not None:
             params["p_limit"] = limit
         for row in await self._driver.fetch(_listing(frozenset(params)), params):
-            yield row
+            yield self._to_tuple(row)
 
     # -- writes ------------------------------------------------------------
 

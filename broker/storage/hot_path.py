@@ -70,7 +70,8 @@ class _Refused(Exception):
 
 
 class HotPath:
-    """The three writes on one engine; on Postgres each is one autocommitted statement."""
+    """A run's writes on one engine: prebuilt statements on the driver on Postgres,
+    short transactions of the portable statements on SQLite."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

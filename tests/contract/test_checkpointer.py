@@ -179,6 +179,22 @@ async def test_delete_for_runs_deletes_only_that_run(checkpointer_backend: Backe
         assert {row.checkpoint_id for row in written} <= kept_ids
 
 
+async def test_get_tuple_without_a_namespace_reads_the_root_graph(
+    checkpointer_backend: Backend,
+) -> None:
+    saver = checkpointer_backend.saver()
+    thread_id = str(uuid.uuid4())
+    root = generate_checkpoint()
+    await saver.aput(generate_config(thread_id), root, generate_metadata(), {})
+    inner: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": "sub:1"}}
+    await saver.aput(inner, generate_checkpoint(), generate_metadata(), {})  # newer
+
+    found = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
+    assert found is not None and found.checkpoint["id"] == root["id"]
+    listed = [t async for t in saver.alist({"configurable": {"thread_id": thread_id}})]
+    assert len(listed) == 2  # a listing without a namespace spans them all
+
+
 async def test_put_survives_nul_and_unrenderable_values(checkpointer_backend: Backend) -> None:
     engine, saver = checkpointer_backend.engine, checkpointer_backend.saver()
     odd = {"nul": "a\x00b", "escaped": "\\u0000", "tuple_keys": {(1, 2): "x"}}

@@ -8,14 +8,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import is_transient
 from broker.settings import Settings
 from broker.storage.driver import Driver
 from broker.storage.engine import create_engine
-from broker.storage.tables import runs, threads
+from broker.storage.tables import runs
+from tests.contract.test_hot_path import _pending, _thread
 
 BY_ID = select(runs).where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
 SLEEP = select(text("pg_sleep(30)"))
@@ -29,19 +30,9 @@ async def single(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_rows_are_what_sqlalchemy_reads(engine: AsyncEngine) -> None:
-    thread_id, run_id = uuid.uuid4(), uuid.uuid4()
-    async with engine.begin() as conn:
-        await conn.execute(insert(threads).values(thread_id=thread_id, status="busy"))
-        await conn.execute(
-            insert(runs).values(
-                run_id=run_id,
-                thread_id=thread_id,
-                assistant_id=uuid.uuid4(),
-                status="pending",
-                metadata={"a": [1, "b"]},
-                kwargs={"input": {"x": None}},
-            )
-        )
+    thread_id = await _thread(engine)
+    run_id = await _pending(engine, thread_id, metadata={"a": [1, "b"]}, kwargs={"x": None})
+    async with engine.connect() as conn:
         expected = dict((await conn.execute(BY_ID, {"run_id": run_id})).one()._mapping)
     assert await Driver(engine).fetchrow(BY_ID, {"run_id": run_id}) == expected
     assert await Driver(engine).fetchrow(BY_ID, {"run_id": uuid.uuid4()}) is None

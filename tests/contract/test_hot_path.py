@@ -51,8 +51,11 @@ async def _thread(engine: AsyncEngine) -> uuid.UUID:
     return thread_id
 
 
-async def _pending(engine: AsyncEngine, thread_id: uuid.UUID, delay: float = -1.0) -> uuid.UUID:
+async def _pending(
+    engine: AsyncEngine, thread_id: uuid.UUID, delay: float = -1.0, **columns: Any
+) -> uuid.UUID:
     run_id = uuid.uuid4()
+    row = {"metadata": {}, "kwargs": {}, "multitask_strategy": "enqueue", **columns}
     async with engine.begin() as conn:
         await conn.execute(
             insert(runs).values(
@@ -60,9 +63,7 @@ async def _pending(engine: AsyncEngine, thread_id: uuid.UUID, delay: float = -1.
                 thread_id=thread_id,
                 assistant_id=uuid.uuid4(),
                 status="pending",
-                metadata={},
-                kwargs={},
-                multitask_strategy="enqueue",
+                **row,
                 **_stamps(delay),
             )
         )
