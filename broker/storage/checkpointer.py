@@ -306,7 +306,7 @@ _TUPLES = _tuples_query()
 
 @functools.cache
 def _listing(given: frozenset[str]) -> Select[*tuple[Any, ...]]:
-    """Checkpoint rows newest first, for the parameters `given` (names from `_rows`).
+    """Checkpoint rows newest first, for the parameters `given` (names from `alist`).
 
     One prebuilt statement per combination (a few dozen at most), so that every listing
     and every latest-checkpoint read goes to the driver compiled once.

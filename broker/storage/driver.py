@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import greenlet_spawn
 
+from broker.storage import dialect as sql
+
 # What asyncpg raises when the connection or the server is gone (SQLSTATE classes 08, 57,
 # and the client-side errors of a connection the server closed under it).
 CONNECTION_LOST = (
@@ -85,7 +87,7 @@ class Prebuilt:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.driver = Driver(engine) if engine.dialect.name == "postgresql" else None
+        self.driver = Driver(engine) if sql.is_postgres(engine.dialect) else None
 
     async def fetchrow(
         self, statement: Executable, params: dict[str, Any]
