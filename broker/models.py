@@ -64,6 +64,15 @@ class Thread:
     error: Any
     temporary: bool = False
 
+    @property
+    def resting_status(self) -> ThreadStatus:
+        """Its status with no run in flight, from what its last run left."""
+        if self.error:
+            return ThreadStatus.ERROR
+        if self.interrupts:
+            return ThreadStatus.INTERRUPTED
+        return ThreadStatus.IDLE
+
 
 @dataclass(frozen=True, slots=True)
 class Run:

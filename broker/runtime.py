@@ -16,15 +16,26 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.events import LocalEventBus, LocalEventLog, RedisEventBus, RedisEventLog
+from broker.events import (
+    EventBus,
+    EventLog,
+    LocalEventBus,
+    LocalEventLog,
+    RedisEventBus,
+    RedisEventLog,
+)
 from broker.graphs import GraphRegistry, load_config
 from broker.keys import Keys
-from broker.queue import LocalRunQueue, RedisRunQueue
-from broker.service import BrokerService
+from broker.queue import LocalRunQueue, RedisRunQueue, RunQueue
+from broker.service import BrokerService, Stores
 from broker.settings import Settings
 from broker.state import StateReader
+from broker.storage.assistants import AssistantStore
 from broker.storage.engine import create_engine
+from broker.storage.ledger import open_ledger
+from broker.storage.runs import RunStore
 from broker.storage.saver import FencingSaver
+from broker.storage.threads import ThreadStore
 
 Closer = Callable[[], Awaitable[Any]]
 
@@ -66,11 +77,31 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     bus = RedisEventBus(redis)
     log = RedisEventLog(redis)
     checkpointer = PostgresCheckpointer(engine)
-    service = BrokerService(
-        engine, RedisRunQueue(redis, keys), bus, log, keys, graphs, checkpointer
-    )
+    queue = RedisRunQueue(redis, keys)
+    service = _service(settings, engine, queue, bus, log, keys, graphs, checkpointer)
     await service.start()
     return Runtime(settings, engine, service, [bus.close, redis.aclose])
+
+
+def _service(
+    settings: Settings,
+    engine: AsyncEngine,
+    queue: RunQueue,
+    bus: EventBus,
+    log: EventLog,
+    keys: Keys,
+    graphs: GraphRegistry,
+    checkpointer: BaseCheckpointSaver[str],
+) -> BrokerService:
+    stores = Stores(
+        ledger=open_ledger(engine),
+        assistants=AssistantStore(engine),
+        threads=ThreadStore(engine),
+        runs=RunStore(engine),
+    )
+    return BrokerService(
+        stores, queue, bus, log, keys, graphs, checkpointer, max_attempts=settings.max_attempts
+    )
 
 
 def _migrate_file(data: Path) -> None:
@@ -87,10 +118,19 @@ async def open_dev_runtime(settings: Settings, graphs: GraphRegistry, data: Path
 
     await asyncio.to_thread(_migrate_file, data)
     engine = create_sqlite_engine(data)
-    checkpointer: BaseCheckpointSaver[str] = SqliteCheckpointer(engine)
+    return await open_in_process(settings, graphs, engine, SqliteCheckpointer(engine))
+
+
+async def open_in_process(
+    settings: Settings,
+    graphs: GraphRegistry,
+    engine: AsyncEngine,
+    checkpointer: BaseCheckpointSaver[str],
+) -> Runtime:
+    """A store with in-process queue, bus and event log: `broker dev`, and fast tests
+    that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
-    service = BrokerService(
-        engine, LocalRunQueue(), LocalEventBus(), LocalEventLog(), keys, graphs, checkpointer
-    )
+    bus, log, queue = LocalEventBus(), LocalEventLog(), LocalRunQueue()
+    service = _service(settings, engine, queue, bus, log, keys, graphs, checkpointer)
     await service.start()
     return Runtime(settings, engine, service)

@@ -49,6 +49,10 @@ def services(pytestconfig: pytest.Config) -> Services:
 
 @pytest.fixture(scope="session")
 def database_uri(services: Services) -> Iterator[str]:
+    yield from fresh_database(services)
+
+
+def fresh_database(services: Services) -> Iterator[str]:
     """A fresh database, migrated to head, dropped at the end of the session."""
     name = f"broker_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(services.database_uri, f'CREATE DATABASE "{name}"'))

@@ -292,7 +292,7 @@ class Worker:
             control.cancel(CancelAction(request["action"]))
 
     async def _sweep(self) -> None:
-        report = await self.service.sweep(self.settings.max_attempts, self.settings.requeue_seconds)
+        report = await self.service.sweep(self.settings.requeue_seconds)
         if report:
             log.info("sweeper: %s", report)
 

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/threads", tags=["threads"])
 
 @router.post("")
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep) -> Response:
-    thread = await runtime.service.threads.create(
+    thread = await runtime.service.create_thread(
         body.thread_id or uuid7(), body.metadata, if_exists=body.if_exists
     )
     return JSON(thread_json(thread))
@@ -64,7 +64,7 @@ async def patch_thread(
     runtime: RuntimeDep,
     prefer: Annotated[str | None, Header()] = None,
 ) -> Response:
-    thread = await runtime.service.threads.patch(thread_id, body.metadata)
+    thread = await runtime.service.patch_thread(thread_id, body.metadata)
     if prefer and "return=minimal" in prefer:
         return Response(status_code=204)
     return JSON(thread_json(thread))
@@ -103,7 +103,7 @@ async def get_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
 
 @router.delete("/{thread_id}", status_code=204)
 async def delete_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
-    await runtime.service.threads.delete(thread_id)
+    await runtime.service.delete_thread(thread_id)
     return Response(status_code=204)
 
 

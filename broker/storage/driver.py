@@ -121,6 +121,10 @@ class DriverConnection:
         compiled = compile_once(statement, self.dialect)
         return await self.raw.fetchval(compiled.sql, *compiled.arguments(params))
 
+    async def execute(self, statement: Executable, params: dict[str, Any]) -> None:
+        compiled = compile_once(statement, self.dialect)
+        await self.raw.execute(compiled.sql, *compiled.arguments(params))
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """BEGIN … COMMIT (ROLLBACK on error) around the statements inside."""

@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Dialect, and_, bindparam, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Dialect, and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import Conflict, NotFound
-from broker.models import Thread, ThreadStatus
+from broker.models import Thread
 from broker.storage import dialect as sql
 from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_thread
-from broker.storage.tables import UtcDateTime, checkpoint_writes, checkpoints, threads
+from broker.storage.tables import UtcDateTime, threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 
@@ -70,10 +70,6 @@ class ThreadStore:
         if thread is None or (thread.temporary and not include_temporary):
             raise thread_not_found(thread_id)
         return thread
-
-    async def delete(self, thread_id: UUID) -> None:
-        async with self._engine.begin() as conn:
-            await delete_thread(conn, thread_id)
 
     async def patch(self, thread_id: UUID, metadata: dict[str, Any]) -> Thread:
         """Merges `metadata` into the thread's metadata."""
@@ -152,124 +148,3 @@ def _matching(
 
 def merged_metadata(dialect: Dialect, metadata: dict[str, Any]) -> Any:
     return sql.json_merge(dialect, threads.c.metadata, metadata)
-
-
-def _stamped(dialect: Dialect) -> dict[str, Any]:
-    """Creation times from the one clock that counts (see storage.dialect)."""
-    now = sql.now(dialect)
-    return {"created_at": now, "updated_at": now, "state_updated_at": now}
-
-
-async def get_thread(
-    conn: AsyncConnection, thread_id: UUID, *, lock: bool = False
-) -> Thread | None:
-    query = select(threads).where(threads.c.thread_id == thread_id)
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    return None if row is None else to_thread(row)
-
-
-async def delete_thread(conn: AsyncConnection, thread_id: UUID) -> None:
-    """The thread, its runs (by cascade) and its checkpoints, in the caller's transaction."""
-    deleted = await conn.execute(
-        delete(threads).where(threads.c.thread_id == thread_id).returning(threads.c.thread_id)
-    )
-    if deleted.first() is None:
-        raise thread_not_found(thread_id)
-    key = str(thread_id)
-    await conn.execute(delete(checkpoint_writes).where(checkpoint_writes.c.thread_id == key))
-    await conn.execute(delete(checkpoints).where(checkpoints.c.thread_id == key))
-
-
-async def set_thread_state(
-    conn: AsyncConnection,
-    thread_id: UUID,
-    *,
-    status: ThreadStatus,
-    values: Any = None,
-    interrupts: dict[str, Any] | None = None,
-    error: Any = None,
-) -> None:
-    """What a finished run leaves on its thread: status, last values, interrupts, error.
-
-    `values=None` keeps the values the thread had (a run that failed before any step).
-    """
-    changes: dict[str, Any] = {
-        "status": status.value,
-        "interrupts": interrupts or {},
-        "error": error,
-        "updated_at": sql.now(conn.dialect),
-        "state_updated_at": sql.now(conn.dialect),
-    }
-    if values is not None:
-        changes["values"] = values
-    await conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(**changes))
-
-
-async def set_thread_status(conn: AsyncConnection, thread_id: UUID, status: ThreadStatus) -> None:
-    await conn.execute(
-        update(threads)
-        .where(threads.c.thread_id == thread_id)
-        .values(status=status.value, updated_at=sql.now(conn.dialect))
-    )
-
-
-async def mark_busy(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]) -> bool:
-    """A run was submitted: the thread is busy and remembers its graph and assistant.
-
-    The UPDATE also takes the thread's row lock; False if there is no such thread.
-    """
-    result = await conn.execute(
-        update(threads)
-        .where(threads.c.thread_id == thread_id, threads.c.temporary.is_(False))
-        .values(
-            status=ThreadStatus.BUSY.value,
-            metadata=merged_metadata(conn.dialect, tags),
-            updated_at=sql.now(conn.dialect),
-        )
-        .returning(threads.c.thread_id)
-    )
-    return result.first() is not None
-
-
-async def insert_temporary(conn: AsyncConnection, thread_id: UUID, tags: dict[str, Any]) -> None:
-    """A stateless run's own thread: new, busy, hidden from searches."""
-    await conn.execute(
-        threads.insert().values(
-            **_stamped(conn.dialect),
-            thread_id=thread_id,
-            metadata=tags,
-            status=ThreadStatus.BUSY.value,
-            temporary=True,
-        )
-    )
-
-
-async def delete_temporary(conn: AsyncConnection, thread_id: UUID) -> None:
-    """A stateless run's thread and (by cascade) its run: it never had checkpoints."""
-    await conn.execute(delete(threads).where(threads.c.thread_id == thread_id))
-
-
-async def insert_copy(
-    conn: AsyncConnection, source: Thread, thread_id: UUID, status: ThreadStatus
-) -> None:
-    await conn.execute(
-        sql.insert(conn.dialect, threads).values(
-            **_stamped(conn.dialect),
-            thread_id=thread_id,
-            metadata=source.metadata,
-            config=source.config,
-            values=source.values,
-            interrupts=source.interrupts,
-            error=source.error,
-            status=ThreadStatus.BUSY.value
-            if source.status == ThreadStatus.BUSY
-            else source.status.value,
-        )
-    )
-
-
-async def keep_thread(conn: AsyncConnection, thread_id: UUID) -> None:
-    """A stateless run with on_completion="keep": its thread becomes an ordinary one."""
-    await conn.execute(
-        update(threads).where(threads.c.thread_id == thread_id).values(temporary=False)
-    )

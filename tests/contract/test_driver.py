@@ -16,7 +16,7 @@ from broker.settings import Settings
 from broker.storage.driver import Driver
 from broker.storage.engine import create_engine
 from broker.storage.tables import runs
-from tests.contract.test_hot_path import _pending, _thread
+from tests.contract.test_ledger import _pending, _thread
 
 BY_ID = select(runs).where(runs.c.run_id == bindparam("run_id", type_=runs.c.run_id.type))
 SLEEP = select(text("pg_sleep(30)"))

@@ -206,3 +206,22 @@ async def test_cancelled_pending_stateless_run_leaves_nothing_behind(
             .where(threads.c.thread_id == uuid.UUID(run["thread_id"]))
         )
         assert left.scalar_one() == 0
+
+
+async def test_deleting_a_thread_cancels_its_running_run(client: LangGraphClient) -> None:
+    tid, rid = await _started(client, **LONG)
+    queued = await client.runs.create(tid, "slow", input=LONG, multitask_strategy="enqueue")
+
+    async def joined(run_id: str) -> list[Any]:
+        return [p async for p in client.runs.join_stream(tid, run_id)]
+
+    listeners = [asyncio.create_task(joined(r)) for r in (rid, queued["run_id"])]
+    await asyncio.sleep(0.3)  # both listeners are subscribed
+    await client.threads.delete(tid)
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*listeners), timeout=2.0)
+    assert time.monotonic() - started < 2.0
+    with pytest.raises(NotFoundError):
+        await client.runs.get(tid, rid)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(tid)

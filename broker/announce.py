@@ -1,0 +1,46 @@
+"""What the broker tells listeners and workers once a state change is committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from broker import jsonable
+from broker.events import EventBus, end_message, sse_frame
+from broker.keys import Keys
+from broker.models import Run, RunStatus
+from broker.queue import RunQueue
+from broker.storage.ledger.outcomes import Cancelled
+
+
+@dataclass(frozen=True)
+class Announcer:
+    bus: EventBus
+    queue: RunQueue
+    keys: Keys
+
+    async def cancelled(self, cancelled: Cancelled) -> None:
+        """Ends the streams of runs that ended, signals the workers of running ones, and
+        wakes the runs next on their threads."""
+        for run in cancelled.ended:
+            await self.end(run.run_id, RunStatus.INTERRUPTED, {})
+        for run, action in cancelled.signalled:
+            message = jsonable.dumps({"run_id": str(run.run_id), "action": action.value})
+            await self.bus.publish(self.keys.cancel_channel, message)
+        await self.wake(*cancelled.wake)
+
+    async def failed(self, run: Run, error: dict[str, Any]) -> None:
+        """A run the broker gave up on: its stream gets the error, then its end."""
+        channel = self.keys.run_channel(run.run_id)
+        await self.bus.publish(channel, sse_frame("error", jsonable.dumps(error)))
+        await self.end(run.run_id, RunStatus.ERROR, {"__error__": error})
+
+    async def end(self, run_id: UUID, status: RunStatus, output: dict[str, Any]) -> None:
+        message = end_message({"status": status.value, "output": output})
+        await self.bus.publish(self.keys.run_channel(run_id), message)
+
+    async def wake(self, *run_ids: UUID | None) -> None:
+        due = [run_id for run_id in run_ids if run_id is not None]
+        if due:
+            await self.queue.push(*due)

@@ -1,0 +1,86 @@
+"""What the ledger is asked to do and what it reports back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from broker.models import CancelAction, MultitaskStrategy, Run, ThreadResult
+
+
+@dataclass(frozen=True)
+class Submit:
+    """A run to insert: its row (storage.runspec), the tags its thread remembers, and
+    how it treats its thread."""
+
+    row: dict[str, Any]
+    tags: dict[str, Any]
+    temporary: bool  # a stateless run: a new hidden thread of its own
+    strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE
+    create_thread: bool = False
+    delay: timedelta = timedelta(0)
+
+    @property
+    def rejects(self) -> bool:
+        return self.strategy == MultitaskStrategy.REJECT
+
+    @property
+    def cancel_action(self) -> CancelAction | None:
+        """What the new run does to the runs in flight on its thread."""
+        if self.strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
+            return CancelAction(self.strategy.value)
+        return None
+
+
+@dataclass
+class Cancelled:
+    """Runs a change ended at once (their streams end) and running ones to signal; the
+    threads' next runs to wake."""
+
+    ended: list[Run] = field(default_factory=list)
+    signalled: list[tuple[Run, CancelAction]] = field(default_factory=list)
+    wake: list[UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    run: Run
+    temporary: bool  # its thread is a stateless run's
+
+
+@dataclass(frozen=True)
+class Finished:
+    owned: bool  # False: another attempt took the run over; nothing was written
+    wake: UUID | None = None  # the thread's next due run
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a run the broker gives up on leaves its thread."""
+
+    result: ThreadResult
+    drop_thread: bool
+    error: dict[str, Any]
+
+
+class Released(Enum):
+    RELEASED = "released"  # pending again
+    FAILED = "failed"  # out of attempts: ended in error
+    LOST = "lost"  # the attempt no longer owned the run
+
+
+@dataclass
+class Swept:
+    retry: list[Run] = field(default_factory=list)
+    failed: list[tuple[Run, Failure]] = field(default_factory=list)
+    stale: list[UUID] = field(default_factory=list)
+    wake: list[UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    orphans: list[Run]  # were running: resumed first
+    waiting: list[Run]  # were pending

@@ -1,0 +1,348 @@
+"""The ledger's statements, each built once per backend with bind parameters.
+
+Parameters are named `p_…`. Conditions shared by several statements (the claim test,
+a thread's head run, its active runs) are spelled once in `conditions`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    Boolean,
+    Delete,
+    Insert,
+    Select,
+    Text,
+    Update,
+    bindparam,
+    case,
+    delete,
+    exists,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningDelete
+
+from broker.models import RunStatus, ThreadStatus
+from broker.storage.ledger.spelling import Spelling
+from broker.storage.runs import active_on, head_of, owned
+from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
+
+PENDING = RunStatus.PENDING.value
+RUNNING = RunStatus.RUNNING.value
+RUN_COLUMNS = (
+    "run_id",
+    "thread_id",
+    "assistant_id",
+    "status",
+    "metadata",
+    "kwargs",
+    "multitask_strategy",
+)
+
+
+def _p(column: Any, name: str | None = None) -> Any:
+    return bindparam(name or f"p_{column.name}", type_=column.type)
+
+
+def _run_id() -> Any:
+    return _p(runs.c.run_id)
+
+
+def _thread_id() -> Any:
+    return _p(threads.c.thread_id)
+
+
+def _owned() -> Any:
+    return owned(_run_id(), _p(runs.c.attempt))
+
+
+# -- threads ----------------------------------------------------------------------------
+
+
+@functools.cache
+def create_thread(s: Spelling) -> Insert:
+    """An ordinary thread, unless its id exists (`if_not_exists: create`)."""
+    now = s.now()
+    made: Insert = (
+        (postgresql.insert(threads) if s.postgres else sqlite.insert(threads))
+        .values(
+            thread_id=_thread_id(),
+            metadata={},
+            created_at=now,
+            updated_at=now,
+            state_updated_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    return made
+
+
+@functools.cache
+def insert_temporary(s: Spelling) -> Insert:
+    """A stateless run's own thread: busy, hidden from searches, tagged with `p_tags`."""
+    now = s.now()
+    return threads.insert().values(
+        thread_id=_thread_id(),
+        metadata=_p(threads.c.metadata, "p_tags"),
+        status=ThreadStatus.BUSY.value,
+        temporary=True,
+        created_at=now,
+        updated_at=now,
+        state_updated_at=now,
+    )
+
+
+@functools.cache
+def mark_busy(s: Spelling) -> Update:
+    """A run was submitted: the thread is busy and remembers `p_tags` (graph, assistant).
+
+    Takes the thread's row lock; returns nothing if there is no such ordinary thread.
+    """
+    return (
+        update(threads)
+        .where(threads.c.thread_id == _thread_id(), threads.c.temporary.is_(False))
+        .values(
+            status=ThreadStatus.BUSY.value,
+            metadata=s.merged(threads.c.metadata, "p_tags"),
+            updated_at=s.now(),
+        )
+        .returning(threads.c.thread_id)
+    )
+
+
+@functools.cache
+def lock_thread(s: Spelling) -> Select[Any]:
+    return select(threads).where(threads.c.thread_id == _thread_id()).with_for_update()
+
+
+@functools.cache
+def record(s: Spelling) -> Update:
+    """What a run or an edit left on the thread (busy while runs remain there; no
+    `p_values` keeps the thread's values): returns the thread's next due run, if any."""
+    thread_id = _thread_id()
+    busy = exists(active_on(thread_id))
+    head = head_of(thread_id, s.now()).subquery("head")
+    next_due = select(head.c.run_id).where(head.c.status == PENDING).scalar_subquery()
+    keep_values = bindparam("p_keep_values", type_=Boolean)
+    return (
+        update(threads)
+        .where(threads.c.thread_id == thread_id)
+        .values(
+            status=case((busy, ThreadStatus.BUSY.value), else_=bindparam("p_resting", type_=Text)),
+            values=case((keep_values, threads.c["values"]), else_=_p(threads.c["values"])),
+            interrupts=_p(threads.c.interrupts),
+            error=_p(threads.c.error),
+            temporary=False,  # a stateless run's thread it keeps becomes an ordinary one
+            updated_at=s.now(),
+            state_updated_at=s.now(),
+        )
+        .returning(next_due)
+    )
+
+
+@functools.cache
+def refresh_status(s: Spelling) -> Update:
+    """After pending runs were cancelled: busy while runs remain, else `p_resting`."""
+    thread_id = _thread_id()
+    busy = exists(active_on(thread_id))
+    return (
+        update(threads)
+        .where(threads.c.thread_id == thread_id)
+        .values(
+            status=case((busy, ThreadStatus.BUSY.value), else_=bindparam("p_resting", type_=Text)),
+            updated_at=s.now(),
+        )
+        .returning(busy)
+    )
+
+
+@functools.cache
+def delete_thread(s: Spelling) -> ReturningDelete[Any]:
+    """A thread and, by cascade, its runs."""
+    return delete(threads).where(threads.c.thread_id == _thread_id()).returning(threads.c.thread_id)
+
+
+@functools.cache
+def delete_checkpoints(s: Spelling) -> tuple[Delete, Delete]:
+    key = bindparam("p_key", type_=Text)
+    return (
+        delete(checkpoint_writes).where(checkpoint_writes.c.thread_id == key),
+        delete(checkpoints).where(checkpoints.c.thread_id == key),
+    )
+
+
+@functools.cache
+def copy_thread(s: Spelling) -> Insert:
+    """A new thread with the source's metadata, config and state (`p_status` as it rests)."""
+    now = s.now()
+    source = select(
+        bindparam("p_copy_id", type_=threads.c.thread_id.type),
+        threads.c.metadata,
+        threads.c.config,
+        threads.c["values"],
+        threads.c.interrupts,
+        threads.c.error,
+        bindparam("p_status", type_=Text),
+        now.label("created_at"),
+        now.label("updated_at"),
+        now.label("state_updated_at"),
+    ).where(threads.c.thread_id == _thread_id(), threads.c.temporary.is_(False))
+    names = ["thread_id", "metadata", "config", "values", "interrupts", "error", "status"]
+    stamps = ["created_at", "updated_at", "state_updated_at"]
+    return threads.insert().from_select([*names, *stamps], source).returning(threads)
+
+
+# -- runs -------------------------------------------------------------------------------
+
+
+@functools.cache
+def insert_run(s: Spelling, *, unless_active: bool) -> Insert:
+    """A pending run, due after `p_delay`; with `unless_active`, only if no run is pending
+    or running on its thread (read in this statement, after the thread's lock)."""
+    row = select(
+        *(_p(runs.c[c]) for c in RUN_COLUMNS),
+        s.later("p_delay").label("created_at"),
+        s.now().label("updated_at"),
+    )
+    if unless_active:
+        row = row.where(~exists(active_on(_p(runs.c.thread_id))))
+    names = [*RUN_COLUMNS, "created_at", "updated_at"]
+    return runs.insert().from_select(names, row).returning(runs)
+
+
+@functools.cache
+def lock_run(s: Spelling) -> Select[Any]:
+    return select(runs).where(runs.c.run_id == _run_id()).with_for_update()
+
+
+@functools.cache
+def lock_active(s: Spelling, *, of_thread: bool) -> Select[Any]:
+    """Pending or running runs (`p_pending`/`p_running` say which), oldest first, locked;
+    of one thread (`p_thread_id`) or of all."""
+    pending = bindparam("p_pending", type_=Boolean) & (runs.c.status == PENDING)
+    running = bindparam("p_running", type_=Boolean) & (runs.c.status == RUNNING)
+    query = select(runs).where(pending | running)
+    if of_thread:
+        query = query.where(runs.c.thread_id == _p(runs.c.thread_id))
+    return query.order_by(runs.c.created_at, runs.c.run_id).with_for_update()
+
+
+@functools.cache
+def request_cancel(s: Spelling) -> Update:
+    action = bindparam("p_action", type_=Text)
+    return update(runs).where(runs.c.run_id == _run_id()).values(cancel_action=action)
+
+
+@functools.cache
+def set_status(s: Spelling, *, fenced: bool) -> Update:
+    """Ends a run with `p_status` (only while `p_attempt` owns it, if `fenced`)."""
+    return (
+        update(runs)
+        .where(_owned() if fenced else runs.c.run_id == _run_id())
+        .values(status=_p(runs.c.status), lease_until=None, updated_at=s.now())
+        .returning(runs.c.thread_id)
+    )
+
+
+@functools.cache
+def delete_run(s: Spelling, *, fenced: bool) -> ReturningDelete[Any]:
+    condition = _owned() if fenced else runs.c.run_id == _run_id()
+    return delete(runs).where(condition).returning(runs.c.thread_id)
+
+
+@functools.cache
+def release(s: Spelling, *, fenced: bool) -> Update:
+    """Back to pending for another worker (only while `p_attempt` owns it, if `fenced`)."""
+    return (
+        update(runs)
+        .where(_owned() if fenced else runs.c.run_id == _run_id())
+        .values(status=PENDING, lease_until=None, worker_id=None, updated_at=s.now())
+        .returning(runs.c.run_id)
+    )
+
+
+@functools.cache
+def heartbeat(s: Spelling) -> Update:
+    """Renews the lease by `p_lease`; returns a cancel asked of the run since."""
+    return (
+        update(runs)
+        .where(_owned())
+        .values(lease_until=s.later("p_lease"))
+        .returning(runs.c.cancel_action)
+    )
+
+
+@functools.cache
+def lock_thread_of(s: Spelling) -> Select[Any]:
+    """The run's thread (id, temporary), row-locked so that claims on it take turns."""
+    return (
+        select(threads.c.thread_id, threads.c.temporary)
+        .join(runs, runs.c.thread_id == threads.c.thread_id)
+        .where(runs.c.run_id == _run_id())
+        .with_for_update(of=threads)
+    )
+
+
+@functools.cache
+def head(s: Spelling) -> Select[UUID, str]:
+    return head_of(_thread_id(), s.now())
+
+
+def starting(s: Spelling) -> dict[str, Any]:
+    """A new attempt of a run: the bumped attempt is the fencing token."""
+    return {
+        "status": RUNNING,
+        "attempt": runs.c.attempt + 1,
+        "lease_until": s.later("p_lease"),
+        "worker_id": _p(runs.c.worker_id),
+        "started_at": s.now(),
+        "updated_at": s.now(),
+    }
+
+
+@functools.cache
+def start(s: Spelling) -> Update:
+    """Starts the pending run `p_run_id`."""
+    return (
+        update(runs)
+        .where(runs.c.run_id == _run_id(), runs.c.status == PENDING)
+        .values(**starting(s))
+        .returning(runs)
+    )
+
+
+@functools.cache
+def lock_expired(s: Spelling) -> Select[Any]:
+    """Running runs whose lease ran out: their worker died or stalled."""
+    return (
+        select(runs)
+        .where(runs.c.status == RUNNING, runs.c.lease_until < s.now())
+        .order_by(runs.c.created_at)
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def touch_stale(s: Spelling) -> Update:
+    """Due pending runs untouched for `p_older` (their wake-up may be lost): marked seen."""
+    stale = (
+        select(runs.c.run_id)
+        .where(
+            runs.c.status == PENDING,
+            runs.c.created_at <= s.now(),
+            runs.c.updated_at < s.later("p_older"),
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(runs)
+        .where(runs.c.run_id.in_(stale))
+        .values(updated_at=s.now())
+        .returning(runs.c.run_id)
+    )
