@@ -51,9 +51,22 @@ class Runtime:
     def checkpointer(self) -> FencingSaver:
         return cast(FencingSaver, self.service.checkpointer)
 
+    # The read side: routes read through these, and change state through the service.
     @property
     def state(self) -> StateReader:
         return self.service.state
+
+    @property
+    def threads(self) -> ThreadStore:
+        return self.service.threads
+
+    @property
+    def runs(self) -> RunStore:
+        return self.service.runs
+
+    @property
+    def assistants(self) -> AssistantStore:
+        return self.service.assistants
 
     async def close(self) -> None:
         for close in reversed(self.closers):

@@ -165,6 +165,10 @@ class BrokerService:
             return {}
         return thread_output(thread)
 
+    async def replay(self, run_id: UUID, last_event_id: str) -> list[tuple[str, bytes]]:
+        """A resumable run's frames after `last_event_id` (its end marker last, if it ended)."""
+        return await self.log.after(self.keys.run_log(run_id), last_event_id)
+
     async def cancel(
         self, run_ids: list[UUID], action: CancelAction, *, thread_id: UUID | None = None
     ) -> list[Run]:

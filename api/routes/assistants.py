@@ -23,7 +23,7 @@ async def get_assistant(assistant_id: str, runtime: RuntimeDep) -> Response:
 
 @router.post("/search")
 async def search_assistants(body: AssistantSearch, runtime: RuntimeDep) -> Response:
-    found, total = await runtime.service.assistants.search(
+    found, total = await runtime.assistants.search(
         metadata=body.metadata,
         graph_id=body.graph_id,
         name=body.name,

@@ -159,9 +159,7 @@ async def _join_stream(
 
 
 async def _replay(runtime: Runtime, relay: Relay, run: Run, last_event_id: str) -> None:
-    entries = await runtime.service.log.after(
-        runtime.service.keys.run_log(run.run_id), last_event_id
-    )
+    entries = await runtime.service.replay(run.run_id, last_event_id)
     relay.last_id = last_event_id
     for entry_id, data in entries:
         if parse_end(data) is not None:
@@ -257,17 +255,15 @@ async def list_runs(
     offset: int = Query(default=0, ge=0),
     status: str | None = None,
 ) -> Response:
-    await runtime.service.threads.get(thread_id, include_temporary=True)
-    found = await runtime.service.runs.list(
-        thread_id, limit=limit, offset=offset, status=status or None
-    )
+    await runtime.threads.get(thread_id, include_temporary=True)
+    found = await runtime.runs.list(thread_id, limit=limit, offset=offset, status=status or None)
     return JSON([run_json(r) for r in found])
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(thread_id: UUID, run_id: UUID, runtime: RuntimeDep) -> Response:
-    await runtime.service.threads.get(thread_id, include_temporary=True)
-    return JSON(run_json(await runtime.service.runs.get(run_id, thread_id)))
+    await runtime.threads.get(thread_id, include_temporary=True)
+    return JSON(run_json(await runtime.runs.get(run_id, thread_id)))
 
 
 def _poller(runtime: Runtime, run: Run) -> Poll:

@@ -35,7 +35,7 @@ async def create_thread(body: ThreadCreate, runtime: RuntimeDep) -> Response:
 
 @router.post("/search")
 async def search_threads(body: ThreadSearch, runtime: RuntimeDep) -> Response:
-    found, total = await runtime.service.threads.search(
+    found, total = await runtime.threads.search(
         metadata=body.metadata,
         values=body.values,
         status=body.status,
@@ -51,7 +51,7 @@ async def search_threads(body: ThreadSearch, runtime: RuntimeDep) -> Response:
 
 @router.post("/count")
 async def count_threads(body: ThreadCount, runtime: RuntimeDep) -> Response:
-    count = await runtime.service.threads.count(
+    count = await runtime.threads.count(
         metadata=body.metadata, values=body.values, status=body.status
     )
     return JSON(count)
@@ -92,13 +92,13 @@ async def update_state(thread_id: UUID, body: StateUpdate, runtime: RuntimeDep) 
 
 @router.post("/{thread_id}/state/checkpoint")
 async def get_state_at_checkpoint(thread_id: UUID, body: StateAt, runtime: RuntimeDep) -> Response:
-    thread = await runtime.service.threads.get(thread_id)
+    thread = await runtime.threads.get(thread_id)
     return JSON(await runtime.state.get(thread, body.checkpoint, subgraphs=body.subgraphs))
 
 
 @router.get("/{thread_id}")
 async def get_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
-    return JSON(thread_json(await runtime.service.threads.get(thread_id)))
+    return JSON(thread_json(await runtime.threads.get(thread_id)))
 
 
 @router.delete("/{thread_id}", status_code=204)
@@ -109,7 +109,7 @@ async def delete_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
 
 @router.get("/{thread_id}/state")
 async def get_state(thread_id: UUID, runtime: RuntimeDep, subgraphs: bool = False) -> Response:
-    thread = await runtime.service.threads.get(thread_id)
+    thread = await runtime.threads.get(thread_id)
     return JSON(await runtime.state.get(thread, subgraphs=subgraphs))
 
 
@@ -117,7 +117,7 @@ async def get_state(thread_id: UUID, runtime: RuntimeDep, subgraphs: bool = Fals
 async def get_state_at(
     thread_id: UUID, checkpoint_id: UUID, runtime: RuntimeDep, subgraphs: bool = False
 ) -> Response:
-    thread = await runtime.service.threads.get(thread_id)
+    thread = await runtime.threads.get(thread_id)
     checkpoint = {"checkpoint_id": str(checkpoint_id)}
     return JSON(await runtime.state.get(thread, checkpoint, subgraphs=subgraphs))
 
@@ -138,7 +138,7 @@ async def get_history(
 
 
 async def _history(runtime: RuntimeDep, thread_id: UUID, body: HistoryQuery) -> Response:
-    thread = await runtime.service.threads.get(thread_id)
+    thread = await runtime.threads.get(thread_id)
     before: dict[str, Any] | None = (
         {"checkpoint_id": body.before} if isinstance(body.before, str) else body.before
     )
