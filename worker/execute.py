@@ -16,7 +16,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
 from broker import jsonable
-from broker.errors import LeaseLost, is_transient
+from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import sse_frame
 from broker.models import Claim, RunOutcome, RunStatus, ThreadStatus
 from broker.service import ThreadResult
@@ -59,12 +59,13 @@ async def execute(
     execution = Execution()
     try:
         await _stream(bound, config, kwargs, emit, execution)
-    except LeaseLost:
-        raise  # not the graph's failure: this attempt was taken over and must stop quietly
-    except Exception as exc:
-        if is_transient(exc):
-            raise  # Postgres or Redis went away: the worker hands the run back for a retry
-        log.info("run %s failed: %r", claim.run.run_id, exc)
+    except (LeaseLost, StoreUnavailable):
+        # Not the graph's failure: this attempt was taken over (stop quietly), or the
+        # broker's own Postgres or Redis went away (the worker hands the run back).
+        raise
+    except Exception as exc:  # the graph's own failure, OSError and TimeoutError included
+        run_id, attempt = claim.run.run_id, claim.attempt
+        log.error("run %s attempt %d failed: %r", run_id, attempt, exc, exc_info=exc)
         execution.outcome = _failed(exc)
         emit(sse_frame("error", jsonable.dumps(execution.outcome.error)))
     result = await _thread_result(bound, config, execution, stateful=checkpointer is not None)

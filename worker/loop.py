@@ -23,7 +23,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import jsonable
-from broker.errors import UNAVAILABLE, LeaseLost, is_transient
+from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription, end_message, sse_frame
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.service import BrokerService
@@ -108,8 +108,8 @@ class Worker:
     async def _next(self, timeout: float) -> UUID | None:
         try:
             return await self.service.queue.pop(timeout)
-        except UNAVAILABLE as exc:
-            log.warning("worker: Redis unreachable (%s); retrying in 1s", exc)
+        except StoreUnavailable as exc:
+            log.warning("worker: %s Retrying in 1s.", exc.detail)
             await asyncio.sleep(1.0)
             return None
 
@@ -164,8 +164,8 @@ class Worker:
             config: Any = claim.run.kwargs.get("config") or {}
             graph = await self.service.graphs.get(claim.graph_id, config)
         except Exception as exc:  # a graph factory that raises fails the run, not the worker
-            log.warning(
-                "run %s: graph %s failed to build: %r", claim.run.run_id, claim.graph_id, exc
+            log.error(
+                "run %s: graph %s failed to build", claim.run.run_id, claim.graph_id, exc_info=exc
             )
             await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
             return
@@ -178,9 +178,7 @@ class Worker:
         except LeaseLost:  # a checkpoint write was refused: another attempt owns the run
             await self._stopped(claim, graph, StopReason.LOST, publisher)
             return
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
+        except StoreUnavailable as exc:  # Postgres or Redis, not the graph: retry the run
             log.warning(
                 "run %s attempt %d: %r; handing it back", claim.run.run_id, claim.attempt, exc
             )
@@ -225,7 +223,7 @@ class Worker:
     async def _release(self, claim: Claim, delay: float) -> None:
         try:
             await self.service.release(claim, delay=delay)
-        except UNAVAILABLE as exc:  # its lease runs out and the sweeper re-enqueues it
+        except StoreUnavailable as exc:  # its lease runs out and the sweeper re-enqueues it
             log.warning(
                 "run %s: could not hand it back (%r); the sweeper will", claim.run.run_id, exc
             )
@@ -271,8 +269,8 @@ class Worker:
         while True:
             try:
                 subscription = await self.service.bus.subscribe(self.service.keys.cancel_channel)
-            except UNAVAILABLE as exc:  # the heartbeat still delivers cancels meanwhile
-                log.warning("worker: Redis unreachable for cancels (%r); retrying in 1s", exc)
+            except StoreUnavailable as exc:  # the heartbeat still delivers cancels meanwhile
+                log.warning("worker: no cancel signals: %s Retrying in 1s.", exc.detail)
                 await asyncio.sleep(1.0)
                 continue
             try:
