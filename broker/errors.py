@@ -54,6 +54,10 @@ class GraphLoadError(BrokerError):
     """A graph in langgraph.json could not be loaded."""
 
 
+class MalformedRun(BrokerError):
+    """A stored run lacks what every run made by this broker has."""
+
+
 class ThreadBusy(Conflict):
     """Thread is already running a task. Wait for it to finish or choose a different multitask strategy."""
 
