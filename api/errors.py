@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.responses import JSON
-from broker.errors import REDIS_DOWN, UNAVAILABLE, BrokerError
+from broker.errors import BrokerError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,14 @@ def describe(errors: Any) -> str:
 
 
 async def _unavailable(_: Request, exc: Exception) -> Response:
-    which = "Redis" if isinstance(exc, REDIS_DOWN) else "The database"
-    log.warning("%s unreachable: %r", which, exc)
-    detail = f"{which} is unreachable ({type(exc).__name__}); nothing was changed. Retry shortly."
-    return JSON({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+    """Only a store's own adapter raises this, naming itself: anything else is a 500."""
+    assert isinstance(exc, StoreUnavailable)
+    log.warning("%s", exc.detail)
+    return JSON({"detail": exc.detail}, status_code=503, headers={"Retry-After": "1"})
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(BrokerError, _broker_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for kind in UNAVAILABLE:
-        app.add_exception_handler(kind, _unavailable)
+    app.add_exception_handler(StoreUnavailable, _unavailable)

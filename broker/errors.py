@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class BrokerError(Exception):
@@ -50,24 +54,57 @@ class GraphLoadError(BrokerError):
     """A graph in langgraph.json could not be loaded."""
 
 
+class MalformedRun(BrokerError):
+    """A stored run lacks what every run made by this broker has."""
+
+
 class ThreadBusy(Conflict):
     """Thread is already running a task. Wait for it to finish or choose a different multitask strategy."""
 
 
-# Failures of Redis or Postgres themselves, not of a request: retried by the worker's
-# loops, answered 503 by the API.
-REDIS_DOWN: tuple[type[Exception], ...] = (RedisError,)
-POSTGRES_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-UNAVAILABLE: tuple[type[Exception], ...] = (*REDIS_DOWN, *POSTGRES_DOWN, OSError)
+Store = Literal["Postgres", "SQLite", "Redis"]
+
+_REMEDY: dict[Store, str] = {
+    "Postgres": "check DATABASE_URI and that Postgres is running and accepting connections",
+    "SQLite": "check that the data file of `broker dev` is on a readable, writable disk",
+    "Redis": "check REDIS_URI and that Redis is running and accepting connections",
+}
+
+
+class StoreUnavailable(BrokerError):
+    """A store the broker runs on (Postgres, SQLite or Redis) could not be reached.
+
+    Raised only by the adapters of that store, from their own driver's connection
+    errors: the one failure that is the infrastructure's, not a request's or a graph's.
+    """
+
+    status_code = 503
+
+    def __init__(self, store: Store, cause: BaseException | None = None) -> None:
+        self.store = store
+        why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        super().__init__(f"{store} is unreachable{why}; {_REMEDY[store]}.")
+
+
+# Handed back and retried rather than failed: the worker's loops catch these, and a run
+# that raises one is released for another attempt (BROKER_MAX_ATTEMPTS still bounds it).
+UNAVAILABLE: tuple[type[Exception], ...] = (StoreUnavailable,)
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure of the infrastructure (connection lost, server gone), not of the graph.
+    """Whether the store under the run went away (retry it), not the graph (fail it)."""
+    return isinstance(exc, StoreUnavailable)
 
-    A run that hits one is handed back and retried from its last checkpoint instead
-    of ending in error; BROKER_MAX_ATTEMPTS still bounds the retries.
-    """
-    if isinstance(exc, DBAPIError):
-        broken = (OperationalError, InterfaceError, InternalError)
-        return exc.connection_invalidated or isinstance(exc, broken)
-    return isinstance(exc, (*REDIS_DOWN, OSError))
+
+# What redis-py raises when the server cannot be reached or does not answer in time;
+# any other RedisError (a wrong type, a script error) is a bug, not an outage.
+REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+
+
+@contextmanager
+def reaching_redis() -> Iterator[None]:
+    """Redis adapters call Redis inside this: its outage arrives as StoreUnavailable."""
+    try:
+        yield
+    except REDIS_OUTAGE as exc:
+        raise StoreUnavailable("Redis", exc) from exc

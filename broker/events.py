@@ -16,10 +16,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from broker import jsonable
+from broker.errors import StoreUnavailable, reaching_redis
 
 log = logging.getLogger(__name__)
 
 _END = b"\x00end:"
+_CONFIRM_SECONDS = 10  # for Redis to acknowledge a SUBSCRIBE
 
 
 def sse_frame(event: str, data: bytes, event_id: str | None = None) -> bytes:
@@ -114,18 +116,21 @@ class RedisEventLog:
         self._redis = redis
 
     async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry_id, data in entries:
-                pipe.xadd(key, {b"d": data}, id=entry_id)
-            await pipe.execute()
+        with reaching_redis():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_id, data in entries:
+                    pipe.xadd(key, {b"d": data}, id=entry_id)
+                await pipe.execute()
 
     async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
         start = "-" if last_id in ("-1", "0", "") else f"({last_id}"
-        rows: Any = await self._redis.xrange(key, min=start, max="+")
+        with reaching_redis():
+            rows: Any = await self._redis.xrange(key, min=start, max="+")
         return [(_text(entry_id), bytes(fields[b"d"])) for entry_id, fields in rows]
 
     async def expire(self, key: str, seconds: int) -> None:
-        await self._redis.expire(key, seconds)
+        with reaching_redis():
+            await self._redis.expire(key, seconds)
 
 
 class LocalEventLog:
@@ -229,7 +234,8 @@ class RedisEventBus(_Multiplexer):
         self._reader: asyncio.Task[None] | None = None
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self._redis.publish(channel, message)
+        with reaching_redis():
+            await self._redis.publish(channel, message)
 
     async def subscribe(self, channel: str) -> Subscription:
         async with self._lock:
@@ -245,14 +251,19 @@ class RedisEventBus(_Multiplexer):
     async def remove(self, listener: _Listener) -> None:
         async with self._lock:
             if self.discard(listener):
-                await self._pubsub.unsubscribe(listener.channel)
+                with reaching_redis():
+                    await self._pubsub.unsubscribe(listener.channel)
 
     async def _confirm(self, channel: str, command: Any) -> None:
         future = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = future
-        await command(channel)
+        with reaching_redis():
+            await command(channel)
         self._ensure_reader()
-        await asyncio.wait_for(future, 10)
+        try:
+            await asyncio.wait_for(future, _CONFIRM_SECONDS)
+        except TimeoutError as exc:  # the reader never heard Redis acknowledge it
+            raise StoreUnavailable("Redis", exc) from exc
 
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():

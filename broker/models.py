@@ -8,6 +8,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from broker.options import RunOptions
+
 
 class RunStatus(StrEnum):
     PENDING = "pending"
@@ -86,6 +88,11 @@ class Run:
     kwargs: dict[str, Any]
     multitask_strategy: MultitaskStrategy
     attempt: int = 0
+    # `kwargs` parsed once, when the run is read; `kwargs` stays as stored (the API's form).
+    options: RunOptions = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", RunOptions.parse(self.kwargs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +101,12 @@ class Claim:
 
     run: Run
     attempt: int
-    graph_id: str
+    graph_id: str  # prefer `options.graph_id`, which refuses a run that names no graph
     temporary: bool
+
+    @property
+    def options(self) -> RunOptions:
+        return self.run.options
 
 
 @dataclass(slots=True)

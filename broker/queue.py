@@ -14,6 +14,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
+from broker.errors import reaching_redis
 from broker.keys import Keys
 
 
@@ -59,27 +60,33 @@ class RedisRunQueue:
 
     async def push(self, *run_ids: UUID) -> None:
         if run_ids:
-            await self._redis.lpush(self._key, *(str(r) for r in run_ids))
+            with reaching_redis():
+                await self._redis.lpush(self._key, *(str(r) for r in run_ids))
 
     async def push_front(self, *run_ids: UUID) -> None:
         if run_ids:
-            await self._redis.rpush(self._key, *(str(r) for r in run_ids))
+            with reaching_redis():
+                await self._redis.rpush(self._key, *(str(r) for r in run_ids))
 
     async def schedule(self, run_id: UUID, due: float) -> None:
-        await self._redis.zadd(self._delayed, {str(run_id): due})
+        with reaching_redis():
+            await self._redis.zadd(self._delayed, {str(run_id): due})
 
     async def promote_due(self) -> int:
-        moved = await self._promote(keys=[self._delayed, self._key], args=[time.time()])
+        with reaching_redis():
+            moved = await self._promote(keys=[self._delayed, self._key], args=[time.time()])
         return int(moved)
 
     async def pop(self, timeout: float) -> UUID | None:
-        item = await self._redis.brpop([self._key], timeout=timeout)
+        with reaching_redis():
+            item = await self._redis.brpop([self._key], timeout=timeout)
         if item is None:
             return None
         return UUID(_text(item[1]))
 
     async def size(self) -> int:
-        return int(await self._redis.llen(self._key))
+        with reaching_redis():
+            return int(await self._redis.llen(self._key))
 
 
 class LocalRunQueue:

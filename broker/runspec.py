@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from broker.models import Assistant, RunRequest, RunStatus
+from broker.options import RunKwargs, RunOptions
 
 
 def run_row(
@@ -44,20 +45,25 @@ def run_config(
     return config
 
 
-def run_kwargs(request: RunRequest, config: dict[str, Any], *, temporary: bool) -> dict[str, Any]:
-    return {
-        "input": request.input,
-        "command": request.command,
-        "config": config,
-        "context": request.context,
-        "stream_mode": request.stream_mode,
-        "interrupt_before": request.interrupt_before,
-        "interrupt_after": request.interrupt_after,
-        "webhook": request.webhook,
-        "feedback_keys": request.feedback_keys,
-        "temporary": temporary,
-        "subgraphs": request.stream_subgraphs,
-        "resumable": request.stream_resumable,
-        "durability": request.durability,
-        "on_completion": request.on_completion,
-    }
+def run_options(request: RunRequest, config: dict[str, Any], *, temporary: bool) -> RunOptions:
+    return RunOptions(
+        input=request.input,
+        command=request.command,
+        config=config,
+        context=request.context,
+        stream_mode=tuple(request.stream_mode),
+        interrupt_before=request.interrupt_before,
+        interrupt_after=request.interrupt_after,
+        webhook=request.webhook,
+        feedback_keys=request.feedback_keys,
+        temporary=temporary,
+        subgraphs=request.stream_subgraphs,
+        resumable=request.stream_resumable,
+        durability=request.durability,
+        on_completion=request.on_completion,
+    )
+
+
+def run_kwargs(request: RunRequest, config: dict[str, Any], *, temporary: bool) -> RunKwargs:
+    """The stored (and API) form of the run's options."""
+    return run_options(request, config, temporary=temporary).wire()

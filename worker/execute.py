@@ -16,9 +16,11 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
 from broker import jsonable
-from broker.errors import LeaseLost, is_transient
+from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import sse_frame
 from broker.models import Claim, RunOutcome, RunStatus, ThreadStatus
+from broker.options import RunOptions
+from broker.outcome import error_frame, exception_payload, failed
 from broker.service import ThreadResult
 from worker.modes import EVENTS, Emit, FrameEncoder, langgraph_modes
 
@@ -41,10 +43,6 @@ def metadata_frame(claim: Claim) -> bytes:
     return sse_frame("metadata", jsonable.dumps(data))
 
 
-def error_payload(exc: BaseException) -> dict[str, Any]:
-    return {"error": type(exc).__name__, "message": str(exc)}
-
-
 async def execute(
     claim: Claim,
     graph: Pregel[Any, Any],
@@ -52,27 +50,28 @@ async def execute(
     emit: Emit,
 ) -> tuple[RunOutcome, ThreadResult]:
     """Runs the graph to its end (or error), emitting frames; never raises for graph errors."""
-    kwargs = claim.run.kwargs
     bound = graph.copy(update={"checkpointer": checkpointer})
     config = run_config(claim)
     emit(metadata_frame(claim))
     execution = Execution()
     try:
-        await _stream(bound, config, kwargs, emit, execution)
-    except LeaseLost:
-        raise  # not the graph's failure: this attempt was taken over and must stop quietly
-    except Exception as exc:
-        if is_transient(exc):
-            raise  # Postgres or Redis went away: the worker hands the run back for a retry
-        log.info("run %s failed: %r", claim.run.run_id, exc)
-        execution.outcome = _failed(exc)
-        emit(sse_frame("error", jsonable.dumps(execution.outcome.error)))
+        await _stream(bound, config, claim.options, emit, execution)
+    except (LeaseLost, StoreUnavailable):
+        # Not the graph's failure: this attempt was taken over (stop quietly), or the
+        # broker's own Postgres or Redis went away (the worker hands the run back).
+        raise
+    except Exception as exc:  # the graph's own failure, OSError and TimeoutError included
+        run_id, attempt = claim.run.run_id, claim.attempt
+        log.error("run %s attempt %d failed: %r", run_id, attempt, exc, exc_info=exc)
+        error = exception_payload(exc)
+        execution.outcome = failed(error)
+        emit(error_frame(error))
     result = await _thread_result(bound, config, execution, stateful=checkpointer is not None)
     return execution.outcome, result
 
 
 def run_config(claim: Claim) -> RunnableConfig:
-    config: dict[str, Any] = dict(claim.run.kwargs.get("config") or {})
+    config: dict[str, Any] = dict(claim.options.config)
     # The attempt lands in every checkpoint's metadata: ops (and the chaos tests) can
     # see which claim of the run wrote it.
     config["metadata"] = {
@@ -87,14 +86,14 @@ def run_config(claim: Claim) -> RunnableConfig:
 async def _stream(
     graph: Pregel[Any, Any],
     config: RunnableConfig,
-    kwargs: dict[str, Any],
+    options: RunOptions,
     emit: Emit,
     execution: Execution,
 ) -> None:
-    requested = kwargs.get("stream_mode") or ["values"]
-    encode = FrameEncoder(requested, subgraphs=bool(kwargs.get("subgraphs")), emit=emit)
+    requested = list(options.stream_mode)
+    encode = FrameEncoder(requested, subgraphs=options.subgraphs, emit=emit)
     budget = _YIELD_EVERY
-    async with aclosing(_chunks(graph, config, kwargs, requested)) as chunks:
+    async with aclosing(_chunks(graph, config, options, requested)) as chunks:
         async for namespace, mode, chunk in chunks:
             if not namespace and mode == "values":
                 execution.last_values = chunk
@@ -109,14 +108,14 @@ async def _stream(
 
 
 async def _chunks(
-    graph: Pregel[Any, Any], config: RunnableConfig, kwargs: dict[str, Any], requested: list[str]
+    graph: Pregel[Any, Any], config: RunnableConfig, run: RunOptions, requested: list[str]
 ) -> AsyncGenerator[Chunk]:
     """`(namespace, mode, chunk)` from every depth; subgraph filtering is the encoder's."""
-    graph_input = _graph_input(kwargs)
+    graph_input = _graph_input(run)
     options: dict[str, Any] = {
         "stream_mode": langgraph_modes(requested),
         "subgraphs": True,
-        **_stream_options(kwargs),
+        **run.graph_options(),
     }
     if EVENTS not in requested:
         stream = cast(AsyncGenerator[Chunk], graph.astream(graph_input, config, **options))
@@ -139,20 +138,10 @@ async def _chunks(
                 yield (), EVENTS, event
 
 
-def _stream_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key in ("interrupt_before", "interrupt_after", "durability"):
-        if kwargs.get(key):
-            options[key] = kwargs[key]
-    if kwargs.get("context"):
-        options["context"] = kwargs["context"]
-    return options
-
-
-def _graph_input(kwargs: dict[str, Any]) -> Any:
-    command = kwargs.get("command")
+def _graph_input(options: RunOptions) -> Any:
+    command = options.command
     if not command:
-        return kwargs.get("input")
+        return options.input
     return Command(
         resume=command.get("resume"),
         update=command.get("update"),
@@ -174,11 +163,6 @@ def _output(values: Any) -> dict[str, Any]:
     if isinstance(values, dict):
         return dict(jsonable.to_jsonable(values))
     return {} if values is None else {"__output__": jsonable.to_jsonable(values)}
-
-
-def _failed(exc: BaseException) -> RunOutcome:
-    error = error_payload(exc)
-    return RunOutcome(RunStatus.ERROR, output={"__error__": error}, error=error)
 
 
 async def _thread_result(

@@ -23,15 +23,16 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import jsonable
-from broker.errors import UNAVAILABLE, LeaseLost, is_transient
-from broker.events import Subscription, end_message, sse_frame
+from broker.errors import LeaseLost, StoreUnavailable
+from broker.events import Subscription
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
+from broker.outcome import end_marker, error_frame, exception_payload, failed
 from broker.service import BrokerService
 from broker.settings import Settings
 from broker.state import thread_result
 from broker.storage.saver import FencingSaver
 from worker.control import RunControl, StopReason
-from worker.execute import error_payload, execute, metadata_frame, run_config
+from worker.execute import execute, metadata_frame, run_config
 from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class Worker:
     async def _next(self, timeout: float) -> UUID | None:
         try:
             return await self.service.queue.pop(timeout)
-        except UNAVAILABLE as exc:
-            log.warning("worker: Redis unreachable (%s); retrying in 1s", exc)
+        except StoreUnavailable as exc:
+            log.warning("worker: %s Retrying in 1s.", exc.detail)
             await asyncio.sleep(1.0)
             return None
 
@@ -150,23 +151,16 @@ class Worker:
         log.info(
             "run %s attempt %d: resuming from its last checkpoint", claim.run.run_id, claim.attempt
         )
-        kwargs = {**claim.run.kwargs, "input": None, "command": None}
-        config = dict(kwargs.get("config") or {})
-        config["configurable"] = {
-            k: v for k, v in config.get("configurable", {}).items() if k != "checkpoint_id"
-        }
-        kwargs["config"] = config
+        kwargs = dict(claim.options.resumed().wire())
         return dataclasses.replace(claim, run=dataclasses.replace(claim.run, kwargs=kwargs))
 
     async def _execute(self, claim: Claim, control: RunControl) -> None:
         publisher = self._publisher(claim)
         try:
-            config: Any = claim.run.kwargs.get("config") or {}
-            graph = await self.service.graphs.get(claim.graph_id, config)
+            config: Any = claim.options.config
+            graph = await self.service.graphs.get(claim.options.graph_id, config)
         except Exception as exc:  # a graph factory that raises fails the run, not the worker
-            log.warning(
-                "run %s: graph %s failed to build: %r", claim.run.run_id, claim.graph_id, exc
-            )
+            log.error("run %s: its graph failed to build: %r", claim.run.run_id, exc, exc_info=exc)
             await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
             return
         execution = asyncio.create_task(
@@ -178,9 +172,7 @@ class Worker:
         except LeaseLost:  # a checkpoint write was refused: another attempt owns the run
             await self._stopped(claim, graph, StopReason.LOST, publisher)
             return
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
+        except StoreUnavailable as exc:  # Postgres or Redis, not the graph: retry the run
             log.warning(
                 "run %s attempt %d: %r; handing it back", claim.run.run_id, claim.attempt, exc
             )
@@ -201,7 +193,7 @@ class Worker:
         if not await self.service.finish(claim, run_outcome, result):
             log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
             return
-        await publisher.end(_end(run_outcome.status, run_outcome.output))
+        await publisher.end(end_marker(run_outcome.status, run_outcome.output))
 
     async def _stopped(
         self, claim: Claim, graph: Pregel[Any, Any], reason: StopReason, publisher: Publisher
@@ -216,7 +208,7 @@ class Worker:
         elif reason == StopReason.ROLLBACK:
             if await self.service.discard(claim):
                 await self.service.settle(claim, await self._thread_state(claim, graph))
-            await publisher.close(_end(RunStatus.INTERRUPTED, {}))
+            await publisher.close(end_marker(RunStatus.INTERRUPTED))
         else:
             result = await self._thread_state(claim, graph)
             outcome = RunOutcome(RunStatus.INTERRUPTED, output=result.values or {})
@@ -225,7 +217,7 @@ class Worker:
     async def _release(self, claim: Claim, delay: float) -> None:
         try:
             await self.service.release(claim, delay=delay)
-        except UNAVAILABLE as exc:  # its lease runs out and the sweeper re-enqueues it
+        except StoreUnavailable as exc:  # its lease runs out and the sweeper re-enqueues it
             log.warning(
                 "run %s: could not hand it back (%r); the sweeper will", claim.run.run_id, exc
             )
@@ -240,7 +232,7 @@ class Worker:
     def _publisher(self, claim: Claim) -> Publisher:
         run_id = claim.run.run_id
         channel = self.service.keys.run_channel(run_id)
-        if not claim.run.kwargs.get("resumable"):
+        if not claim.options.resumable:
             return Publisher(self.service.bus, channel)
         log_key = (self.service.log, self.service.keys.run_log(run_id))
         return Publisher(self.service.bus, channel, log_key, self.settings.resumable_grace_seconds)
@@ -271,8 +263,8 @@ class Worker:
         while True:
             try:
                 subscription = await self.service.bus.subscribe(self.service.keys.cancel_channel)
-            except UNAVAILABLE as exc:  # the heartbeat still delivers cancels meanwhile
-                log.warning("worker: Redis unreachable for cancels (%r); retrying in 1s", exc)
+            except StoreUnavailable as exc:  # the heartbeat still delivers cancels meanwhile
+                log.warning("worker: no cancel signals: %s Retrying in 1s.", exc.detail)
                 await asyncio.sleep(1.0)
                 continue
             try:
@@ -335,13 +327,8 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _end(status: RunStatus, output: dict[str, Any]) -> bytes:
-    return end_message({"status": status.value, "output": output})
-
-
 def _graph_failure(claim: Claim, publisher: Publisher, exc: Exception) -> Outcome:
-    error = error_payload(exc)
+    error = exception_payload(exc)
     publisher.emit(metadata_frame(claim))
-    publisher.emit(sse_frame("error", jsonable.dumps(error)))
-    outcome = RunOutcome(RunStatus.ERROR, output={"__error__": error}, error=error)
-    return outcome, ThreadResult(ThreadStatus.ERROR, None, {}, error)
+    publisher.emit(error_frame(error))
+    return failed(error), ThreadResult(ThreadStatus.ERROR, None, {}, error)

@@ -153,7 +153,7 @@ async def _join_stream(
         finished=not run.status.active,
         on_disconnect=_canceller(runtime, run) if cancel_on_disconnect else None,
     )
-    if run.kwargs.get("resumable") and last_event_id:
+    if run.options.resumable and last_event_id:
         await _replay(runtime, relay, run, last_event_id)
     return sse_response(relay.frames(), run, stateless=thread_id is None)
 

@@ -7,8 +7,8 @@ arguments straight to asyncpg, and rows come back as dicts with SQLAlchemy's res
 processing applied, so callers see the same values either way (JSON is decoded by the
 codec SQLAlchemy installs on each connection).
 
-A lost connection is reported as SQLAlchemy reports it (OperationalError with
-`connection_invalidated`, which `errors.is_transient` knows) and dropped from the pool.
+A lost connection is dropped from the pool and reported as the engine reports one:
+StoreUnavailable("Postgres"), which the worker retries and the API answers with 503.
 """
 
 from __future__ import annotations
@@ -19,25 +19,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from sqlalchemy import Dialect, Executable
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import greenlet_spawn
 
+from broker.errors import StoreUnavailable
 from broker.storage import dialect as sql
-
-# What asyncpg raises when the connection or the server is gone (SQLSTATE classes 08, 57,
-# and the client-side errors of a connection the server closed under it).
-CONNECTION_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    OSError,
-)
+from broker.storage.engine import CONNECTION_LOST
 
 
 class Driver:
@@ -57,7 +47,7 @@ class Driver:
             yield DriverConnection(pooled.driver_connection, self.engine.dialect)
         except CONNECTION_LOST as exc:
             await greenlet_spawn(pooled.invalidate, exc)  # closing may await: in a greenlet
-            raise OperationalError("(driver)", None, exc, connection_invalidated=True) from exc
+            raise StoreUnavailable("Postgres", exc) from exc
         finally:
             pooled.close()
 

@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from broker.storage.engine import report_outages
+
 _PRAGMAS = (
     "PRAGMA busy_timeout=10000",  # first, so that the pragmas below wait for a lock too
     "PRAGMA journal_mode=WAL",
@@ -37,6 +39,7 @@ def create_sqlite_engine(path: Path) -> AsyncEngine:
     )
     event.listen(engine.sync_engine, "connect", _on_connect)
     event.listen(engine.sync_engine, "begin", _on_begin)
+    report_outages(engine)
     return engine
 
 

@@ -12,7 +12,7 @@ from langgraph.checkpoint.conformance.test_utils import generate_checkpoint, gen
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.errors import is_transient
+from broker.errors import StoreUnavailable, is_transient
 from broker.settings import Settings
 from broker.storage.checkpointer import PostgresCheckpointer
 from broker.storage.engine import create_engine
@@ -39,8 +39,9 @@ async def test_a_lost_connection_is_transient_and_replaced(
         pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     async with engine.connect() as admin:
         await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(StoreUnavailable) as raised:
         await _put(saver)
+    assert raised.value.store == "Postgres", repr(raised.value)
     assert is_transient(raised.value), repr(raised.value)
     saved = await _put(saver)  # a new connection: the write goes through
     assert await saver.aget_tuple(saved) is not None

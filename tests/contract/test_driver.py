@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.errors import is_transient
+from broker.errors import StoreUnavailable, is_transient
 from broker.settings import Settings
 from broker.storage.driver import Driver
 from broker.storage.engine import create_engine
@@ -56,7 +56,8 @@ async def test_a_lost_connection_is_transient_and_replaced(
     pid = await driver.fetchval(select(text("pg_backend_pid()")), {})
     async with engine.connect() as admin:
         await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(StoreUnavailable) as raised:
         await driver.fetchval(select(text("1")), {})
+    assert raised.value.store == "Postgres", repr(raised.value)
     assert is_transient(raised.value), repr(raised.value)
     assert await driver.fetchval(select(text("pg_backend_pid()")), {}) != pid

@@ -37,6 +37,7 @@ def server_env(broker_env: dict[str, str]) -> dict[str, str]:
         "BROKER_SSE_HEARTBEAT_SECONDS": "0.5",
         "N_JOBS_PER_WORKER": "4",
         "BROKER_SHUTDOWN_GRACE": "2",
+        "BROKER_MAX_ATTEMPTS": "3",  # a run wrongly handed back would show attempt 2 or 3
     }
 
 
