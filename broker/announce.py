@@ -7,9 +7,10 @@ from typing import Any
 from uuid import UUID
 
 from broker import jsonable
-from broker.events import EventBus, end_message, sse_frame
+from broker.events import EventBus
 from broker.keys import Keys
 from broker.models import Run, RunStatus
+from broker.outcome import end_marker, error_frame, failure_end
 from broker.queue import RunQueue
 from broker.storage.ledger.outcomes import Cancelled
 
@@ -24,7 +25,9 @@ class Announcer:
         """Ends the streams of runs that ended, signals the workers of running ones, and
         wakes the runs next on their threads."""
         for run in cancelled.ended:
-            await self.end(run.run_id, RunStatus.INTERRUPTED, {})
+            await self.bus.publish(
+                self.keys.run_channel(run.run_id), end_marker(RunStatus.INTERRUPTED)
+            )
         for run, action in cancelled.signalled:
             message = jsonable.dumps({"run_id": str(run.run_id), "action": action.value})
             await self.bus.publish(self.keys.cancel_channel, message)
@@ -33,12 +36,8 @@ class Announcer:
     async def failed(self, run: Run, error: dict[str, Any]) -> None:
         """A run the broker gave up on: its stream gets the error, then its end."""
         channel = self.keys.run_channel(run.run_id)
-        await self.bus.publish(channel, sse_frame("error", jsonable.dumps(error)))
-        await self.end(run.run_id, RunStatus.ERROR, {"__error__": error})
-
-    async def end(self, run_id: UUID, status: RunStatus, output: dict[str, Any]) -> None:
-        message = end_message({"status": status.value, "output": output})
-        await self.bus.publish(self.keys.run_channel(run_id), message)
+        await self.bus.publish(channel, error_frame(error))
+        await self.bus.publish(channel, failure_end(error))
 
     async def wake(self, *run_ids: UUID | None) -> None:
         due = [run_id for run_id in run_ids if run_id is not None]

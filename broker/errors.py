@@ -86,13 +86,11 @@ class StoreUnavailable(BrokerError):
         super().__init__(f"{store} is unreachable{why}; {_REMEDY[store]}.")
 
 
-# Handed back and retried rather than failed: the worker's loops catch these, and a run
-# that raises one is released for another attempt (BROKER_MAX_ATTEMPTS still bounds it).
-UNAVAILABLE: tuple[type[Exception], ...] = (StoreUnavailable,)
-
-
 def is_transient(exc: BaseException) -> bool:
-    """Whether the store under the run went away (retry it), not the graph (fail it)."""
+    """Whether the store under the run went away (retry it), not the graph (fail it).
+
+    A run that raises one is handed back for another attempt (BROKER_MAX_ATTEMPTS still
+    bounds it); anything else a graph raises ends the run in error."""
     return isinstance(exc, StoreUnavailable)
 
 

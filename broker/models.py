@@ -101,7 +101,6 @@ class Claim:
 
     run: Run
     attempt: int
-    graph_id: str  # prefer `options.graph_id`, which refuses a run that names no graph
     temporary: bool
 
     @property

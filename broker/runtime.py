@@ -26,6 +26,7 @@ from broker.events import (
 )
 from broker.graphs import GraphRegistry, load_config
 from broker.keys import Keys
+from broker.lifecycle import RunLifecycle
 from broker.queue import LocalRunQueue, RedisRunQueue, RunQueue
 from broker.service import BrokerService, Stores
 from broker.settings import Settings
@@ -44,7 +45,8 @@ Closer = Callable[[], Awaitable[Any]]
 class Runtime:
     settings: Settings
     engine: AsyncEngine
-    service: BrokerService
+    service: BrokerService  # the API's side of runs and threads
+    lifecycle: RunLifecycle  # the worker's side
     closers: list[Closer] = field(default_factory=list)
 
     @property
@@ -91,12 +93,12 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     log = RedisEventLog(redis)
     checkpointer = PostgresCheckpointer(engine)
     queue = RedisRunQueue(redis, keys)
-    service = _service(settings, engine, queue, bus, log, keys, graphs, checkpointer)
+    service, lifecycle = _assemble(settings, engine, queue, bus, log, keys, graphs, checkpointer)
     await service.start()
-    return Runtime(settings, engine, service, [bus.close, redis.aclose])
+    return Runtime(settings, engine, service, lifecycle, [bus.close, redis.aclose])
 
 
-def _service(
+def _assemble(
     settings: Settings,
     engine: AsyncEngine,
     queue: RunQueue,
@@ -105,16 +107,14 @@ def _service(
     keys: Keys,
     graphs: GraphRegistry,
     checkpointer: BaseCheckpointSaver[str],
-) -> BrokerService:
-    stores = Stores(
-        ledger=open_ledger(engine),
-        assistants=AssistantStore(engine),
-        threads=ThreadStore(engine),
-        runs=RunStore(engine),
+) -> tuple[BrokerService, RunLifecycle]:
+    ledger, runs = open_ledger(engine), RunStore(engine)
+    stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
+    service = BrokerService(stores, queue, bus, log, keys, graphs, checkpointer)
+    lifecycle = RunLifecycle(
+        ledger, runs, queue, bus, log, keys, graphs, checkpointer, settings.max_attempts
     )
-    return BrokerService(
-        stores, queue, bus, log, keys, graphs, checkpointer, max_attempts=settings.max_attempts
-    )
+    return service, lifecycle
 
 
 def _migrate_file(data: Path) -> None:
@@ -144,6 +144,6 @@ async def open_in_process(
     that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
     bus, log, queue = LocalEventBus(), LocalEventLog(), LocalRunQueue()
-    service = _service(settings, engine, queue, bus, log, keys, graphs, checkpointer)
+    service, lifecycle = _assemble(settings, engine, queue, bus, log, keys, graphs, checkpointer)
     await service.start()
-    return Runtime(settings, engine, service)
+    return Runtime(settings, engine, service, lifecycle)

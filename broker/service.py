@@ -15,7 +15,7 @@ from uuid import UUID
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from broker.announce import Announcer
-from broker.errors import UNAVAILABLE, BadRequest, Conflict, Invalid, NotFound
+from broker.errors import BadRequest, Conflict, Invalid, NotFound, StoreUnavailable
 from broker.events import EventBus, EventLog, Silence, Subscription
 from broker.graphs import GraphRegistry
 from broker.ids import uuid7
@@ -23,21 +23,18 @@ from broker.keys import Keys
 from broker.models import (
     Assistant,
     CancelAction,
-    Claim,
     Run,
-    RunOutcome,
     RunRequest,
     Thread,
     ThreadResult,
-    ThreadStatus,
 )
 from broker.queue import RunQueue
 from broker.runspec import run_row
 from broker.state import StateReader, thread_output
 from broker.storage.assistants import AssistantStore, system_assistant_id
 from broker.storage.ledger import Ledger
-from broker.storage.ledger.outcomes import Failure, Released, Submit
-from broker.storage.runs import Lease, RunStore
+from broker.storage.ledger.outcomes import Submit
+from broker.storage.runs import RunStore
 from broker.storage.threads import ThreadStore
 
 __all__ = ["BrokerService", "Stores", "Submission", "ThreadResult"]
@@ -71,15 +68,12 @@ class BrokerService:
         keys: Keys,
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver[str],
-        *,
-        max_attempts: int,
     ) -> None:
         self.ledger = stores.ledger
         self.assistants, self.threads, self.runs = stores.assistants, stores.threads, stores.runs
         self.queue, self.bus, self.log, self.keys = queue, bus, log, keys
         self.graphs = graphs
         self.checkpointer = checkpointer
-        self.max_attempts = max_attempts
         self.announce = Announcer(bus, queue, keys)
         self.state = StateReader(graphs, checkpointer)
 
@@ -123,7 +117,7 @@ class BrokerService:
         try:
             await self.announce.cancelled(cancelled)
             await self._wake(run, request)
-        except UNAVAILABLE as exc:
+        except StoreUnavailable as exc:
             log.warning(
                 "run %s accepted, but Redis is unreachable (%s): the sweeper will start it",
                 run.run_id,
@@ -188,104 +182,6 @@ class BrokerService:
         await self.ledger.delete_run(run_id, thread_id)
         await self.checkpointer.adelete_for_runs([str(run_id)])
 
-    # -- runs: the worker's side --------------------------------------------------------
-
-    async def claim(self, run_id: UUID, worker_id: str, lease: timedelta) -> Claim | None:
-        """Claims the thread's next due run, unless another run on it is running."""
-        claimed = await self.ledger.claim(run_id, worker_id, lease)
-        if claimed is None:
-            return None
-        run = claimed.run
-        graph_id = str(run.kwargs.get("config", {}).get("configurable", {}).get("graph_id"))
-        return Claim(run=run, attempt=run.attempt, graph_id=graph_id, temporary=claimed.temporary)
-
-    async def heartbeat(self, claim: Claim, lease: timedelta) -> Lease:
-        owned, action = await self.ledger.heartbeat(claim.run.run_id, claim.attempt, lease)
-        return Lease(owned=owned, cancel_action=action)
-
-    async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
-        """Ends the run (fenced) and settles its thread; False if the claim was lost."""
-        run = claim.run
-        finished = await self.ledger.finish(
-            run.run_id, claim.attempt, outcome.status, result, drop_thread=_drops_thread(claim)
-        )
-        await self.announce.wake(finished.wake)
-        return finished.owned
-
-    async def discard(self, claim: Claim) -> bool:
-        """A rolled-back run: its row and its checkpoints go; False if the claim was lost."""
-        if not await self.ledger.discard(claim.run.run_id, claim.attempt):
-            return False
-        await self.checkpointer.adelete_for_runs([str(claim.run.run_id)])
-        return True
-
-    async def settle(self, claim: Claim, result: ThreadResult) -> None:
-        """Settles the thread of a run that `discard` removed."""
-        drop = _drops_thread(claim)
-        await self.announce.wake(
-            await self.ledger.settle(claim.run.thread_id, result, drop_thread=drop)
-        )
-
-    async def release(self, claim: Claim, *, delay: float = 0.0) -> None:
-        """Hands a run back: pending again, resumed by another worker (after `delay` s),
-        unless it has had its BROKER_MAX_ATTEMPTS: then it ends in error."""
-        run = claim.run
-        fail = self._failure(run, claim.attempt) if claim.attempt >= self.max_attempts else None
-        released = await self.ledger.release(run, claim.attempt, fail)
-        if released is Released.FAILED and fail is not None:
-            await self.announce.failed(run, fail.error)
-        elif released is Released.RELEASED and delay:
-            await self.queue.schedule(run.run_id, time.time() + delay)
-        elif released is Released.RELEASED:
-            await self.queue.push_front(run.run_id)
-
-    def _failure(self, run: Run, attempts: int) -> Failure:
-        error = {
-            "error": "WorkerLost",
-            "message": f"Run {run.run_id} lost its worker {attempts} times "
-            f"(BROKER_MAX_ATTEMPTS={self.max_attempts}); giving up.",
-        }
-        drop = bool(run.kwargs.get("temporary")) and run.kwargs.get("on_completion") != "keep"
-        return Failure(ThreadResult(ThreadStatus.ERROR, error=error), drop, error)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    async def recover_all(self) -> int:
-        """At the start of a single-process broker: every running run is an orphan.
-
-        They go back to pending (resumed first), and every pending run is woken again,
-        so nothing left over from a killed process jams the queue.
-        """
-        recovered = await self.ledger.recover_all()
-        await self.queue.push_front(*(r.run_id for r in recovered.orphans))
-        for run in recovered.waiting:
-            if run.created_at.timestamp() > time.time():
-                await self.queue.schedule(run.run_id, run.created_at.timestamp())
-            else:
-                await self.queue.push(run.run_id)
-        return len(recovered.orphans) + len(recovered.waiting)
-
-    async def sweep(self, requeue_after: float) -> str:
-        """Recovers what crashed workers and lost wake-ups left behind; one sweeper at a time.
-
-        Runs whose lease expired go back to pending (the next claim is attempt + 1) or,
-        past BROKER_MAX_ATTEMPTS, end in error. Pending runs nobody claimed are pushed
-        again, which also refills the queue after Redis lost it.
-        """
-        swept = await self.ledger.sweep(
-            self.max_attempts,
-            timedelta(seconds=requeue_after),
-            lambda run: self._failure(run, run.attempt),
-        )
-        if swept is None:
-            return ""
-        await self.queue.push_front(*(r.run_id for r in swept.retry))
-        await self.queue.push(*swept.stale)
-        for run, failure in swept.failed:
-            await self.announce.failed(run, failure.error)
-        await self.announce.wake(*swept.wake)
-        return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
-
     # -- threads ------------------------------------------------------------------------
 
     async def create_thread(
@@ -349,19 +245,3 @@ def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
         raise BadRequest("Cannot specify both configurable and context. Use only one of them.")
     if thread_id is None and request.command and "resume" in request.command:
         raise BadRequest("You must provide a thread_id when resuming.")
-
-
-def _drops_thread(claim: Claim) -> bool:
-    """A stateless run's thread goes when the run ends, unless it asked to keep it."""
-    return claim.temporary and claim.run.kwargs.get("on_completion") != "keep"
-
-
-def _sweep_report(retried: int, failed: int, stale: int) -> str:
-    parts = []
-    if retried:
-        parts.append(f"{retried} runs with expired leases re-enqueued")
-    if failed:
-        parts.append(f"{failed} runs failed after too many attempts")
-    if stale:
-        parts.append(f"{stale} unclaimed pending runs pushed again")
-    return "; ".join(parts)

@@ -14,10 +14,10 @@ log = logging.getLogger(__name__)
 
 async def run_embedded(runtime: Runtime) -> None:
     """Recovers what a previous process left, then works until cancelled; then drains."""
-    recovered = await runtime.service.recover_all()
+    recovered = await runtime.lifecycle.recover_all()
     if recovered:
         log.info("worker: recovered %d runs left by the previous process", recovered)
-    worker = Worker(runtime.settings, runtime.service, runtime.checkpointer)
+    worker = Worker(runtime.settings, runtime.lifecycle, runtime.checkpointer)
     claiming = asyncio.create_task(worker.run(), name="embedded-worker")
     try:
         await asyncio.shield(claiming)

@@ -25,9 +25,9 @@ from langgraph.pregel import Pregel
 from broker import jsonable
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription
+from broker.lifecycle import RunLifecycle
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.outcome import end_marker, error_frame, exception_payload, failed
-from broker.service import BrokerService
 from broker.settings import Settings
 from broker.state import thread_result
 from broker.storage.saver import FencingSaver
@@ -44,11 +44,11 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        service: BrokerService,
+        lifecycle: RunLifecycle,
         checkpointer: FencingSaver,
     ) -> None:
         self.settings = settings
-        self.service = service
+        self.lifecycle = lifecycle
         self.checkpointer = checkpointer
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.lease = timedelta(seconds=settings.lease_seconds)
@@ -69,7 +69,7 @@ class Worker:
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
         side = [
             self._side_task(self._listen_for_cancels, "cancel-listener"),
-            self._side_task(self._every(0.5, self.service.queue.promote_due), "delayed-promoter"),
+            self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
         ]
         try:
@@ -108,7 +108,7 @@ class Worker:
 
     async def _next(self, timeout: float) -> UUID | None:
         try:
-            return await self.service.queue.pop(timeout)
+            return await self.lifecycle.next_run(timeout)
         except StoreUnavailable as exc:
             log.warning("worker: %s Retrying in 1s.", exc.detail)
             await asyncio.sleep(1.0)
@@ -128,7 +128,7 @@ class Worker:
     # -- one run ------------------------------------------------------------------------
 
     async def _process(self, run_id: UUID) -> None:
-        claim = await self.service.claim(run_id, self.worker_id, self.lease)
+        claim = await self.lifecycle.claim(run_id, self.worker_id, self.lease)
         if claim is None:
             return
         claim = await self._resume_point(claim)
@@ -146,7 +146,7 @@ class Worker:
         """A retried run continues from its last checkpoint instead of starting over."""
         if claim.attempt == 1 or claim.temporary:
             return claim
-        if not await self.service.runs.wrote_checkpoints(claim.run.run_id):
+        if not await self.lifecycle.wrote_checkpoints(claim.run.run_id):
             return claim
         log.info(
             "run %s attempt %d: resuming from its last checkpoint", claim.run.run_id, claim.attempt
@@ -158,7 +158,7 @@ class Worker:
         publisher = self._publisher(claim)
         try:
             config: Any = claim.options.config
-            graph = await self.service.graphs.get(claim.options.graph_id, config)
+            graph = await self.lifecycle.graph(claim, config)
         except Exception as exc:  # a graph factory that raises fails the run, not the worker
             log.error("run %s: its graph failed to build: %r", claim.run.run_id, exc, exc_info=exc)
             await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
@@ -190,7 +190,7 @@ class Worker:
         # Every frame is out before the run counts as ended: a client that finds it ended
         # (polling on silence) has then been sent everything but the end marker.
         await publisher.drain()
-        if not await self.service.finish(claim, run_outcome, result):
+        if not await self.lifecycle.finish(claim, run_outcome, result):
             log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
             return
         await publisher.end(end_marker(run_outcome.status, run_outcome.output))
@@ -206,8 +206,8 @@ class Worker:
             await publisher.close(None)  # the next attempt goes on publishing on this channel
             await self._release(claim, delay=0.0 if reason == StopReason.HANDOFF else 1.0)
         elif reason == StopReason.ROLLBACK:
-            if await self.service.discard(claim):
-                await self.service.settle(claim, await self._thread_state(claim, graph))
+            if await self.lifecycle.discard(claim):
+                await self.lifecycle.settle(claim, await self._thread_state(claim, graph))
             await publisher.close(end_marker(RunStatus.INTERRUPTED))
         else:
             result = await self._thread_state(claim, graph)
@@ -216,7 +216,7 @@ class Worker:
 
     async def _release(self, claim: Claim, delay: float) -> None:
         try:
-            await self.service.release(claim, delay=delay)
+            await self.lifecycle.release(claim, delay=delay)
         except StoreUnavailable as exc:  # its lease runs out and the sweeper re-enqueues it
             log.warning(
                 "run %s: could not hand it back (%r); the sweeper will", claim.run.run_id, exc
@@ -231,11 +231,13 @@ class Worker:
 
     def _publisher(self, claim: Claim) -> Publisher:
         run_id = claim.run.run_id
-        channel = self.service.keys.run_channel(run_id)
+        channel = self.lifecycle.keys.run_channel(run_id)
         if not claim.options.resumable:
-            return Publisher(self.service.bus, channel)
-        log_key = (self.service.log, self.service.keys.run_log(run_id))
-        return Publisher(self.service.bus, channel, log_key, self.settings.resumable_grace_seconds)
+            return Publisher(self.lifecycle.bus, channel)
+        log_key = (self.lifecycle.log, self.lifecycle.keys.run_log(run_id))
+        return Publisher(
+            self.lifecycle.bus, channel, log_key, self.settings.resumable_grace_seconds
+        )
 
     def _checkpointer(self, claim: Claim) -> BaseCheckpointSaver[str] | None:
         """Stateless runs keep no checkpoints; a threaded run's writes are fenced on its claim."""
@@ -249,7 +251,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
-                lease = await self.service.heartbeat(claim, self.lease)
+                lease = await self.lifecycle.heartbeat(claim, self.lease)
             except Exception as exc:  # Postgres away: keep trying until the lease runs out
                 log.warning("run %s: heartbeat failed (%r); retrying", claim.run.run_id, exc)
                 continue
@@ -262,7 +264,7 @@ class Worker:
     async def _listen_for_cancels(self) -> None:
         while True:
             try:
-                subscription = await self.service.bus.subscribe(self.service.keys.cancel_channel)
+                subscription = await self.lifecycle.cancels()
             except StoreUnavailable as exc:  # the heartbeat still delivers cancels meanwhile
                 log.warning("worker: no cancel signals: %s Retrying in 1s.", exc.detail)
                 await asyncio.sleep(1.0)
@@ -284,7 +286,7 @@ class Worker:
             control.cancel(CancelAction(request["action"]))
 
     async def _sweep(self) -> None:
-        report = await self.service.sweep(self.settings.requeue_seconds)
+        report = await self.lifecycle.sweep(self.settings.requeue_seconds)
         if report:
             log.info("sweeper: %s", report)
 

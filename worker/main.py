@@ -20,7 +20,7 @@ def serve(config: Path) -> None:
 
 async def _run(settings: Settings, graphs: GraphRegistry) -> None:
     runtime = await open_runtime(settings, graphs)
-    worker = Worker(settings, runtime.service, runtime.checkpointer)
+    worker = Worker(settings, runtime.lifecycle, runtime.checkpointer)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

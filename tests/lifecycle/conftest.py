@@ -71,4 +71,4 @@ async def runtime(
 
 async def drain(runtime: Runtime) -> None:
     """Runs every queued run to its end, then returns."""
-    await Worker(runtime.settings, runtime.service, runtime.checkpointer).run(burst=True)
+    await Worker(runtime.settings, runtime.lifecycle, runtime.checkpointer).run(burst=True)

@@ -49,7 +49,7 @@ async def _end(subscription: Subscription | None) -> dict[str, Any]:
 
 async def _abandon(runtime: Runtime, run_id: UUID) -> int:
     """A worker claims the run and dies at once: its lease has already run out."""
-    claim = await runtime.service.claim(run_id, "dead-worker", EXPIRED)
+    claim = await runtime.lifecycle.claim(run_id, "dead-worker", EXPIRED)
     assert claim is not None
     return claim.attempt
 
@@ -123,7 +123,7 @@ async def test_deleting_a_thread_ends_the_streams_of_its_runs(runtime: Runtime) 
 async def test_an_abandoned_run_is_swept_and_resumed(runtime: Runtime) -> None:
     run_id = await _submit(runtime, await _thread(runtime))
     assert await _abandon(runtime, run_id) == 1
-    assert "1 runs with expired leases re-enqueued" in await runtime.service.sweep(60.0)
+    assert "1 runs with expired leases re-enqueued" in await runtime.lifecycle.sweep(60.0)
     await drain(runtime)
     run = await runtime.service.runs.get(run_id)
     assert (run.status, run.attempt) == (RunStatus.SUCCESS, 2)
@@ -134,9 +134,9 @@ async def test_a_run_that_keeps_losing_its_worker_ends_in_error(runtime: Runtime
     submitted = await runtime.service.submit(thread_id, _counter(), subscribe=True)
     run_id = submitted.run.run_id
     await _abandon(runtime, run_id)
-    await runtime.service.sweep(60.0)
+    await runtime.lifecycle.sweep(60.0)
     assert await _abandon(runtime, run_id) == runtime.settings.max_attempts
-    assert "1 runs failed after too many attempts" in await runtime.service.sweep(60.0)
+    assert "1 runs failed after too many attempts" in await runtime.lifecycle.sweep(60.0)
     end = await _end(submitted.subscription)
     assert end["status"] == "error" and end["output"]["__error__"]["error"] == "WorkerLost"
     assert await _status(runtime, run_id) == RunStatus.ERROR
@@ -146,21 +146,21 @@ async def test_a_run_that_keeps_losing_its_worker_ends_in_error(runtime: Runtime
 async def test_a_hand_back_at_the_last_attempt_ends_in_error(runtime: Runtime) -> None:
     run_id = await _submit(runtime, await _thread(runtime))
     await _abandon(runtime, run_id)
-    await runtime.service.sweep(60.0)
-    claim = await runtime.service.claim(run_id, "w", timedelta(seconds=30))
+    await runtime.lifecycle.sweep(60.0)
+    claim = await runtime.lifecycle.claim(run_id, "w", timedelta(seconds=30))
     assert claim is not None and claim.attempt == runtime.settings.max_attempts
-    await runtime.service.release(claim)
+    await runtime.lifecycle.release(claim)
     assert await _status(runtime, run_id) == RunStatus.ERROR
 
 
 async def test_recovery_wakes_each_run_once(runtime: Runtime) -> None:
     orphan = await _submit(runtime, await _thread(runtime))
     waiting = await _submit(runtime, await _thread(runtime))
-    claim = await runtime.service.claim(orphan, "killed-process", timedelta(seconds=30))
+    claim = await runtime.lifecycle.claim(orphan, "killed-process", timedelta(seconds=30))
     assert claim is not None
     await drain(runtime)  # the orphan's thread is held; the other run completes
     assert await _status(runtime, waiting) == RunStatus.SUCCESS
     again = await _submit(runtime, await _thread(runtime))
-    assert await runtime.service.recover_all() >= 2  # the orphan and `again` (+ other tests')
+    assert await runtime.lifecycle.recover_all() >= 2  # the orphan and `again` (+ other tests')
     await drain(runtime)
     assert [await _status(runtime, r) for r in (orphan, again)] == [RunStatus.SUCCESS] * 2

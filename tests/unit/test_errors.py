@@ -80,7 +80,7 @@ def _claim() -> Claim:
         multitask_strategy=MultitaskStrategy.ENQUEUE,
         attempt=1,
     )
-    return Claim(run, 1, "g", temporary=True)
+    return Claim(run, 1, temporary=True)
 
 
 async def test_a_graph_raising_timeout_error_fails_the_run_with_a_traceback(

@@ -73,7 +73,7 @@ def test_the_stored_kwargs_keep_their_shape_and_parse_back() -> None:
     assert options.keeps_thread
     assert options.graph_id == "chat"
     assert options.graph_options() == {"interrupt_before": "*"}
-    assert Claim(_run(dict(kwargs)), 1, "chat", temporary=True).options == options
+    assert Claim(_run(dict(kwargs)), 1, temporary=True).options == options
 
 
 def test_a_run_without_a_graph_id_is_refused_by_name() -> None:

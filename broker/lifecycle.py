@@ -1,0 +1,171 @@
+"""The worker's side of a run: claim, heartbeat, finish, hand back — and recovery of
+what crashed workers and lost wake-ups left behind. The policy is here; the ledger
+writes it, the queue and the bus carry it out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
+
+from broker.announce import Announcer
+from broker.events import EventBus, EventLog, Subscription
+from broker.graphs import GraphRegistry
+from broker.keys import Keys
+from broker.models import Claim, Run, RunOutcome, ThreadResult, ThreadStatus
+from broker.outcome import error_payload
+from broker.queue import RunQueue
+from broker.storage.ledger import Ledger
+from broker.storage.ledger.outcomes import Failure, Released
+from broker.storage.runs import Lease, RunStore
+
+
+@dataclass(frozen=True)
+class RunLifecycle:
+    ledger: Ledger
+    runs: RunStore
+    queue: RunQueue
+    bus: EventBus  # where the worker publishes a run's frames
+    log: EventLog
+    keys: Keys
+    graphs: GraphRegistry
+    checkpointer: BaseCheckpointSaver[str]
+    max_attempts: int
+
+    @property
+    def announce(self) -> Announcer:
+        return Announcer(self.bus, self.queue, self.keys)
+
+    # -- what the worker reads ----------------------------------------------------------
+
+    async def next_run(self, timeout: float) -> UUID | None:
+        return await self.queue.pop(timeout)
+
+    async def promote_due(self) -> int:
+        return await self.queue.promote_due()
+
+    async def graph(self, claim: Claim, config: Any) -> Pregel[Any, Any]:
+        return await self.graphs.get(claim.options.graph_id, config)
+
+    async def wrote_checkpoints(self, run_id: UUID) -> bool:
+        return await self.runs.wrote_checkpoints(run_id)
+
+    async def cancels(self) -> Subscription:
+        return await self.bus.subscribe(self.keys.cancel_channel)
+
+    # -- a run's life -------------------------------------------------------------------
+
+    async def claim(self, run_id: UUID, worker_id: str, lease: timedelta) -> Claim | None:
+        """Claims the thread's next due run, unless another run on it is running."""
+        claimed = await self.ledger.claim(run_id, worker_id, lease)
+        if claimed is None:
+            return None
+        return Claim(claimed.run, claimed.run.attempt, temporary=claimed.temporary)
+
+    async def heartbeat(self, claim: Claim, lease: timedelta) -> Lease:
+        owned, action = await self.ledger.heartbeat(claim.run.run_id, claim.attempt, lease)
+        return Lease(owned=owned, cancel_action=action)
+
+    async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
+        """Ends the run (fenced) and settles its thread; False if the claim was lost."""
+        finished = await self.ledger.finish(
+            claim.run.run_id, claim.attempt, outcome.status, result, drop_thread=_drops(claim)
+        )
+        await self.announce.wake(finished.wake)
+        return finished.owned
+
+    async def discard(self, claim: Claim) -> bool:
+        """A rolled-back run: its row and its checkpoints go; False if the claim was lost."""
+        if not await self.ledger.discard(claim.run.run_id, claim.attempt):
+            return False
+        await self.checkpointer.adelete_for_runs([str(claim.run.run_id)])
+        return True
+
+    async def settle(self, claim: Claim, result: ThreadResult) -> None:
+        """Settles the thread of a run that `discard` removed."""
+        thread_id = claim.run.thread_id
+        await self.announce.wake(
+            await self.ledger.settle(thread_id, result, drop_thread=_drops(claim))
+        )
+
+    async def release(self, claim: Claim, *, delay: float = 0.0) -> None:
+        """Hands a run back: pending again, resumed by another worker (after `delay` s),
+        unless it has had its BROKER_MAX_ATTEMPTS: then it ends in error."""
+        run = claim.run
+        fail = self._failure(run, claim.attempt) if claim.attempt >= self.max_attempts else None
+        released = await self.ledger.release(run, claim.attempt, fail)
+        if released is Released.FAILED and fail is not None:
+            await self.announce.failed(run, fail.error)
+        elif released is Released.RELEASED and delay:
+            await self.queue.schedule(run.run_id, time.time() + delay)
+        elif released is Released.RELEASED:
+            await self.queue.push_front(run.run_id)
+
+    def _failure(self, run: Run, attempts: int) -> Failure:
+        error = error_payload(
+            "WorkerLost",
+            f"Run {run.run_id} lost its worker {attempts} times "
+            f"(BROKER_MAX_ATTEMPTS={self.max_attempts}); giving up.",
+        )
+        drop = run.options.temporary and not run.options.keeps_thread
+        return Failure(ThreadResult(ThreadStatus.ERROR, error=error), drop, error)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    async def recover_all(self) -> int:
+        """At the start of a single-process broker: every running run is an orphan.
+
+        They go back to pending (resumed first), and every pending run is woken again,
+        so nothing left over from a killed process jams the queue.
+        """
+        recovered = await self.ledger.recover_all()
+        await self.queue.push_front(*(r.run_id for r in recovered.orphans))
+        for run in recovered.waiting:
+            if run.created_at.timestamp() > time.time():
+                await self.queue.schedule(run.run_id, run.created_at.timestamp())
+            else:
+                await self.queue.push(run.run_id)
+        return len(recovered.orphans) + len(recovered.waiting)
+
+    async def sweep(self, requeue_after: float) -> str:
+        """Recovers what crashed workers and lost wake-ups left behind; one sweeper at a time.
+
+        Runs whose lease expired go back to pending (the next claim is attempt + 1) or,
+        past BROKER_MAX_ATTEMPTS, end in error. Pending runs nobody claimed are pushed
+        again, which also refills the queue after Redis lost it.
+        """
+        swept = await self.ledger.sweep(
+            self.max_attempts,
+            timedelta(seconds=requeue_after),
+            lambda run: self._failure(run, run.attempt),
+        )
+        if swept is None:
+            return ""
+        await self.queue.push_front(*(r.run_id for r in swept.retry))
+        await self.queue.push(*swept.stale)
+        for run, failure in swept.failed:
+            await self.announce.failed(run, failure.error)
+        await self.announce.wake(*swept.wake)
+        return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
+
+
+def _drops(claim: Claim) -> bool:
+    """A stateless run's thread goes when the run ends, unless it asked to keep it."""
+    return claim.temporary and not claim.options.keeps_thread
+
+
+def _sweep_report(retried: int, failed: int, stale: int) -> str:
+    parts = []
+    if retried:
+        parts.append(f"{retried} runs with expired leases re-enqueued")
+    if failed:
+        parts.append(f"{failed} runs failed after too many attempts")
+    if stale:
+        parts.append(f"{stale} unclaimed pending runs pushed again")
+    return "; ".join(parts)
