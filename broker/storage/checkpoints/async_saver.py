@@ -18,7 +18,7 @@ from langgraph.checkpoint.base import (
 )
 
 from broker.errors import LeaseLost
-from broker.storage.checkpoint_rows import next_version
+from broker.storage.checkpoints.rows import next_version
 
 
 @dataclass(frozen=True)
