@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.harness import fresh_database
 from broker.settings import Settings
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.checkpoints.postgres import PostgresCheckpointer
 from broker.storage.engine import create_engine
 from broker.storage.tables import runs, threads
 from tests.services import ensure_services

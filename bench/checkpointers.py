@@ -31,7 +31,7 @@ from sqlalchemy import insert
 
 from bench.graphs.steps import graph as steps_graph
 from broker.settings import Settings
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.checkpoints.postgres import PostgresCheckpointer
 from broker.storage.engine import create_engine
 from broker.storage.tables import runs, threads
 

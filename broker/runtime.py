@@ -84,7 +84,7 @@ def load_graphs(settings: Settings) -> GraphRegistry:
 
 async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     """Postgres for state, Redis for wake-ups, events and cancel signals."""
-    from broker.storage.checkpointer import PostgresCheckpointer
+    from broker.storage.checkpoints.postgres import PostgresCheckpointer
 
     engine = create_engine(settings)
     redis = Redis.from_url(settings.redis_uri, health_check_interval=30)
@@ -126,8 +126,8 @@ def _migrate_file(data: Path) -> None:
 
 async def open_dev_runtime(settings: Settings, graphs: GraphRegistry, data: Path) -> Runtime:
     """One SQLite file (migrated on open) and in-process queue, bus and event log."""
+    from broker.storage.checkpoints.sqlite import SqliteCheckpointer
     from broker.storage.sqlite import create_sqlite_engine
-    from broker.storage.sqlite_checkpointer import SqliteCheckpointer
 
     await asyncio.to_thread(_migrate_file, data)
     engine = create_sqlite_engine(data)

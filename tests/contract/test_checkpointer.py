@@ -34,9 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker import migrate
 from broker.jsonable import to_jsonable
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.checkpoints.postgres import PostgresCheckpointer
+from broker.storage.checkpoints.sqlite import SqliteCheckpointer
 from broker.storage.sqlite import create_sqlite_engine
-from broker.storage.sqlite_checkpointer import SqliteCheckpointer
 from broker.storage.tables import checkpoint_writes, checkpoints
 
 Saver = PostgresCheckpointer | SqliteCheckpointer

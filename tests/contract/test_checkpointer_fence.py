@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import BrokerError, LeaseLost
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.checkpoints.postgres import PostgresCheckpointer
 from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
 
 # Bounds every wait on a lock, so a broken fence fails the test instead of hanging it.

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import StoreUnavailable, is_transient
 from broker.settings import Settings
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.checkpoints.postgres import PostgresCheckpointer
 from broker.storage.engine import create_engine
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import LeaseLost
-from broker.storage.sqlite_checkpointer import SqliteCheckpointer
+from broker.storage.checkpoints.sqlite import SqliteCheckpointer
 from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
 from tests.contract.test_checkpointer import sqlite_engine
 

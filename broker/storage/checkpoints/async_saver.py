@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Self
 from uuid import UUID
@@ -11,14 +11,11 @@ from uuid import UUID
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
     CheckpointTuple,
 )
 
 from broker.errors import LeaseLost
-from broker.storage.checkpoint_rows import next_version
+from broker.storage.checkpoints.rows import next_version
 
 
 @dataclass(frozen=True)
@@ -57,36 +54,18 @@ class AsyncSaver(BaseCheckpointSaver[str]):
             f"{type(self).__name__} is async-only; use the a-prefixed methods"
         )
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+    # Whatever the arguments: these only refuse.
+    def get_tuple(self, *args: Any, **kwargs: Any) -> CheckpointTuple | None:
         raise self._sync()
 
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
+    def list(self, *args: Any, **kwargs: Any) -> Iterator[CheckpointTuple]:
         raise self._sync()
 
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
+    def put(self, *args: Any, **kwargs: Any) -> RunnableConfig:
         raise self._sync()
 
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
+    def put_writes(self, *args: Any, **kwargs: Any) -> None:
         raise self._sync()
 
-    def delete_thread(self, thread_id: str) -> None:
+    def delete_thread(self, *args: Any, **kwargs: Any) -> None:
         raise self._sync()

@@ -1,0 +1,1 @@
+"""LangGraph's checkpointer: one base (`base`), a Postgres and a SQLite backend."""
