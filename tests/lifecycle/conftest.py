@@ -16,9 +16,9 @@ import pytest
 from broker.graphs import GraphRegistry, load_config
 from broker.runtime import Runtime, open_in_process
 from broker.settings import Settings
-from broker.storage.checkpointer import PostgresCheckpointer
+from broker.storage.checkpoints.postgres import PostgresCheckpointer
+from broker.storage.checkpoints.sqlite import SqliteCheckpointer
 from broker.storage.engine import create_engine
-from broker.storage.sqlite_checkpointer import SqliteCheckpointer
 from tests.conftest import fresh_database
 from tests.contract.test_checkpointer import sqlite_engine
 from tests.services import Services
