@@ -14,10 +14,9 @@ from uuid import UUID
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
-from broker.announce import Announcer
-from broker.events import EventBus, EventLog, Subscription
+from broker.events import Subscription
 from broker.graphs import GraphRegistry
-from broker.keys import Keys
+from broker.messaging import Messaging
 from broker.models import Claim, Run, RunOutcome, ThreadResult, ThreadStatus
 from broker.outcome import error_payload
 from broker.queue import RunQueue
@@ -30,17 +29,18 @@ from broker.storage.runs import Lease, RunStore
 class RunLifecycle:
     ledger: Ledger
     runs: RunStore
-    queue: RunQueue
-    bus: EventBus  # where the worker publishes a run's frames
-    log: EventLog
-    keys: Keys
+    messaging: Messaging  # the queue; the bus and log the worker publishes a run's frames to
     graphs: GraphRegistry
     checkpointer: BaseCheckpointSaver[str]
     max_attempts: int
 
     @property
-    def announce(self) -> Announcer:
-        return Announcer(self.bus, self.queue, self.keys)
+    def announce(self) -> Messaging:
+        return self.messaging
+
+    @property
+    def queue(self) -> RunQueue:
+        return self.messaging.queue
 
     # -- what the worker reads ----------------------------------------------------------
 
@@ -57,7 +57,7 @@ class RunLifecycle:
         return await self.runs.wrote_checkpoints(run_id)
 
     async def cancels(self) -> Subscription:
-        return await self.bus.subscribe(self.keys.cancel_channel)
+        return await self.messaging.bus.subscribe(self.messaging.keys.cancel_channel)
 
     # -- a run's life -------------------------------------------------------------------
 

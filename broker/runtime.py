@@ -17,8 +17,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.events import (
-    EventBus,
-    EventLog,
     LocalEventBus,
     LocalEventLog,
     RedisEventBus,
@@ -27,7 +25,8 @@ from broker.events import (
 from broker.graphs import GraphRegistry, load_config
 from broker.keys import Keys
 from broker.lifecycle import RunLifecycle
-from broker.queue import LocalRunQueue, RedisRunQueue, RunQueue
+from broker.messaging import Messaging
+from broker.queue import LocalRunQueue, RedisRunQueue
 from broker.service import BrokerService, Stores
 from broker.settings import Settings
 from broker.state import StateReader
@@ -90,10 +89,9 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     redis = Redis.from_url(settings.redis_uri, health_check_interval=30)
     keys = Keys(settings.redis_prefix)
     bus = RedisEventBus(redis)
-    log = RedisEventLog(redis)
     checkpointer = PostgresCheckpointer(engine)
-    queue = RedisRunQueue(redis, keys)
-    service, lifecycle = _assemble(settings, engine, queue, bus, log, keys, graphs, checkpointer)
+    messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys)
+    service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     return Runtime(settings, engine, service, lifecycle, [bus.close, redis.aclose])
 
@@ -101,19 +99,14 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
 def _assemble(
     settings: Settings,
     engine: AsyncEngine,
-    queue: RunQueue,
-    bus: EventBus,
-    log: EventLog,
-    keys: Keys,
+    messaging: Messaging,
     graphs: GraphRegistry,
     checkpointer: BaseCheckpointSaver[str],
 ) -> tuple[BrokerService, RunLifecycle]:
     ledger, runs = open_ledger(engine), RunStore(engine)
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
-    service = BrokerService(stores, queue, bus, log, keys, graphs, checkpointer)
-    lifecycle = RunLifecycle(
-        ledger, runs, queue, bus, log, keys, graphs, checkpointer, settings.max_attempts
-    )
+    service = BrokerService(stores, messaging, graphs, checkpointer)
+    lifecycle = RunLifecycle(ledger, runs, messaging, graphs, checkpointer, settings.max_attempts)
     return service, lifecycle
 
 
@@ -143,7 +136,7 @@ async def open_in_process(
     """A store with in-process queue, bus and event log: `broker dev`, and fast tests
     that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
-    bus, log, queue = LocalEventBus(), LocalEventLog(), LocalRunQueue()
-    service, lifecycle = _assemble(settings, engine, queue, bus, log, keys, graphs, checkpointer)
+    messaging = Messaging(LocalRunQueue(), LocalEventBus(), LocalEventLog(), keys)
+    service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     return Runtime(settings, engine, service, lifecycle)

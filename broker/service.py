@@ -14,12 +14,11 @@ from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from broker.announce import Announcer
 from broker.errors import BadRequest, Conflict, Invalid, NotFound, StoreUnavailable
-from broker.events import EventBus, EventLog, Silence, Subscription
+from broker.events import Silence, Subscription
 from broker.graphs import GraphRegistry
 from broker.ids import uuid7
-from broker.keys import Keys
+from broker.messaging import Messaging
 from broker.models import (
     Assistant,
     CancelAction,
@@ -28,7 +27,6 @@ from broker.models import (
     Thread,
     ThreadResult,
 )
-from broker.queue import RunQueue
 from broker.runspec import run_row
 from broker.state import StateReader, thread_output
 from broker.storage.assistants import AssistantStore, system_assistant_id
@@ -62,19 +60,16 @@ class BrokerService:
     def __init__(
         self,
         stores: Stores,
-        queue: RunQueue,
-        bus: EventBus,
-        log: EventLog,
-        keys: Keys,
+        messaging: Messaging,
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver[str],
     ) -> None:
         self.ledger = stores.ledger
         self.assistants, self.threads, self.runs = stores.assistants, stores.threads, stores.runs
-        self.queue, self.bus, self.log, self.keys = queue, bus, log, keys
+        self.queue, self.bus, self.keys = messaging.queue, messaging.bus, messaging.keys
         self.graphs = graphs
         self.checkpointer = checkpointer
-        self.announce = Announcer(bus, queue, keys)
+        self.announce = self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
 
     async def start(self) -> None:
@@ -161,7 +156,7 @@ class BrokerService:
 
     async def replay(self, run_id: UUID, last_event_id: str) -> list[tuple[str, bytes]]:
         """A resumable run's frames after `last_event_id` (its end marker last, if it ended)."""
-        return await self.log.after(self.keys.run_log(run_id), last_event_id)
+        return await self.messaging.log.after(self.keys.run_log(run_id), last_event_id)
 
     async def cancel(
         self, run_ids: list[UUID], action: CancelAction, *, thread_id: UUID | None = None

@@ -231,12 +231,12 @@ class Worker:
 
     def _publisher(self, claim: Claim) -> Publisher:
         run_id = claim.run.run_id
-        channel = self.lifecycle.keys.run_channel(run_id)
+        channel = self.lifecycle.messaging.keys.run_channel(run_id)
         if not claim.options.resumable:
-            return Publisher(self.lifecycle.bus, channel)
-        log_key = (self.lifecycle.log, self.lifecycle.keys.run_log(run_id))
+            return Publisher(self.lifecycle.messaging.bus, channel)
+        log_key = (self.lifecycle.messaging.log, self.lifecycle.messaging.keys.run_log(run_id))
         return Publisher(
-            self.lifecycle.bus, channel, log_key, self.settings.resumable_grace_seconds
+            self.lifecycle.messaging.bus, channel, log_key, self.settings.resumable_grace_seconds
         )
 
     def _checkpointer(self, claim: Claim) -> BaseCheckpointSaver[str] | None:

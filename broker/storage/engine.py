@@ -40,11 +40,20 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         "pool_recycle": 1800,
         "json_serializer": _json_serializer,
         "json_deserializer": orjson.loads,
+        # A process frozen inside a transaction (SIGSTOP, a VM pause) would hold its locks
+        # (a thread's row, the sweeper's turn) for good; past a lease Postgres ends it.
+        "connect_args": {
+            "server_settings": {"idle_in_transaction_session_timeout": _ms(settings.lease_seconds)}
+        },
     }
     options.update(overrides)
     engine = create_async_engine(settings.async_database_url, **options)
     report_outages(engine)
     return engine
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
 
 
 def store_of(dialect: Dialect) -> Store:

@@ -1,4 +1,5 @@
-"""What the broker tells listeners and workers once a state change is committed."""
+"""How the broker reaches workers and listeners: the wake-up queue, the event bus and
+log, their keys — and what it tells them once a state change is committed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from broker import jsonable
-from broker.events import EventBus
+from broker.events import EventBus, EventLog
 from broker.keys import Keys
 from broker.models import Run, RunStatus
 from broker.outcome import end_marker, error_frame, failure_end
@@ -16,9 +17,10 @@ from broker.storage.ledger.outcomes import Cancelled
 
 
 @dataclass(frozen=True)
-class Announcer:
-    bus: EventBus
+class Messaging:
     queue: RunQueue
+    bus: EventBus
+    log: EventLog
     keys: Keys
 
     async def cancelled(self, cancelled: Cancelled) -> None:
