@@ -15,8 +15,6 @@ from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_run
 from broker.storage.tables import checkpoints, runs
 
-ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
-
 
 def run_not_found(run_id: UUID) -> NotFound:
     return NotFound(f"Run '{run_id}' not found.")
