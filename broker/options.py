@@ -9,8 +9,8 @@ run's `kwargs`, so its keys and shapes stay exactly as they are; code reads the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypedDict, cast
 
 from broker.errors import MalformedRun
 
@@ -74,22 +74,8 @@ class RunOptions:
         )
 
     def wire(self) -> RunKwargs:
-        return RunKwargs(
-            input=self.input,
-            command=self.command,
-            config=self.config,
-            context=self.context,
-            stream_mode=list(self.stream_mode),
-            interrupt_before=self.interrupt_before,
-            interrupt_after=self.interrupt_after,
-            webhook=self.webhook,
-            feedback_keys=self.feedback_keys,
-            temporary=self.temporary,
-            subgraphs=self.subgraphs,
-            resumable=self.resumable,
-            durability=self.durability,
-            on_completion=self.on_completion,
-        )
+        stored = {f.name: getattr(self, f.name) for f in fields(self)}
+        return cast(RunKwargs, stored | {"stream_mode": list(self.stream_mode)})
 
     @property
     def configurable(self) -> dict[str, Any]:

@@ -1,59 +1,52 @@
-"""Row → domain object conversions, shared by the repositories."""
+"""Row → domain object conversions, shared by the repositories: every field of the
+domain type from the column of the same name, enums converted."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from sqlalchemy import Row
 
 from broker.models import Assistant, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus
 
-
-def to_assistant(row: Row[Any]) -> Assistant:
-    m = row._mapping
-    return Assistant(
-        assistant_id=m["assistant_id"],
-        graph_id=m["graph_id"],
-        name=m["name"],
-        description=m["description"],
-        config=m["config"],
-        context=m["context"],
-        metadata=m["metadata"],
-        version=m["version"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+T = TypeVar("T")
+Readable = Row[Any] | Mapping[str, Any]  # a Row, or a prebuilt read's mapping
 
 
-def to_thread(row: Row[Any] | Mapping[str, Any]) -> Thread:
-    m = row._mapping if isinstance(row, Row) else row  # a Row, or a prebuilt read's mapping
-    return Thread(
-        thread_id=m["thread_id"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        state_updated_at=m["state_updated_at"],
-        metadata=m["metadata"],
-        status=ThreadStatus(m["status"]),
-        config=m["config"],
-        values=m["values"],
-        interrupts=m["interrupts"],
-        error=m["error"],
-        temporary=m["temporary"],
-    )
+def to_assistant(row: Readable) -> Assistant:
+    return _build(Assistant, _mapping(row))
 
 
-def to_run(row: Row[Any] | Mapping[str, Any]) -> Run:
-    m = row._mapping if isinstance(row, Row) else row  # a Row, or a prebuilt read's mapping
-    return Run(
-        run_id=m["run_id"],
-        thread_id=m["thread_id"],
-        assistant_id=m["assistant_id"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
+def to_thread(row: Readable) -> Thread:
+    m = _mapping(row)
+    return _build(Thread, m, status=ThreadStatus(m["status"]))
+
+
+def to_run(row: Readable) -> Run:
+    m = _mapping(row)
+    return _build(
+        Run,
+        m,
         status=RunStatus(m["status"]),
-        metadata=m["metadata"],
-        kwargs=m["kwargs"],
         multitask_strategy=MultitaskStrategy(m["multitask_strategy"]),
-        attempt=m["attempt"],
     )
+
+
+def _mapping(row: Readable) -> Mapping[Any, Any]:
+    return row._mapping if isinstance(row, Row) else row
+
+
+def _build(cls: type[T], m: Mapping[Any, Any], **converted: Any) -> T:
+    taken = {name: m[name] for name in _columns(cls) if name not in converted}
+    return cls(**taken, **converted)
+
+
+def _columns(cls: type[Any]) -> tuple[str, ...]:
+    return _COLUMNS.get(cls) or _COLUMNS.setdefault(
+        cls, tuple(f.name for f in fields(cls) if f.init)
+    )
+
+
+_COLUMNS: dict[type[Any], tuple[str, ...]] = {}
