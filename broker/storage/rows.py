@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, RowMapping
 
 from broker.models import Assistant, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus
 
 
 def to_assistant(row: Row[Any]) -> Assistant:
-    m = row._mapping
+    return _assistant(row._mapping, updated_at="updated_at")
+
+
+def to_assistant_version(row: Row[Any]) -> Assistant:
+    """A row of assistant_versions; its `updated_at` is when the version was made."""
+    return _assistant(row._mapping, updated_at="created_at")
+
+
+def _assistant(m: RowMapping, *, updated_at: str) -> Assistant:
     return Assistant(
         assistant_id=m["assistant_id"],
         graph_id=m["graph_id"],
@@ -22,7 +30,7 @@ def to_assistant(row: Row[Any]) -> Assistant:
         metadata=m["metadata"],
         version=m["version"],
         created_at=m["created_at"],
-        updated_at=m["updated_at"],
+        updated_at=m[updated_at],
     )
 
 
