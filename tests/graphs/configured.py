@@ -31,14 +31,15 @@ class State(TypedDict, total=False):
 
 def report(state: State, runtime: Runtime[Context]) -> State:
     configurable = get_config().get("configurable", {})
+    context = runtime.context or Context()  # a run without context gets none
     seen = {
         "greeting": configurable.get("greeting"),
         "assistant_id": configurable.get("assistant_id"),
         "graph_id": configurable.get("graph_id"),
         "thread_id": configurable.get("thread_id"),
         "run_id": configurable.get("run_id"),
-        "tone": runtime.context.tone,
-        "model": runtime.context.model,
+        "tone": context.tone,
+        "model": context.model,
     }
     return {"seen": seen}
 
