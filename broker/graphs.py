@@ -137,12 +137,18 @@ def _import(location: str, base: Path) -> ModuleType:
     path = (base / location).resolve()
     _prepend_path(path.parent)  # graphs import their sibling modules
     name = f"_broker_graph_{path.stem}_{abs(hash(str(path)))}"
+    if name in sys.modules:  # several graphs of one file share one import of it
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
