@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broker.models import MultitaskStrategy, RunRequest
+from broker.storage.assistants import AssistantSpec
 
 # The classic run endpoints' modes; `tools` and `lifecycle` (v2 endpoints only) are refused.
 STREAM_MODES = {
@@ -46,15 +47,85 @@ class ThreadSearch(Body):
     select: list[str] | None = None
 
 
-class AssistantSearch(Body):
+AssistantField = Literal[
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+]
+
+
+class AssistantCreate(Body):
+    graph_id: str
+    assistant_id: UUID | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+    name: str = "Untitled"
+    description: str | None = None
+
+    def spec(self) -> AssistantSpec:
+        return AssistantSpec(
+            graph_id=self.graph_id,
+            config=self.config,
+            context=self.context,
+            metadata=self.metadata,
+            name=self.name,
+            description=self.description,
+        )
+
+
+class AssistantPatch(Body):
+    graph_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> AssistantPatch:
+        # A field sent as null is refused rather than guessed at; a description may be
+        # cleared.
+        for name in self.model_fields_set - {"description", "metadata"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} may be left out, but not null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, which replace the current ones (metadata is merged apart)."""
+        return {f: getattr(self, f) for f in self.model_fields_set if f != "metadata"}
+
+
+class AssistantFilter(Body):
     metadata: dict[str, Any] | None = None
     graph_id: str | None = None
     name: str | None = None
+
+
+class AssistantSearch(AssistantFilter):
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
-    sort_by: str | None = None
+    sort_by: Literal["assistant_id", "created_at", "updated_at", "name", "graph_id"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
-    select: list[str] | None = None
+    select: list[AssistantField] | None = None
+
+
+class AssistantVersions(Body):
+    metadata: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class AssistantVersionChange(Body):
+    version: int | None = None
 
 
 class HistoryQuery(Body):

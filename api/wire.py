@@ -51,5 +51,12 @@ def assistant_json(assistant: Assistant) -> dict[str, Any]:
     }
 
 
+def assistant_version_json(version: Assistant) -> dict[str, Any]:
+    """An AssistantVersion: an assistant as it was, without `updated_at`."""
+    item = assistant_json(version)
+    del item["updated_at"]
+    return item
+
+
 def select(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in fields} if fields else item

@@ -22,6 +22,7 @@ from dotenv import dotenv_values
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
 from broker.errors import GraphLoadError, Invalid
 
@@ -46,11 +47,31 @@ class GraphRegistry:
     def __contains__(self, graph_id: object) -> bool:
         return graph_id in self._specs
 
-    async def get(self, graph_id: str, config: RunnableConfig | None = None) -> Pregel[Any, Any]:
+    async def get(
+        self,
+        graph_id: str,
+        config: RunnableConfig | None = None,
+        *,
+        access: AccessContext = "threads.create_run",
+        context: dict[str, Any] | None = None,
+    ) -> Pregel[Any, Any]:
+        """The graph, built by its factory (if it has one) for `access`: a run
+        (`threads.create_run`, with the run's `context`), a state read or update, or
+        introspection (`assistants.read`)."""
         spec = self._specs.get(graph_id)
         if spec is None:
             raise Invalid(f"Graph '{graph_id}' is not registered; known graphs: {self.ids}")
-        return await _materialize(spec, config or {})
+        return await _materialize(spec, config or {}, lambda: server_runtime(access, context))
+
+
+def server_runtime(access: AccessContext, context: dict[str, Any] | None) -> ServerRuntime[Any]:
+    """What a factory taking `runtime` gets, as langgraph_sdk.runtime describes it: the
+    execution variant (with the run's context) for a run, the read variant otherwise.
+    No user until custom auth exists, no store until the store API does."""
+    store: Any = None
+    if access == "threads.create_run":
+        return _ExecutionRuntime(access_context=access, user=None, store=store, context=context)
+    return _ReadRuntime(access_context=access, user=None, store=store)
 
 
 def load_config(path: Path) -> GraphRegistry:
@@ -116,30 +137,63 @@ def _import(location: str, base: Path) -> ModuleType:
     path = (base / location).resolve()
     _prepend_path(path.parent)  # graphs import their sibling modules
     name = f"_broker_graph_{path.stem}_{abs(hash(str(path)))}"
+    if name in sys.modules:  # several graphs of one file share one import of it
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
-async def _materialize(spec: GraphSpec, config: RunnableConfig) -> Pregel[Any, Any]:
+async def _materialize(
+    spec: GraphSpec, config: RunnableConfig, runtime: Callable[[], ServerRuntime[Any]]
+) -> Pregel[Any, Any]:
     target = spec.target
     if isinstance(target, StateGraph):
         target = target.compile()
     if not isinstance(target, Pregel) and callable(target):
-        target = _call_factory(target, config)
+        target = _call_factory(target, config, runtime)
         if inspect.isawaitable(target):
             target = await target
     if isinstance(target, StateGraph):
         target = target.compile()
     if not isinstance(target, Pregel):
-        raise GraphLoadError(f"Graph '{spec.graph_id}' ({spec.source}) is not a compiled graph")
+        raise GraphLoadError(
+            f"Graph '{spec.graph_id}' ({spec.source}) is not a compiled graph, nor a function "
+            f"(sync or async) taking a RunnableConfig and/or a ServerRuntime that returns one; "
+            f"it gave {type(target).__name__}"
+        )
     return target
 
 
-def _call_factory(factory: Callable[..., Any], config: RunnableConfig) -> Any:
-    parameters = inspect.signature(factory).parameters
-    return factory(config) if parameters else factory()
+def _call_factory(
+    factory: Callable[..., Any], config: RunnableConfig, runtime: Callable[[], ServerRuntime[Any]]
+) -> Any:
+    """Calls a factory with what its parameters ask for, as LangGraph does: one named
+    `runtime` (or annotated ServerRuntime) gets the runtime, any other the config."""
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for parameter in inspect.signature(factory).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or (
+            parameter.default is not parameter.empty
+            and parameter.name != "config"
+            and not _wants_runtime(parameter)
+        ):
+            continue  # *args, **kwargs and other optional parameters keep their defaults
+        value = runtime() if _wants_runtime(parameter) else config
+        if parameter.kind == parameter.KEYWORD_ONLY:
+            kwargs[parameter.name] = value
+        else:
+            args.append(value)
+    return factory(*args, **kwargs)
+
+
+def _wants_runtime(parameter: inspect.Parameter) -> bool:
+    return parameter.name == "runtime" or "ServerRuntime" in str(parameter.annotation)

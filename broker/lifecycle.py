@@ -51,7 +51,7 @@ class RunLifecycle:
         return await self.queue.promote_due()
 
     async def graph(self, claim: Claim, config: Any) -> Pregel[Any, Any]:
-        return await self.graphs.get(claim.options.graph_id, config)
+        return await self.graphs.get(claim.options.graph_id, config, context=claim.options.context)
 
     async def wrote_checkpoints(self, run_id: UUID) -> bool:
         return await self.runs.wrote_checkpoints(run_id)

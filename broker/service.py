@@ -5,14 +5,17 @@ become. Routes and the worker loop call this layer; it decides, and the ports be
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-from uuid import UUID
+from typing import Any, cast
+from uuid import UUID, uuid4
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
 
 from broker.errors import BadRequest, Conflict, Invalid, NotFound, StoreUnavailable
 from broker.events import Silence, Subscription
@@ -29,7 +32,7 @@ from broker.models import (
 )
 from broker.runspec import run_row
 from broker.state import StateReader, thread_output
-from broker.storage.assistants import AssistantStore, system_assistant_id
+from broker.storage.assistants import AssistantSpec, AssistantStore, system_assistant_id
 from broker.storage.ledger import Ledger
 from broker.storage.ledger.outcomes import Submit
 from broker.storage.runs import RunStore
@@ -75,10 +78,13 @@ class BrokerService:
     async def start(self) -> None:
         await self.assistants.ensure_system(self.graphs.ids)
 
-    async def resolve_assistant(self, assistant_id: str) -> Assistant:
-        """A UUID names an assistant; a registered graph id names its system assistant."""
+    async def resolve_assistant(self, assistant_id: str, *, fresh: bool = False) -> Assistant:
+        """A UUID names an assistant; a registered graph id names its system assistant.
+
+        Runs may read it from a short-lived cache; `fresh` reads the stored one.
+        """
         if assistant_id in self.graphs:
-            return await self.assistants.get(system_assistant_id(assistant_id))
+            return await self.assistants.get(system_assistant_id(assistant_id), fresh=fresh)
         try:
             uuid = UUID(assistant_id)
         except ValueError:
@@ -86,7 +92,65 @@ class BrokerService:
                 f"Invalid assistant: '{assistant_id}'. Must be either: a valid assistant UUID, "
                 f"or one of the registered graphs: {self.graphs.ids}"
             ) from None
-        return await self.assistants.get(uuid)
+        return await self.assistants.get(uuid, fresh=fresh)
+
+    # -- assistants ---------------------------------------------------------------------
+
+    async def create_assistant(
+        self, assistant_id: UUID | None, spec: AssistantSpec, *, if_exists: str = "raise"
+    ) -> Assistant:
+        self._known_graph(spec.graph_id)
+        return await self.assistants.create(assistant_id or uuid4(), spec, if_exists=if_exists)
+
+    async def patch_assistant(
+        self, assistant_id: str, changes: dict[str, Any], metadata: dict[str, Any] | None
+    ) -> Assistant:
+        """A new version: `changes` replace the current fields, `metadata` is merged."""
+        if "graph_id" in changes:
+            self._known_graph(changes["graph_id"])
+        assistant = await self.resolve_assistant(assistant_id)
+        return await self.assistants.patch(assistant.assistant_id, changes, metadata)
+
+    async def set_latest_assistant(self, assistant_id: str, version: int) -> Assistant:
+        assistant = await self.resolve_assistant(assistant_id)
+        return await self.assistants.set_latest(assistant.assistant_id, version)
+
+    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool = False) -> None:
+        """Deletes a created assistant and its versions; with `delete_threads`, first every
+        thread whose metadata names it (their runs are cancelled, as any thread delete)."""
+        assistant = await self.resolve_assistant(assistant_id, fresh=True)
+        if assistant.metadata.get("created_by") == "system":
+            raise Conflict(
+                f"Assistant '{assistant.assistant_id}' is the system assistant of graph "
+                f"'{assistant.graph_id}' (made from langgraph.json): it cannot be deleted."
+            )
+        if delete_threads:
+            await self._delete_threads_of(assistant.assistant_id)
+        await self.assistants.delete(assistant.assistant_id)
+
+    async def _delete_threads_of(self, assistant_id: UUID) -> None:
+        named = {"assistant_id": str(assistant_id)}
+        while True:
+            found, _ = await self.threads.search(metadata=named, limit=100)
+            if not found:
+                return
+            for thread in found:
+                with contextlib.suppress(NotFound):  # deleted meanwhile
+                    await self.delete_thread(thread.thread_id)
+
+    async def assistant_graph(self, assistant_id: str) -> tuple[Assistant, Pregel[Any, Any]]:
+        """The assistant and its graph, built with its config for introspection."""
+        assistant = await self.resolve_assistant(assistant_id, fresh=True)
+        config = cast(RunnableConfig, assistant.config)
+        graph = await self.graphs.get(assistant.graph_id, config, access="assistants.read")
+        return assistant, graph
+
+    def _known_graph(self, graph_id: str) -> None:
+        if graph_id not in self.graphs:
+            raise NotFound(
+                f"Graph '{graph_id}' not found: it is not in langgraph.json "
+                f"(registered graphs: {self.graphs.ids})."
+            )
 
     # -- runs: submit -------------------------------------------------------------------
 

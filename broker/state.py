@@ -7,6 +7,7 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
+from langgraph_sdk.runtime import AccessContext
 
 from broker import jsonable
 from broker.errors import BadRequest
@@ -102,12 +103,12 @@ class StateReader:
         self._graphs = graphs
         self._checkpointer = checkpointer
 
-    async def _graph(self, thread: Thread) -> Any:
+    async def _graph(self, thread: Thread, access: AccessContext = "threads.read") -> Any:
         graph_id = thread.metadata.get("graph_id")
         if not graph_id or graph_id not in self._graphs:
             return None
         config: RunnableConfig = {"configurable": {"thread_id": str(thread.thread_id)}}
-        graph = await self._graphs.get(graph_id, config)
+        graph = await self._graphs.get(graph_id, config, access=access)
         return graph.copy(update={"checkpointer": self._checkpointer})
 
     async def update(
@@ -119,7 +120,7 @@ class StateReader:
         checkpoint: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], ThreadResult]:
         """Writes a new checkpoint as if `as_node` returned `values`."""
-        graph = await self._graph(thread)
+        graph = await self._graph(thread, "threads.update")
         if graph is None:
             raise BadRequest(
                 f"Thread '{thread.thread_id}' has no graph yet: run it once, "

@@ -1,23 +1,35 @@
-"""Assistants: read and search (system assistants are made from langgraph.json)."""
+"""Assistants: versioned configurations of a graph (system ones come from langgraph.json),
+and what their graph looks like (drawing, schemas, subgraphs)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from api.deps import RuntimeDep
 from api.responses import JSON, with_total
-from api.schemas import AssistantSearch
-from api.wire import assistant_json, select
+from api.schemas import (
+    AssistantCreate,
+    AssistantFilter,
+    AssistantPatch,
+    AssistantSearch,
+    AssistantVersionChange,
+    AssistantVersions,
+)
+from api.wire import assistant_json, assistant_version_json, select
+from broker import introspection
+from broker.errors import Invalid
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
-@router.get("/{assistant_id}")
-async def get_assistant(assistant_id: str, runtime: RuntimeDep) -> Response:
-    assistant = await runtime.service.resolve_assistant(assistant_id)
+@router.post("")
+async def create_assistant(body: AssistantCreate, runtime: RuntimeDep) -> Response:
+    assistant = await runtime.service.create_assistant(
+        body.assistant_id, body.spec(), if_exists=body.if_exists
+    )
     return JSON(assistant_json(assistant))
 
 
@@ -32,5 +44,108 @@ async def search_assistants(body: AssistantSearch, runtime: RuntimeDep) -> Respo
         sort_by=body.sort_by,
         sort_order=body.sort_order,
     )
-    items: list[dict[str, Any]] = [select(assistant_json(a), body.select) for a in found]
+    fields: list[str] | None = list(body.select) if body.select else None
+    items: list[dict[str, Any]] = [select(assistant_json(a), fields) for a in found]
     return with_total(items, total, body.offset, len(items))
+
+
+@router.post("/count")
+async def count_assistants(body: AssistantFilter, runtime: RuntimeDep) -> Response:
+    count = await runtime.assistants.count(
+        metadata=body.metadata, graph_id=body.graph_id, name=body.name
+    )
+    return JSON(count)
+
+
+@router.get("/{assistant_id}")
+async def get_assistant(assistant_id: str, runtime: RuntimeDep) -> Response:
+    assistant = await runtime.service.resolve_assistant(assistant_id, fresh=True)
+    return JSON(assistant_json(assistant))
+
+
+@router.patch("/{assistant_id}")
+async def patch_assistant(assistant_id: str, body: AssistantPatch, runtime: RuntimeDep) -> Response:
+    assistant = await runtime.service.patch_assistant(assistant_id, body.changes(), body.metadata)
+    return JSON(assistant_json(assistant))
+
+
+@router.delete("/{assistant_id}")
+async def delete_assistant(
+    assistant_id: str, runtime: RuntimeDep, delete_threads: bool = False
+) -> Response:
+    await runtime.service.delete_assistant(assistant_id, delete_threads=delete_threads)
+    return JSON({})
+
+
+@router.post("/{assistant_id}/versions")
+async def assistant_versions(
+    assistant_id: str, body: AssistantVersions, runtime: RuntimeDep
+) -> Response:
+    assistant = await runtime.service.resolve_assistant(assistant_id, fresh=True)
+    versions = await runtime.assistants.versions(
+        assistant.assistant_id, metadata=body.metadata, limit=body.limit, offset=body.offset
+    )
+    return JSON([assistant_version_json(v) for v in versions])
+
+
+@router.post("/{assistant_id}/latest")
+async def set_latest_version(
+    assistant_id: str,
+    runtime: RuntimeDep,
+    body: AssistantVersionChange | None = None,
+    version: int | None = None,
+) -> Response:
+    # The SDK sends the version in the body; the OpenAPI spec names a query parameter.
+    chosen = body.version if body is not None and body.version is not None else version
+    if chosen is None:
+        raise Invalid('version: give the version to make current, as {"version": n}')
+    assistant = await runtime.service.set_latest_assistant(assistant_id, chosen)
+    return JSON(assistant_json(assistant))
+
+
+@router.get("/{assistant_id}/graph")
+async def assistant_graph(
+    assistant_id: str, runtime: RuntimeDep, xray: str = Query(default="false")
+) -> Response:
+    depth = _xray(xray)
+    assistant, graph = await runtime.service.assistant_graph(assistant_id)
+    return JSON(await introspection.drawing(graph, assistant.config, depth))
+
+
+@router.get("/{assistant_id}/schemas")
+async def assistant_schemas(assistant_id: str, runtime: RuntimeDep) -> Response:
+    assistant, graph = await runtime.service.assistant_graph(assistant_id)
+    schemas = introspection.schemas(graph, assistant.config)
+    return JSON({"graph_id": assistant.graph_id, **schemas})
+
+
+@router.get("/{assistant_id}/subgraphs")
+async def assistant_subgraphs(
+    assistant_id: str, runtime: RuntimeDep, recurse: bool = False
+) -> Response:
+    return await _subgraphs(assistant_id, None, recurse, runtime)
+
+
+@router.get("/{assistant_id}/subgraphs/{namespace}")
+async def assistant_subgraphs_under(
+    assistant_id: str, namespace: str, runtime: RuntimeDep, recurse: bool = False
+) -> Response:
+    return await _subgraphs(assistant_id, namespace, recurse, runtime)
+
+
+async def _subgraphs(
+    assistant_id: str, namespace: str | None, recurse: bool, runtime: RuntimeDep
+) -> Response:
+    assistant, graph = await runtime.service.assistant_graph(assistant_id)
+    config = assistant.config
+    return JSON(await introspection.subgraphs(graph, config, namespace, recurse))
+
+
+def _xray(value: str) -> int | bool:
+    """`xray` is a boolean or a depth: true/false, or a non-negative integer."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered.isdigit():
+        return int(lowered)
+    raise Invalid(f"xray: expected true, false or a depth (an integer), got '{value}'")

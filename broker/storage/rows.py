@@ -19,6 +19,12 @@ def to_assistant(row: Readable) -> Assistant:
     return _build(Assistant, _mapping(row))
 
 
+def to_assistant_version(row: Readable) -> Assistant:
+    """A row of assistant_versions; its `updated_at` is when the version was made."""
+    m = _mapping(row)
+    return _build(Assistant, m, updated_at=m["created_at"])
+
+
 def to_thread(row: Readable) -> Thread:
     m = _mapping(row)
     return _build(Thread, m, status=ThreadStatus(m["status"]))

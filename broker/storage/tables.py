@@ -83,6 +83,26 @@ assistants = Table(
     Index(None, "graph_id"),
 )
 
+# Every version an assistant had; `assistants` holds a copy of the current one.
+assistant_versions = Table(
+    "assistant_versions",
+    metadata,
+    Column(
+        "assistant_id",
+        UUID(as_uuid=True),
+        ForeignKey("assistants.assistant_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("graph_id", Text, nullable=False),
+    Column("config", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("context", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    _created_at(),
+)
+
 threads = Table(
     "threads",
     metadata,
