@@ -78,13 +78,10 @@ class BrokerService:
     async def start(self) -> None:
         await self.assistants.ensure_system(self.graphs.ids)
 
-    async def resolve_assistant(self, assistant_id: str, *, fresh: bool = False) -> Assistant:
-        """A UUID names an assistant; a registered graph id names its system assistant.
-
-        Runs may read it from a short-lived cache; `fresh` reads the stored one.
-        """
+    async def resolve_assistant(self, assistant_id: str) -> Assistant:
+        """A UUID names an assistant; a registered graph id names its system assistant."""
         if assistant_id in self.graphs:
-            return await self.assistants.get(system_assistant_id(assistant_id), fresh=fresh)
+            return await self.assistants.get(system_assistant_id(assistant_id))
         try:
             uuid = UUID(assistant_id)
         except ValueError:
@@ -92,7 +89,7 @@ class BrokerService:
                 f"Invalid assistant: '{assistant_id}'. Must be either: a valid assistant UUID, "
                 f"or one of the registered graphs: {self.graphs.ids}"
             ) from None
-        return await self.assistants.get(uuid, fresh=fresh)
+        return await self.assistants.get(uuid)
 
     # -- assistants ---------------------------------------------------------------------
 
@@ -118,7 +115,7 @@ class BrokerService:
     async def delete_assistant(self, assistant_id: str, *, delete_threads: bool = False) -> None:
         """Deletes a created assistant and its versions; with `delete_threads`, first every
         thread whose metadata names it (their runs are cancelled, as any thread delete)."""
-        assistant = await self.resolve_assistant(assistant_id, fresh=True)
+        assistant = await self.resolve_assistant(assistant_id)
         if assistant.metadata.get("created_by") == "system":
             raise Conflict(
                 f"Assistant '{assistant.assistant_id}' is the system assistant of graph "
@@ -140,7 +137,7 @@ class BrokerService:
 
     async def assistant_graph(self, assistant_id: str) -> tuple[Assistant, Pregel[Any, Any]]:
         """The assistant and its graph, built with its config for introspection."""
-        assistant = await self.resolve_assistant(assistant_id, fresh=True)
+        assistant = await self.resolve_assistant(assistant_id)
         config = cast(RunnableConfig, assistant.config)
         graph = await self.graphs.get(assistant.graph_id, config, access="assistants.read")
         return assistant, graph

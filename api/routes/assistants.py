@@ -59,7 +59,7 @@ async def count_assistants(body: AssistantFilter, runtime: RuntimeDep) -> Respon
 
 @router.get("/{assistant_id}")
 async def get_assistant(assistant_id: str, runtime: RuntimeDep) -> Response:
-    assistant = await runtime.service.resolve_assistant(assistant_id, fresh=True)
+    assistant = await runtime.service.resolve_assistant(assistant_id)
     return JSON(assistant_json(assistant))
 
 
@@ -81,7 +81,7 @@ async def delete_assistant(
 async def assistant_versions(
     assistant_id: str, body: AssistantVersions, runtime: RuntimeDep
 ) -> Response:
-    assistant = await runtime.service.resolve_assistant(assistant_id, fresh=True)
+    assistant = await runtime.service.resolve_assistant(assistant_id)
     versions = await runtime.assistants.versions(
         assistant.assistant_id, metadata=body.metadata, limit=body.limit, offset=body.offset
     )

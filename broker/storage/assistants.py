@@ -6,7 +6,6 @@ it had. Each write changes both in one transaction.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -14,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Dialect, and_, delete, func, select, true, update
+from sqlalchemy import ColumnElement, Dialect, and_, bindparam, delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.errors import Conflict, NotFound
 from broker.models import Assistant
 from broker.storage import dialect as sql
+from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_assistant, to_assistant_version
 from broker.storage.tables import assistant_versions, assistants
 
@@ -49,15 +49,17 @@ class AssistantSpec:
     description: str | None
 
 
-# Every run names an assistant and they change rarely: a short-lived cache spares a
-# database round trip per request, and the TTL bounds how stale another process can be.
-CACHE_SECONDS = 5.0
+# Every run reads its assistant by id (its current version may have changed in another
+# process a moment ago): prebuilt, one autocommitted round trip on Postgres.
+_BY_ID = select(assistants).where(
+    assistants.c.assistant_id == bindparam("p_assistant_id", type_=assistants.c.assistant_id.type)
+)
 
 
 class AssistantStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._cache: dict[UUID, tuple[float, Assistant]] = {}
+        self._prebuilt = Prebuilt(engine)
 
     @property
     def _dialect(self) -> Dialect:
@@ -82,17 +84,8 @@ class AssistantStore:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def get(self, assistant_id: UUID, *, fresh: bool = False) -> Assistant:
-        cached = self._cache.get(assistant_id)
-        if not fresh and cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        assistant = await self._load(assistant_id)
-        self._cache[assistant_id] = (time.monotonic() + CACHE_SECONDS, assistant)
-        return assistant
-
-    async def _load(self, assistant_id: UUID) -> Assistant:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(_by_id(assistant_id))).first()
+    async def get(self, assistant_id: UUID) -> Assistant:
+        row = await self._prebuilt.fetchrow(_BY_ID, {"p_assistant_id": assistant_id})
         if row is None:
             raise assistant_not_found(assistant_id)
         return to_assistant(row)
@@ -183,9 +176,9 @@ class AssistantStore:
             if row is not None:
                 await _insert_version(conn, assistant_id, 1, spec)
         if row is not None:
-            return self._remember(to_assistant(row))
+            return to_assistant(row)
         if if_exists == "do_nothing":
-            return await self.get(assistant_id, fresh=True)
+            return await self.get(assistant_id)
         raise Conflict(f"Assistant '{assistant_id}' already exists.")
 
     async def patch(
@@ -205,7 +198,7 @@ class AssistantStore:
             version = await _next_version(conn, assistant_id)
             await _insert_version(conn, assistant_id, version, spec)
             assistant = await _make_current(conn, assistant_id, version, spec)
-        return self._remember(assistant)
+        return assistant
 
     async def set_latest(self, assistant_id: UUID, version: int) -> Assistant:
         """Makes an existing version the current one."""
@@ -223,7 +216,7 @@ class AssistantStore:
                 raise NotFound(f"Assistant '{assistant_id}' has no version {version}.")
             spec = AssistantSpec(**_spec_of(to_assistant_version(row)))
             assistant = await _make_current(conn, assistant_id, version, spec)
-        return self._remember(assistant)
+        return assistant
 
     async def delete(self, assistant_id: UUID) -> None:
         """The assistant and every version of it."""
@@ -238,13 +231,8 @@ class AssistantStore:
                     .returning(assistants.c.assistant_id)
                 )
             ).first()
-        self._cache.pop(assistant_id, None)
         if deleted is None:
             raise assistant_not_found(assistant_id)
-
-    def _remember(self, assistant: Assistant) -> Assistant:
-        self._cache[assistant.assistant_id] = (time.monotonic() + CACHE_SECONDS, assistant)
-        return assistant
 
 
 def _by_id(assistant_id: UUID) -> Any:
