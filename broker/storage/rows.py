@@ -7,7 +7,15 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from broker.models import Assistant, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus
+from broker.models import (
+    Assistant,
+    MultitaskStrategy,
+    Run,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+    ThreadTTL,
+)
 
 
 def to_assistant(row: Row[Any]) -> Assistant:
@@ -40,7 +48,14 @@ def to_thread(row: Row[Any] | Mapping[str, Any]) -> Thread:
         interrupts=m["interrupts"],
         error=m["error"],
         temporary=m["temporary"],
+        ttl=_ttl(m),
     )
+
+
+def _ttl(m: Any) -> ThreadTTL | None:
+    if m["expires_at"] is None:
+        return None
+    return ThreadTTL(m["ttl_strategy"], m["ttl_minutes"], m["expires_at"])
 
 
 def to_run(row: Row[Any] | Mapping[str, Any]) -> Run:
