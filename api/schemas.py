@@ -8,7 +8,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broker.models import MultitaskStrategy, RunRequest
+from broker.state import StateEdit
 from broker.storage.assistants import AssistantSpec
+from broker.storage.threads import TTLRequest
 
 # The classic run endpoints' modes; `tools` and `lifecycle` (v2 endpoints only) are refused.
 STREAM_MODES = {
@@ -29,10 +31,41 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class ThreadTTLBody(Body):
+    ttl: float = Field(gt=0, description="minutes from now until the thread is swept")
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+    def to_request(self) -> TTLRequest:
+        return TTLRequest(self.ttl, self.strategy)
+
+
+class SuperstepUpdate(Body):
+    values: dict[str, Any] | list[Any] | None = None
+    command: dict[str, Any] | None = None
+    as_node: str
+
+    def to_update(self) -> StateEdit:
+        return StateEdit(self.values, self.command, self.as_node)
+
+
+class Superstep(Body):
+    updates: list[SuperstepUpdate] = Field(min_length=1)
+
+
 class ThreadCreate(Body):
     thread_id: UUID | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
+    ttl: ThreadTTLBody | None = None
+    supersteps: list[Superstep] | None = None
+
+    def steps(self) -> list[list[StateEdit]]:
+        return [[u.to_update() for u in step.updates] for step in self.supersteps or []]
+
+
+class ThreadPrune(Body):
+    thread_ids: list[UUID]
+    strategy: Literal["delete", "keep_latest"] = "delete"
 
 
 class ThreadSearch(Body):
@@ -137,6 +170,7 @@ class HistoryQuery(Body):
 
 class ThreadPatch(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
+    ttl: ThreadTTLBody | None = None
 
 
 class ThreadCount(Body):

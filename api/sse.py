@@ -7,16 +7,27 @@ filter, or a resumed stream that must skip what it replayed, looks inside a batc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import anyio
 from starlette.responses import StreamingResponse
 
 from broker import jsonable
-from broker.events import Subscription, event_id_key, frame_event, frame_id, parse_end, split_frames
+from broker.events import (
+    Subscription,
+    event_id_key,
+    frame_event,
+    frame_id,
+    parse_end,
+    split_frames,
+    sse_frame,
+)
 from broker.models import Run
+from broker.threads import announced_run
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
 KEEPALIVE = b"\n"
@@ -165,3 +176,112 @@ def _spawn(work: Awaitable[None]) -> None:
     task = asyncio.ensure_future(work)
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+# -- a thread's stream --------------------------------------------------------------------
+
+THREAD_MODES = ("run_modes", "lifecycle", "state_update")
+
+# The status of a run that has ended, or None while it is active (asked on silence).
+RunEnded = Callable[[UUID], Awaitable[str | None]]
+Follow = Callable[[UUID], Awaitable[Subscription]]
+
+
+def run_done(run_id: UUID, status: str) -> bytes:
+    return sse_frame("run_done", jsonable.dumps({"run_id": str(run_id), "status": status}))
+
+
+@dataclass
+class ThreadRelay:
+    """One client's view of a thread, open until the client goes away.
+
+    Listens to the thread's channel and to the channel of each of its runs (joined at
+    the start, or announced later): `run_modes` relays every frame of every run and
+    `run_done` after each; `lifecycle` only each run's `metadata` frame (its start) and
+    `run_done`; `state_update` the runs' `values` frames and those of state edits.
+    Each subscription feeds one inbox (a pump task per channel).
+    """
+
+    thread: Subscription
+    runs: list[UUID]  # the runs pending or running when the client joined
+    follow: Follow  # subscribes to a run's channel
+    ended: RunEnded
+    heartbeat: float
+    modes: set[str]
+    _inbox: asyncio.Queue[tuple[UUID | None, bytes]] = field(default_factory=asyncio.Queue)
+    _pumps: dict[UUID | None, tuple[Subscription, asyncio.Task[None]]] = field(default_factory=dict)
+    _followed: set[UUID] = field(default_factory=set)  # once each (listed and announced)
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        try:
+            self._pump(None, self.thread)
+            for run_id in self.runs:
+                await self._follow(run_id)
+            while True:
+                try:
+                    source, message = await asyncio.wait_for(self._inbox.get(), self.heartbeat)
+                except TimeoutError:
+                    async for frame in self._settle_quiet_runs():
+                        yield frame
+                    yield HEARTBEAT
+                    continue
+                if chosen := await self._handle(source, message):
+                    yield chosen
+        finally:
+            await _shielded(self._close_all())
+
+    async def _handle(self, source: UUID | None, message: bytes) -> bytes:
+        if source is None:  # the thread's channel: announcements are followed by the pump
+            return message if "state_update" in self.modes else b""
+        end = parse_end(message)
+        if end is not None:
+            await self._drop(source)
+            return self._done(source, str(end.get("status", "success")))
+        if "run_modes" in self.modes:
+            return message
+        wanted = {"metadata"} if "lifecycle" in self.modes else set()
+        wanted |= {"values"} if "state_update" in self.modes else set()
+        return b"".join(f for f in split_frames(message) if frame_event(f) in wanted)
+
+    def _done(self, run_id: UUID, status: str) -> bytes:
+        return run_done(run_id, status) if self.modes & {"run_modes", "lifecycle"} else b""
+
+    async def _settle_quiet_runs(self) -> AsyncIterator[bytes]:
+        """On silence: runs that ended without our hearing their end marker (it came
+        before we subscribed, or was lost) get their run_done now."""
+        for run_id in [key for key in self._pumps if key is not None]:
+            status = await self.ended(run_id)
+            if status is not None:
+                await self._drop(run_id)
+                if done := self._done(run_id, status):
+                    yield done
+
+    async def _follow(self, run_id: UUID) -> None:
+        if run_id not in self._followed:
+            self._followed.add(run_id)
+            self._pump(run_id, await self.follow(run_id))
+
+    def _pump(self, source: UUID | None, subscription: Subscription) -> None:
+        async def pump() -> None:
+            while True:
+                message = await subscription.get(self.heartbeat)
+                if message is None:
+                    continue
+                run_id = announced_run(message) if source is None else None
+                if run_id is not None:
+                    await self._follow(run_id)  # at once: the run may start any moment
+                else:
+                    self._inbox.put_nowait((source, message))
+
+        self._pumps[source] = (subscription, asyncio.ensure_future(pump()))
+
+    async def _drop(self, source: UUID | None) -> None:
+        subscription, task = self._pumps.pop(source)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await subscription.close()
+
+    async def _close_all(self) -> None:
+        for source in list(self._pumps):
+            await self._drop(source)

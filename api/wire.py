@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.models import Assistant, Run, Thread
+from broker.models import Assistant, Run, Thread, ThreadTTL
 
 
-def thread_json(thread: Thread) -> dict[str, Any]:
-    return {
+def thread_json(thread: Thread, *, include_ttl: bool = False) -> dict[str, Any]:
+    """The Thread schema; `ttl` only when asked for (`?include=ttl`), and null if unset."""
+    shown = {
         "thread_id": thread.thread_id,
         "created_at": thread.created_at,
         "updated_at": thread.updated_at,
@@ -20,6 +21,15 @@ def thread_json(thread: Thread) -> dict[str, Any]:
         "interrupts": thread.interrupts,
         "error": thread.error,
     }
+    if include_ttl:
+        shown["ttl"] = ttl_json(thread.ttl)
+    return shown
+
+
+def ttl_json(ttl: ThreadTTL | None) -> dict[str, Any] | None:
+    if ttl is None:
+        return None
+    return {"strategy": ttl.strategy, "ttl_minutes": ttl.minutes, "expires_at": ttl.expires_at}
 
 
 def run_json(run: Run) -> dict[str, Any]:

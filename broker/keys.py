@@ -25,6 +25,10 @@ class Keys:
         """Pub/sub channel carrying one run's encoded SSE frames."""
         return f"{self.prefix}:run:{run_id}"
 
+    def thread_channel(self, thread_id: UUID | str) -> str:
+        """Pub/sub channel announcing a thread's new runs, and its state edits' values."""
+        return f"{self.prefix}:thread:{thread_id}"
+
     def run_log(self, run_id: UUID | str) -> str:
         """STREAM of a resumable run's frames (ids "<ms>-<seq>"), kept for a grace period."""
         return f"{self.prefix}:run:{run_id}:log"

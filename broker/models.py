@@ -53,6 +53,15 @@ class Assistant:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadTTL:
+    """A thread's time-to-live: when it expires and what sweeping it then does."""
+
+    strategy: str  # "delete" or "keep_latest"
+    minutes: float
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Thread:
     thread_id: UUID
     created_at: datetime
@@ -65,6 +74,7 @@ class Thread:
     interrupts: dict[str, Any]
     error: Any
     temporary: bool = False
+    ttl: ThreadTTL | None = None
 
     @property
     def resting_status(self) -> ThreadStatus:

@@ -37,6 +37,7 @@ from broker.storage.ledger import Ledger
 from broker.storage.ledger.outcomes import Submit
 from broker.storage.runs import RunStore
 from broker.storage.threads import ThreadStore
+from broker.threads import NewThread, ThreadService
 
 __all__ = ["BrokerService", "Stores", "Submission", "ThreadResult"]
 
@@ -74,6 +75,9 @@ class BrokerService:
         self.checkpointer = checkpointer
         self.announce = self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
+        self.thread_policy = ThreadService(
+            self.ledger, self.threads, messaging, self.state, checkpointer
+        )
 
     async def start(self) -> None:
         await self.assistants.ensure_system(self.graphs.ids)
@@ -172,6 +176,8 @@ class BrokerService:
             raise
         try:
             await self.announce.cancelled(cancelled)
+            if thread_id is not None:  # before it is queued: see broker/threads.py
+                await self.thread_policy.announce_run(thread_id, run.run_id)
             await self._wake(run, request)
         except StoreUnavailable as exc:
             log.warning(
@@ -238,49 +244,15 @@ class BrokerService:
         await self.ledger.delete_run(run_id, thread_id)
         await self.checkpointer.adelete_for_runs([str(run_id)])
 
-    # -- threads ------------------------------------------------------------------------
+    # -- threads: the policy is ThreadService's (broker/threads.py) -----------------------
 
     async def create_thread(
         self, thread_id: UUID, metadata: dict[str, Any], *, if_exists: str = "raise"
     ) -> Thread:
-        return await self.threads.create(thread_id, metadata, if_exists=if_exists)
-
-    async def patch_thread(self, thread_id: UUID, metadata: dict[str, Any]) -> Thread:
-        return await self.threads.patch(thread_id, metadata)
+        return await self.thread_policy.create(NewThread(thread_id, metadata, if_exists))
 
     async def delete_thread(self, thread_id: UUID) -> None:
-        """The thread, its runs and checkpoints; its active runs are cancelled."""
-        await self.announce.cancelled(await self.ledger.delete_thread(thread_id))
-
-    async def update_state(
-        self,
-        thread_id: UUID,
-        values: Any,
-        *,
-        as_node: str | None = None,
-        checkpoint: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """A new checkpoint on an idle thread; refused while a run is pending or running.
-
-        The checkpoint is written between two short transactions, never inside one: the
-        checkpointer has connections of its own (and SQLite has a single writer).
-        """
-        thread = await self.ledger.lock_idle(thread_id)
-        written, result = await self.state.update(
-            thread, values, as_node=as_node, checkpoint=checkpoint
-        )
-        await self.ledger.settle(thread_id, result, drop_thread=False)  # busy if one came in
-        return written
-
-    async def copy_thread(self, thread_id: UUID) -> Thread:
-        """A new thread with the same metadata and a copy of every checkpoint."""
-        try:
-            source = await self.threads.get(thread_id)
-        except NotFound:
-            raise Conflict(f"Thread '{thread_id}' not found; nothing to copy.") from None
-        copy = await self.ledger.copy_thread(source, uuid7())
-        await self.checkpointer.acopy_thread(str(thread_id), str(copy.thread_id))
-        return copy
+        await self.thread_policy.delete(thread_id)
 
 
 def _submit(thread_id: UUID | None, request: RunRequest, assistant: Assistant) -> Submit:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import StateSnapshot
+from langgraph.errors import InvalidUpdateError
+from langgraph.types import StateSnapshot, StateUpdate
 from langgraph_sdk.runtime import AccessContext
 
 from broker import jsonable
+from broker.commands import to_command
 from broker.errors import BadRequest
 from broker.graphs import GraphRegistry
 from broker.models import Thread, ThreadResult, ThreadStatus
@@ -96,6 +99,19 @@ def thread_output(thread: Thread) -> dict[str, Any]:
     return output
 
 
+@dataclass(frozen=True, slots=True)
+class StateEdit:
+    """One update of a superstep: `values` (or a `command`) as if `as_node` returned it."""
+
+    values: Any
+    command: dict[str, Any] | None
+    as_node: str
+
+    def update(self) -> StateUpdate:
+        values = to_command(self.command) if self.command else self.values
+        return StateUpdate(cast(Any, values), self.as_node)  # LangGraph takes a Command too
+
+
 class StateReader:
     """Reads a thread's checkpoints through the graph that wrote them."""
 
@@ -103,9 +119,16 @@ class StateReader:
         self._graphs = graphs
         self._checkpointer = checkpointer
 
+    def knows(self, graph_id: Any) -> bool:
+        return isinstance(graph_id, str) and graph_id in self._graphs
+
+    @property
+    def graph_ids(self) -> list[str]:
+        return list(self._graphs.ids)
+
     async def _graph(self, thread: Thread, access: AccessContext = "threads.read") -> Any:
         graph_id = thread.metadata.get("graph_id")
-        if not graph_id or graph_id not in self._graphs:
+        if not isinstance(graph_id, str) or not self.knows(graph_id):
             return None
         config: RunnableConfig = {"configurable": {"thread_id": str(thread.thread_id)}}
         graph = await self._graphs.get(graph_id, config, access=access)
@@ -129,6 +152,22 @@ class StateReader:
         config = await graph.aupdate_state(_config(thread, checkpoint), values, as_node=as_node)
         snapshot = await graph.aget_state(config)
         return checkpoint_of(config) or {}, thread_result(snapshot)
+
+    async def apply(self, thread: Thread, supersteps: list[list[StateEdit]]) -> ThreadResult:
+        """Writes one checkpoint per superstep, each applying its updates in order (how
+        a thread is rebuilt from another deployment's history)."""
+        graph = await self._graph(thread, "threads.update")
+        if graph is None:
+            raise BadRequest(
+                "supersteps need a graph: create the thread with graph_id "
+                "(metadata.graph_id naming a registered graph)."
+            )
+        steps = [[edit.update() for edit in step] for step in supersteps]
+        try:
+            config = await graph.abulk_update_state(_config(thread, None), steps)
+        except (InvalidUpdateError, ValueError) as exc:
+            raise BadRequest(f"supersteps: {exc}") from exc
+        return thread_result(await graph.aget_state(config))
 
     async def get(
         self, thread: Thread, checkpoint: dict[str, Any] | None = None, *, subgraphs: bool = False

@@ -13,9 +13,9 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.schema import StreamEvent
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.types import Command, Send
 
 from broker import jsonable
+from broker.commands import to_command
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import sse_frame
 from broker.models import Claim, RunOutcome, RunStatus, ThreadStatus
@@ -140,23 +140,7 @@ async def _chunks(
 
 def _graph_input(options: RunOptions) -> Any:
     command = options.command
-    if not command:
-        return options.input
-    return Command(
-        resume=command.get("resume"),
-        update=command.get("update"),
-        goto=_goto(command.get("goto")),
-    )
-
-
-def _goto(goto: Any) -> Any:
-    if goto is None:
-        return ()
-    if isinstance(goto, list):
-        return [_goto(g) for g in goto]
-    if isinstance(goto, dict):
-        return Send(goto["node"], goto.get("input"))
-    return goto
+    return to_command(command) if command else options.input
 
 
 def _output(values: Any) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from api.deps import RuntimeDep
 from api.responses import JSON, with_total
+from api.routes.runs import parse_modes
 from api.schemas import (
     HistoryQuery,
     StateAt,
@@ -17,20 +18,38 @@ from api.schemas import (
     ThreadCount,
     ThreadCreate,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
 )
+from api.sse import SSE_HEADERS, THREAD_MODES, Follow, RunEnded, ThreadRelay
 from api.wire import select, thread_json
+from broker.errors import BadRequest, Invalid, NotFound
+from broker.events import Subscription
 from broker.ids import uuid7
+from broker.runtime import Runtime
+from broker.threads import NewThread
 
 router = APIRouter(prefix="/threads", tags=["threads"])
+
+Modes = Annotated[list[str], Query()]
 
 
 @router.post("")
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep) -> Response:
-    thread = await runtime.service.create_thread(
-        body.thread_id or uuid7(), body.metadata, if_exists=body.if_exists
+    new = NewThread(
+        body.thread_id or uuid7(),
+        body.metadata,
+        body.if_exists,
+        body.ttl.to_request() if body.ttl else None,
+        body.steps(),
     )
-    return JSON(thread_json(thread))
+    return JSON(thread_json(await runtime.service.thread_policy.create(new)))
+
+
+@router.post("/prune")
+async def prune_threads(body: ThreadPrune, runtime: RuntimeDep) -> Response:
+    pruned = await runtime.service.thread_policy.prune(body.thread_ids, body.strategy)
+    return JSON({"pruned_count": pruned})
 
 
 @router.post("/search")
@@ -64,7 +83,8 @@ async def patch_thread(
     runtime: RuntimeDep,
     prefer: Annotated[str | None, Header()] = None,
 ) -> Response:
-    thread = await runtime.service.patch_thread(thread_id, body.metadata)
+    ttl = body.ttl.to_request() if body.ttl else None
+    thread = await runtime.service.thread_policy.patch(thread_id, body.metadata, ttl)
     if prefer and "return=minimal" in prefer:
         return Response(status_code=204)
     return JSON(thread_json(thread))
@@ -72,12 +92,12 @@ async def patch_thread(
 
 @router.post("/{thread_id}/copy")
 async def copy_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
-    return JSON(thread_json(await runtime.service.copy_thread(thread_id)))
+    return JSON(thread_json(await runtime.service.thread_policy.copy(thread_id)))
 
 
 @router.post("/{thread_id}/state")
 async def update_state(thread_id: UUID, body: StateUpdate, runtime: RuntimeDep) -> Response:
-    checkpoint = await runtime.service.update_state(
+    checkpoint = await runtime.service.thread_policy.update_state(
         thread_id, body.values, as_node=body.as_node, checkpoint=body.target()
     )
     # `configurable` and `checkpoint_id` are deprecated but still read by older clients.
@@ -97,8 +117,67 @@ async def get_state_at_checkpoint(thread_id: UUID, body: StateAt, runtime: Runti
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: UUID, runtime: RuntimeDep) -> Response:
-    return JSON(thread_json(await runtime.threads.get(thread_id)))
+async def get_thread(thread_id: UUID, runtime: RuntimeDep, include: str = "") -> Response:
+    """`include`: comma-separated extra fields; "ttl" is the one there is."""
+    fields = {f.strip() for f in include.split(",") if f.strip()}
+    if fields - {"ttl"}:
+        raise Invalid(f"include: unknown field(s) {sorted(fields - {'ttl'})}; supported: ttl")
+    thread = await runtime.threads.get(thread_id)
+    return JSON(thread_json(thread, include_ttl="ttl" in fields))
+
+
+@router.get("/{thread_id}/stream")
+async def join_thread_stream(
+    thread_id: UUID,
+    runtime: RuntimeDep,
+    stream_mode: Modes = [],  # noqa: B006 (FastAPI copies query defaults); the SDK's name
+    stream_modes: Modes = [],  # noqa: B006 (the spec's name)
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Every run on the thread as it executes, until the client disconnects."""
+    if last_event_id:
+        raise BadRequest(
+            "Last-Event-ID: resuming a thread's stream is not supported; "
+            "join without it to follow the thread from now on"
+        )
+    modes = _thread_modes(stream_mode + stream_modes)
+    subscription, active = await runtime.service.thread_policy.join(thread_id)
+    relay = ThreadRelay(
+        subscription,
+        active,
+        _follower(runtime),
+        _ended(runtime),
+        runtime.settings.sse_heartbeat_seconds,
+        modes,
+    )
+    return StreamingResponse(relay.frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _thread_modes(values: list[str]) -> set[str]:
+    """stream_mode(s) as one value, repeated keys or a JSON array; run_modes by default."""
+    modes = parse_modes(values) or {"run_modes"}
+    unknown = modes - set(THREAD_MODES)
+    if unknown:
+        raise Invalid(f"stream_mode: unknown {sorted(unknown)}; use any of {list(THREAD_MODES)}")
+    return modes
+
+
+def _follower(runtime: Runtime) -> Follow:
+    async def follow(run_id: UUID) -> Subscription:
+        return await runtime.service.bus.subscribe(runtime.service.keys.run_channel(run_id))
+
+    return follow
+
+
+def _ended(runtime: Runtime) -> RunEnded:
+    async def ended(run_id: UUID) -> str | None:
+        try:
+            run = await runtime.runs.get(run_id)
+        except NotFound:  # deleted with its thread, or a stateless run's
+            return "interrupted"
+        return None if run.status.active else run.status.value
+
+    return ended
 
 
 @router.delete("/{thread_id}", status_code=204)

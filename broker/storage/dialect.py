@@ -6,7 +6,7 @@ a single process, whose clock is the only one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ColumnElement, Table, and_, func, literal, type_coerce
@@ -30,6 +30,12 @@ def now(dialect: Dialect) -> ColumnElement[datetime]:
     if is_postgres(dialect):
         return func.now()
     return literal(datetime.now(UTC))
+
+
+def later(dialect: Dialect, delta: timedelta) -> ColumnElement[datetime]:
+    if is_postgres(dialect):
+        return func.now() + literal(delta)
+    return literal(datetime.now(UTC) + delta)
 
 
 def json_merge(

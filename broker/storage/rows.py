@@ -9,7 +9,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Row
 
-from broker.models import Assistant, MultitaskStrategy, Run, RunStatus, Thread, ThreadStatus
+from broker.models import (
+    Assistant,
+    MultitaskStrategy,
+    Run,
+    RunStatus,
+    Thread,
+    ThreadStatus,
+    ThreadTTL,
+)
 
 T = TypeVar("T")
 Readable = Row[Any] | Mapping[str, Any]  # a Row, or a prebuilt read's mapping
@@ -27,7 +35,13 @@ def to_assistant_version(row: Readable) -> Assistant:
 
 def to_thread(row: Readable) -> Thread:
     m = _mapping(row)
-    return _build(Thread, m, status=ThreadStatus(m["status"]))
+    return _build(Thread, m, status=ThreadStatus(m["status"]), ttl=_ttl(m))
+
+
+def _ttl(m: Mapping[Any, Any]) -> ThreadTTL | None:
+    if m["expires_at"] is None:
+        return None
+    return ThreadTTL(m["ttl_strategy"], m["ttl_minutes"], m["expires_at"])
 
 
 def to_run(row: Readable) -> Run:

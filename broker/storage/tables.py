@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -36,6 +37,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):
             return None
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Minutes(TypeDecorator[float]):
+    """A float whose rows need no column type to read (prebuilt statements, where
+    SQLAlchemy's Postgres Float asks for one)."""
+
+    impl = Float
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        return lambda value: None if value is None else float(value)
 
 
 # JSONB on Postgres (indexable, `@>` containment); JSON text on SQLite.
@@ -120,6 +132,10 @@ threads = Table(
     Column("error", Json, nullable=True),
     # Stateless runs get a temporary thread that never shows in searches.
     Column("temporary", Boolean, nullable=False, server_default=text("false")),
+    # A time-to-live set by the client: stored and shown now; a sweeper will enforce it.
+    Column("ttl_strategy", Text, nullable=True),
+    Column("ttl_minutes", Minutes(), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
     Index(None, "created_at"),
     Index(None, "metadata", postgresql_using="gin"),
 )

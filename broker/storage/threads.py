@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Dialect, and_, bindparam, func, select, update
+from sqlalchemy import Dialect, and_, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import Conflict, NotFound
@@ -15,9 +16,32 @@ from broker.models import Thread
 from broker.storage import dialect as sql
 from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_thread
-from broker.storage.tables import UtcDateTime, threads
+from broker.storage.runs import active_on
+from broker.storage.tables import UtcDateTime, runs, threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
+
+
+@dataclass(frozen=True, slots=True)
+class TTLRequest:
+    """A time-to-live as a client sets it: minutes from now, and the sweep strategy."""
+
+    minutes: float
+    strategy: str = "delete"
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        return {
+            "p_ttl_strategy": self.strategy,
+            "p_ttl_minutes": self.minutes,
+            "p_expires_at": now + timedelta(minutes=self.minutes),  # SQLite's clock
+        }
+
+
+NO_TTL: dict[str, Any] = {
+    "p_ttl_strategy": None,
+    "p_ttl_minutes": None,
+    "p_expires_at": None,
+}
 
 
 def thread_not_found(thread_id: UUID) -> NotFound:
@@ -28,6 +52,21 @@ def thread_not_found(thread_id: UUID) -> NotFound:
 _BY_ID = select(threads).where(
     threads.c.thread_id == bindparam("p_thread_id", type_=threads.c.thread_id.type)
 )
+
+
+def _ttl_values(dialect: Dialect) -> dict[str, Any]:
+    """The ttl columns from bind parameters (NULLs when no ttl is set); Postgres keeps
+    the clock, SQLite takes `p_expires_at` computed in this process."""
+    if sql.is_postgres(dialect):
+        minutes = bindparam("p_ttl_minutes", type_=threads.c.ttl_minutes.type)
+        expires = func.now() + minutes * literal_column("interval '1 minute'")
+    else:
+        expires = bindparam("p_expires_at", type_=UtcDateTime())
+    return {
+        "ttl_strategy": bindparam("p_ttl_strategy", type_=threads.c.ttl_strategy.type),
+        "ttl_minutes": bindparam("p_ttl_minutes", type_=threads.c.ttl_minutes.type),
+        "expires_at": expires,
+    }
 
 
 @functools.cache
@@ -42,6 +81,7 @@ def _insert(dialect: Dialect) -> Any:
             created_at=now,
             updated_at=now,
             state_updated_at=now,
+            **_ttl_values(dialect),
         )
         .on_conflict_do_nothing()
         .returning(threads)
@@ -54,14 +94,26 @@ class ThreadStore:
         self._prebuilt = Prebuilt(engine)
 
     async def create(
-        self, thread_id: UUID, metadata: dict[str, Any], *, if_exists: str = "raise"
-    ) -> Thread:
-        params = {"p_thread_id": thread_id, "p_metadata": metadata, "p_now": datetime.now(UTC)}
+        self,
+        thread_id: UUID,
+        metadata: dict[str, Any],
+        *,
+        if_exists: str = "raise",
+        ttl: TTLRequest | None = None,
+    ) -> tuple[Thread, bool]:
+        """The new thread and True, or (if_exists="do_nothing") the existing one and False.
+
+        ON CONFLICT DO NOTHING makes concurrent creates of one id safe: one inserts, the
+        others wait for it and then see the row (409, or the existing thread).
+        """
+        now = datetime.now(UTC)
+        params = {"p_thread_id": thread_id, "p_metadata": metadata, "p_now": now}
+        params |= ttl.params(now) if ttl else NO_TTL
         row = await self._prebuilt.fetchrow(_insert(self._engine.dialect), params)
         if row is not None:
-            return to_thread(row)
+            return to_thread(row), True
         if if_exists == "do_nothing":
-            return await self.get(thread_id)
+            return await self.get(thread_id), False
         raise Conflict(f"Thread '{thread_id}' already exists.")
 
     async def get(self, thread_id: UUID, *, include_temporary: bool = False) -> Thread:
@@ -71,23 +123,39 @@ class ThreadStore:
             raise thread_not_found(thread_id)
         return thread
 
-    async def patch(self, thread_id: UUID, metadata: dict[str, Any]) -> Thread:
-        """Merges `metadata` into the thread's metadata."""
+    async def patch(
+        self, thread_id: UUID, metadata: dict[str, Any], ttl: TTLRequest | None = None
+    ) -> Thread:
+        """Merges `metadata` into the thread's metadata; a ttl given restarts its clock."""
+        dialect = self._engine.dialect
+        values = {
+            "metadata": merged_metadata(dialect, metadata),
+            "updated_at": sql.now(dialect),
+        }
+        if ttl is not None:
+            values |= {
+                "ttl_strategy": ttl.strategy,
+                "ttl_minutes": ttl.minutes,
+                "expires_at": sql.later(dialect, timedelta(minutes=ttl.minutes)),
+            }
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
                     update(threads)
                     .where(threads.c.thread_id == thread_id, threads.c.temporary.is_(False))
-                    .values(
-                        metadata=merged_metadata(self._engine.dialect, metadata),
-                        updated_at=sql.now(self._engine.dialect),
-                    )
+                    .values(**values)
                     .returning(threads)
                 )
             ).first()
         if row is None:
             raise thread_not_found(thread_id)
         return to_thread(row)
+
+    async def active_runs(self, thread_id: UUID) -> list[UUID]:
+        """The thread's pending and running runs, oldest first."""
+        query = active_on(thread_id).order_by(runs.c.created_at, runs.c.run_id)
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
     async def count(
         self,
