@@ -23,6 +23,19 @@ STREAM_MODES = {
 }
 
 
+# Pages start within the first 2^31 rows; a run may wait at most a year before it starts.
+MAX_OFFSET = 2**31 - 1
+MAX_AFTER_SECONDS = 365 * 24 * 3600
+
+
+def check_modes(modes: list[str]) -> list[str]:
+    """The modes, if each is one the classic run endpoints stream."""
+    for mode in modes:
+        if mode not in STREAM_MODES:
+            raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
+    return modes
+
+
 class Body(BaseModel):
     # SDKs add fields over time; unknown ones are ignored, as the reference server does.
     model_config = ConfigDict(extra="ignore")
@@ -40,7 +53,7 @@ class ThreadSearch(Body):
     ids: list[UUID] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
@@ -51,7 +64,7 @@ class AssistantSearch(Body):
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
@@ -126,7 +139,7 @@ class RunCreate(Body):
     if_not_exists: Literal["reject", "create"] = "reject"
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
-    after_seconds: float | None = Field(default=None, ge=0)
+    after_seconds: float | None = Field(default=None, ge=0, le=MAX_AFTER_SECONDS)
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
@@ -136,10 +149,7 @@ class RunCreate(Body):
     @classmethod
     def _modes(cls, value: list[str] | str | None) -> list[str]:
         modes = [value] if isinstance(value, str) else list(value or [])
-        for mode in modes:
-            if mode not in STREAM_MODES:
-                raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
-        return modes or ["values"]
+        return check_modes(modes) or ["values"]
 
     def to_request(self) -> RunRequest:
         durability = self.durability

@@ -9,7 +9,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from broker import jsonable
-from broker.errors import BadRequest
+from broker.errors import BadRequest, BrokerError
 from broker.graphs import GraphRegistry
 from broker.models import Thread, ThreadResult, ThreadStatus
 
@@ -125,7 +125,12 @@ class StateReader:
                 f"Thread '{thread.thread_id}' has no graph yet: run it once, "
                 "or create it with metadata.graph_id, before updating its state."
             )
-        config = await graph.aupdate_state(_config(thread, checkpoint), values, as_node=as_node)
+        try:
+            config = await graph.aupdate_state(_config(thread, checkpoint), values, as_node=as_node)
+        except BrokerError:
+            raise  # a store that went away stays a 503, a lost lease a 409
+        except Exception as exc:  # what the graph refuses (unknown as_node, a bad value)
+            raise BadRequest(str(exc) or type(exc).__name__) from exc
         snapshot = await graph.aget_state(config)
         return checkpoint_of(config) or {}, thread_result(snapshot)
 
