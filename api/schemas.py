@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -36,6 +36,13 @@ def check_modes(modes: list[str]) -> list[str]:
     return modes
 
 
+# Numbers and flags are taken as JSON gives them: `false` is not an offset, nor "1" a flag.
+Limit = Annotated[int, Field(ge=1, le=1000, strict=True)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_AFTER_SECONDS, strict=True)]
+
+
 class Body(BaseModel):
     # SDKs add fields over time; unknown ones are ignored, as the reference server does.
     model_config = ConfigDict(extra="ignore")
@@ -52,8 +59,8 @@ class ThreadSearch(Body):
     values: dict[str, Any] | None = None
     ids: list[UUID] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
@@ -63,15 +70,15 @@ class AssistantSearch(Body):
     metadata: dict[str, Any] | None = None
     graph_id: str | None = None
     name: str | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
 
 
 class HistoryQuery(Body):
-    limit: int = Field(default=10, ge=1, le=1000)
+    limit: Limit = 10
     before: dict[str, Any] | str | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None
@@ -103,7 +110,7 @@ class StateUpdate(Body):
 
 class StateAt(Body):
     checkpoint: dict[str, Any] = Field(default_factory=dict)
-    subgraphs: bool = False
+    subgraphs: Flag = False
 
 
 class BulkCancel(Body):
@@ -129,8 +136,8 @@ class RunCreate(Body):
     context: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     stream_mode: list[str] | str | None = None
-    stream_subgraphs: bool = False
-    stream_resumable: bool = False
+    stream_subgraphs: Flag = False
+    stream_resumable: Flag = False
     interrupt_before: list[str] | Literal["*"] | None = None
     interrupt_after: list[str] | Literal["*"] | None = None
     checkpoint_id: UUID | None = None
@@ -139,11 +146,11 @@ class RunCreate(Body):
     if_not_exists: Literal["reject", "create"] = "reject"
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
-    after_seconds: float | None = Field(default=None, ge=0, le=MAX_AFTER_SECONDS)
+    after_seconds: Seconds | None = None
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
-    checkpoint_during: bool | None = None
+    checkpoint_during: Flag | None = None
 
     @field_validator("stream_mode")
     @classmethod
