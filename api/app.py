@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from api import errors
+from api import errors, openapi
+from api.limits import InputLimits, checked_params
 from api.routes import assistants, meta, runs, threads
 from broker.graphs import GraphRegistry
 from broker.runtime import Runtime, load_graphs, open_runtime
@@ -43,8 +44,12 @@ def create_app(
                     await task
             await opened.close()
 
-    app = FastAPI(title="LangGraph broker", lifespan=lifespan)
+    app = FastAPI(
+        title="LangGraph broker", lifespan=lifespan, dependencies=[Depends(checked_params)]
+    )
+    app.add_middleware(InputLimits, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
+    openapi.install(app)
     for module in (meta, assistants, threads, runs):
         app.include_router(module.router)
     return app

@@ -10,14 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from api import openapi
 from api.responses import JSON
 from broker.errors import BrokerError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
-def _detail(status: int, detail: str) -> Response:
-    return JSON({"detail": detail}, status_code=status)
+def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return JSON({"detail": detail}, status_code=status, headers=headers)
 
 
 async def _broker_error(_: Request, exc: Exception) -> Response:
@@ -25,13 +26,21 @@ async def _broker_error(_: Request, exc: Exception) -> Response:
     return _detail(exc.status_code, exc.detail)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _detail(exc.status_code, str(exc.detail))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(openapi.methods_at(request.app, request.url.path))
+    return _detail(exc.status_code, str(exc.detail), headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    # GET /threads/{id}/runs/wait reaches GET …/runs/{run_id} and fails there on `wait`:
+    # the path is POST …/runs/wait's, so what is wrong is the method.
+    allowed = openapi.methods_at(request.app, request.url.path)
+    if allowed and request.method not in allowed:
+        return _detail(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
     return _detail(422, describe(exc.errors()))
 
 

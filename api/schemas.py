@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,6 +24,26 @@ STREAM_MODES = {
     "checkpoints",
     "events",
 }
+
+
+# Pages start within the first 2^31 rows; a run may wait at most a year before it starts.
+MAX_OFFSET = 2**31 - 1
+MAX_AFTER_SECONDS = 365 * 24 * 3600
+
+
+def check_modes(modes: list[str]) -> list[str]:
+    """The modes, if each is one the classic run endpoints stream."""
+    for mode in modes:
+        if mode not in STREAM_MODES:
+            raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
+    return modes
+
+
+# Numbers and flags are taken as JSON gives them: `false` is not an offset, nor "1" a flag.
+Limit = Annotated[int, Field(ge=1, le=1000, strict=True)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_AFTER_SECONDS, strict=True)]
 
 
 class Body(BaseModel):
@@ -73,8 +93,8 @@ class ThreadSearch(Body):
     values: dict[str, Any] | None = None
     ids: list[UUID] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
@@ -144,8 +164,8 @@ class AssistantFilter(Body):
 
 
 class AssistantSearch(AssistantFilter):
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: Literal["assistant_id", "created_at", "updated_at", "name", "graph_id"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[AssistantField] | None = None
@@ -153,8 +173,8 @@ class AssistantSearch(AssistantFilter):
 
 class AssistantVersions(Body):
     metadata: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
 
 
 class AssistantVersionChange(Body):
@@ -162,7 +182,7 @@ class AssistantVersionChange(Body):
 
 
 class HistoryQuery(Body):
-    limit: int = Field(default=10, ge=1, le=1000)
+    limit: Limit = 10
     before: dict[str, Any] | str | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None
@@ -195,7 +215,7 @@ class StateUpdate(Body):
 
 class StateAt(Body):
     checkpoint: dict[str, Any] = Field(default_factory=dict)
-    subgraphs: bool = False
+    subgraphs: Flag = False
 
 
 class BulkCancel(Body):
@@ -221,8 +241,8 @@ class RunCreate(Body):
     context: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     stream_mode: list[str] | str | None = None
-    stream_subgraphs: bool = False
-    stream_resumable: bool = False
+    stream_subgraphs: Flag = False
+    stream_resumable: Flag = False
     interrupt_before: list[str] | Literal["*"] | None = None
     interrupt_after: list[str] | Literal["*"] | None = None
     checkpoint_id: UUID | None = None
@@ -231,20 +251,17 @@ class RunCreate(Body):
     if_not_exists: Literal["reject", "create"] = "reject"
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
-    after_seconds: float | None = Field(default=None, ge=0)
+    after_seconds: Seconds | None = None
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
-    checkpoint_during: bool | None = None
+    checkpoint_during: Flag | None = None
 
     @field_validator("stream_mode")
     @classmethod
     def _modes(cls, value: list[str] | str | None) -> list[str]:
         modes = [value] if isinstance(value, str) else list(value or [])
-        for mode in modes:
-            if mode not in STREAM_MODES:
-                raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
-        return modes or ["values"]
+        return check_modes(modes) or ["values"]
 
     def to_request(self) -> RunRequest:
         durability = self.durability

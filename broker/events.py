@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from broker import jsonable
-from broker.errors import StoreUnavailable, reaching_redis
+from broker.errors import BadRequest, StoreUnavailable, reaching_redis
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,8 @@ class RedisEventLog:
                 await pipe.execute()
 
     async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
-        start = "-" if last_id in ("-1", "0", "") else f"({last_id}"
+        event_id_key(last_id)  # Redis would refuse a malformed id: that is the client's error
+        start = "-" if last_id in _FROM_START else f"({last_id}"
         with reaching_redis():
             rows: Any = await self._redis.xrange(key, min=start, max="+")
         return [(_text(entry_id), bytes(fields[b"d"])) for entry_id, fields in rows]
@@ -144,7 +146,7 @@ class LocalEventLog:
 
     async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
         entries = self._logs.get(key, [])
-        if last_id in ("-1", "0", ""):
+        if last_id in _FROM_START:
             return list(entries)
         bound = event_id_key(last_id)
         return [e for e in entries if event_id_key(e[0]) > bound]
@@ -154,13 +156,24 @@ class LocalEventLog:
         loop.call_later(seconds, self._logs.pop, key, None)
 
 
+_FROM_START = ("-1", "0", "")  # what a client sends for "from the first event"
+_EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+
+
 def event_id_key(event_id: str) -> tuple[int, int]:
-    """Orders ids as Redis does: by milliseconds, then sequence."""
-    ms, _, seq = event_id.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
+    """Orders ids as Redis does: by milliseconds, then sequence (each below 2^64).
+
+    A client's Last-Event-ID that is not such an id is refused (BadRequest)."""
+    if event_id in _FROM_START:
         return (-1, -1)
+    match = _EVENT_ID.fullmatch(event_id)
+    key = (int(match[1]), int(match[2])) if match else (-1, -1)
+    if match is None or max(key) >= 2**64:
+        raise BadRequest(
+            f"Last-Event-ID: '{event_id[:64]}' is not an event id of this stream "
+            "(<ms>-<seq>, as sent in the events' `id:` lines)"
+        )
+    return key
 
 
 class _Listener:

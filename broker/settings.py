@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # A resumable run's event log outlives the run by this much, for late reconnects.
     resumable_grace_seconds: int = Field(default=600, ge=1, alias="BROKER_RESUMABLE_GRACE_SECONDS")
     sse_heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SSE_HEARTBEAT_SECONDS")
+    # A request body larger than this is refused (413) while it is read; 10 MiB holds a
+    # long chat history.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="BROKER_MAX_BODY_BYTES")
 
     @cached_property
     def async_database_url(self) -> str:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot, StateUpdate
 from langgraph_sdk.runtime import AccessContext
 
 from broker import jsonable
 from broker.commands import to_command
-from broker.errors import BadRequest
+from broker.errors import BadRequest, BrokerError
 from broker.graphs import GraphRegistry
 from broker.models import Thread, ThreadResult, ThreadStatus
 
@@ -149,7 +150,8 @@ class StateReader:
                 f"Thread '{thread.thread_id}' has no graph yet: run it once, "
                 "or create it with metadata.graph_id, before updating its state."
             )
-        config = await graph.aupdate_state(_config(thread, checkpoint), values, as_node=as_node)
+        with _graph_refusals():
+            config = await graph.aupdate_state(_config(thread, checkpoint), values, as_node=as_node)
         snapshot = await graph.aget_state(config)
         return checkpoint_of(config) or {}, thread_result(snapshot)
 
@@ -163,10 +165,8 @@ class StateReader:
                 "(metadata.graph_id naming a registered graph)."
             )
         steps = [[edit.update() for edit in step] for step in supersteps]
-        try:
+        with _graph_refusals("supersteps: "):
             config = await graph.abulk_update_state(_config(thread, None), steps)
-        except (InvalidUpdateError, ValueError) as exc:
-            raise BadRequest(f"supersteps: {exc}") from exc
         return thread_result(await graph.aget_state(config))
 
     async def get(
@@ -196,6 +196,18 @@ class StateReader:
             config, limit=limit, before=before_config, filter=metadata
         )
         return [to_thread_state(s) async for s in states]
+
+
+@contextmanager
+def _graph_refusals(prefix: str = "") -> Iterator[None]:
+    """What the graph refuses (an unknown as_node, a bad value) is the client's 400; a
+    store that went away stays a 503, a lost lease a 409."""
+    try:
+        yield
+    except BrokerError:
+        raise
+    except Exception as exc:
+        raise BadRequest(f"{prefix}{str(exc) or type(exc).__name__}") from exc
 
 
 def _config(thread: Thread, checkpoint: dict[str, Any] | None) -> RunnableConfig:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from api.deps import RuntimeDep
 from api.responses import JSON
-from api.schemas import BulkCancel, RunCreate
+from api.schemas import MAX_OFFSET, BulkCancel, RunCreate, check_modes
 from api.sse import (
     OnDisconnect,
     Poll,
@@ -23,8 +23,8 @@ from api.sse import (
     sse_response,
 )
 from api.wire import run_json
-from broker.errors import NotFound
-from broker.events import Subscription, parse_end
+from broker.errors import Invalid, NotFound
+from broker.events import Subscription, event_id_key, parse_end
 from broker.models import CancelAction, Run
 from broker.runtime import Runtime
 
@@ -144,12 +144,15 @@ async def _join_stream(
     last_event_id: str | None,
 ) -> Response:
     """Live events from now on; a resumable run also replays what came after Last-Event-ID."""
+    modes = parse_modes(stream_mode)
+    if last_event_id:
+        event_id_key(last_event_id)  # a malformed id is refused before we subscribe
     run, subscription = await runtime.service.join(run_id, thread_id)
     relay = Relay(
         subscription,
         runtime.settings.sse_heartbeat_seconds,
         _poller(runtime, run),
-        modes=parse_modes(stream_mode),
+        modes=modes,
         finished=not run.status.active,
         on_disconnect=_canceller(runtime, run) if cancel_on_disconnect else None,
     )
@@ -171,13 +174,26 @@ async def _replay(runtime: Runtime, relay: Relay, run: Run, last_event_id: str) 
 
 def parse_modes(values: list[str]) -> set[str] | None:
     """stream_mode as one value, repeated keys, a JSON array, or empty (no filter)."""
-    modes: set[str] = set()
+    modes: list[str] = []
     for value in values:
         if value.startswith("["):
-            modes.update(str(v) for v in json.loads(value))
+            modes += _json_modes(value)
         elif value:
-            modes.add(value)
-    return modes or None
+            modes.append(value)
+    try:
+        return set(check_modes(modes)) if modes else None
+    except ValueError as exc:
+        raise Invalid(f"stream_mode: {exc}") from None
+
+
+def _json_modes(value: str) -> list[str]:
+    try:
+        modes = json.loads(value)
+    except ValueError:
+        raise Invalid("stream_mode: not a JSON array of mode names") from None
+    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
+        raise Invalid("stream_mode: not a JSON array of mode names")
+    return modes
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
@@ -252,7 +268,7 @@ async def list_runs(
     thread_id: UUID,
     runtime: RuntimeDep,
     limit: int = Query(default=10, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: str | None = None,
 ) -> Response:
     await runtime.threads.get(thread_id, include_temporary=True)

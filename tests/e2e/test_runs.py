@@ -203,7 +203,7 @@ async def test_malformed_json_is_422(server: str) -> None:
             "/runs/wait", content=b"{not json", headers={"content-type": "application/json"}
         )
     assert response.status_code == 422
-    assert response.json() == {"detail": "Invalid JSON in request body"}
+    assert response.json()["detail"].startswith("Invalid JSON in request body")
 
 
 async def test_sdk_maps_errors(client: LangGraphClient) -> None:
