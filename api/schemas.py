@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -31,11 +32,12 @@ MAX_OFFSET = 2**31 - 1
 MAX_AFTER_SECONDS = 365 * 24 * 3600
 
 
-def check_modes(modes: list[str]) -> list[str]:
-    """The modes, if each is one the classic run endpoints stream."""
+def check_modes(modes: list[str], allowed: Collection[str] = STREAM_MODES) -> list[str]:
+    """The modes, if each is one of `allowed` (by default those the classic run endpoints
+    stream; a thread's stream has its own)."""
     for mode in modes:
-        if mode not in STREAM_MODES:
-            raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(STREAM_MODES)}")
+        if mode not in allowed:
+            raise ValueError(f"unknown stream mode '{mode}'; use one of {sorted(allowed)}")
     return modes
 
 

@@ -127,11 +127,18 @@ class Relay:
         return b"".join(f for f in split_frames(message) if self._wanted(f))
 
     def _wanted(self, frame: bytes) -> bool:
-        if self.last_id is not None:
-            event_id = frame_id(frame)
-            if event_id is not None and event_id_key(event_id) <= event_id_key(self.last_id):
-                return False
+        if replayed(frame, self.last_id):
+            return False
         return self.modes is None or matches(frame_event(frame), self.modes)
+
+
+def replayed(frame: bytes, last_id: str | None) -> bool:
+    """A live frame that a replay up to `last_id` already sent (frames without an id —
+    runs that are not resumable — never were)."""
+    if last_id is None:
+        return False
+    event_id = frame_id(frame)
+    return event_id is not None and event_id_key(event_id) <= event_id_key(last_id)
 
 
 async def final_output(
@@ -185,6 +192,8 @@ THREAD_MODES = ("run_modes", "lifecycle", "state_update")
 # The status of a run that has ended, or None while it is active (asked on silence).
 RunEnded = Callable[[UUID], Awaitable[str | None]]
 Follow = Callable[[UUID], Awaitable[Subscription]]
+# A thread's resumable runs' logged frames after a Last-Event-ID: (run, event id, message).
+History = Callable[[], Awaitable[list[tuple[UUID, str, bytes]]]]
 
 
 def run_done(run_id: UUID, status: str) -> bytes:
@@ -208,15 +217,20 @@ class ThreadRelay:
     ended: RunEnded
     heartbeat: float
     modes: set[str]
+    history: History | None = None  # a reconnect (Last-Event-ID) replays this first
+    last_id: str | None = None  # live frames at or before this id were replayed already
     _inbox: asyncio.Queue[tuple[UUID | None, bytes]] = field(default_factory=asyncio.Queue)
     _pumps: dict[UUID | None, tuple[Subscription, asyncio.Task[None]]] = field(default_factory=dict)
     _followed: set[UUID] = field(default_factory=set)  # once each (listed and announced)
+    _finished: set[UUID] = field(default_factory=set)  # run_done once each
 
     async def frames(self) -> AsyncIterator[bytes]:
         try:
             self._pump(None, self.thread)
             for run_id in self.runs:
                 await self._follow(run_id)
+            async for frame in self._replay():  # read after subscribing: nothing falls between
+                yield frame
             while True:
                 try:
                     source, message = await asyncio.wait_for(self._inbox.get(), self.heartbeat)
@@ -230,13 +244,26 @@ class ThreadRelay:
         finally:
             await _shielded(self._close_all())
 
+    async def _replay(self) -> AsyncIterator[bytes]:
+        if self.history is None:
+            return
+        for run_id, event_id, message in await self.history():
+            self._followed.add(run_id)  # a run whose end is replayed is not followed again
+            if chosen := await self._handle(run_id, message):
+                yield chosen
+            if parse_end(message) is None:
+                self.last_id = event_id
+
     async def _handle(self, source: UUID | None, message: bytes) -> bytes:
         if source is None:  # the thread's channel: announcements are followed by the pump
             return message if "state_update" in self.modes else b""
         end = parse_end(message)
         if end is not None:
-            await self._drop(source)
+            if source in self._pumps:
+                await self._drop(source)
             return self._done(source, str(end.get("status", "success")))
+        if self.last_id is not None:
+            message = b"".join(f for f in split_frames(message) if not replayed(f, self.last_id))
         if "run_modes" in self.modes:
             return message
         wanted = {"metadata"} if "lifecycle" in self.modes else set()
@@ -244,6 +271,9 @@ class ThreadRelay:
         return b"".join(f for f in split_frames(message) if frame_event(f) in wanted)
 
     def _done(self, run_id: UUID, status: str) -> bytes:
+        if run_id in self._finished:  # replayed, then heard live, or found on silence
+            return b""
+        self._finished.add(run_id)
         return run_done(run_id, status) if self.modes & {"run_modes", "lifecycle"} else b""
 
     async def _settle_quiet_runs(self) -> AsyncIterator[bytes]:

@@ -156,7 +156,7 @@ class LocalEventLog:
         loop.call_later(seconds, self._logs.pop, key, None)
 
 
-_FROM_START = ("-1", "0", "")  # what a client sends for "from the first event"
+_FROM_START = ("-1", "0", "", "-")  # what a client sends for "from the first event"
 _EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 

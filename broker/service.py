@@ -210,6 +210,19 @@ class BrokerService:
             await subscription.close()
             raise
 
+    async def thread_history(
+        self, thread_id: UUID, last_event_id: str
+    ) -> list[tuple[UUID, str, bytes]]:
+        """What the thread's resumable runs logged after `last_event_id`, oldest run first:
+        (run, event id, frames or end marker). Logs live for the run plus a grace period."""
+        runs = await self.runs.list(thread_id, limit=1000)
+        logged: list[tuple[UUID, str, bytes]] = []
+        for run in reversed(runs):  # listed newest first
+            if run.options.resumable:
+                entries = await self.replay(run.run_id, last_event_id)
+                logged += [(run.run_id, event_id, data) for event_id, data in entries]
+        return logged
+
     async def result(self, run_id: UUID) -> dict[str, Any] | None:
         """The final output of a run that has ended, or None while it is active."""
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Collection
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from starlette.responses import Response
 
 from api.deps import RuntimeDep
 from api.responses import JSON
-from api.schemas import MAX_OFFSET, BulkCancel, RunCreate, check_modes
+from api.schemas import MAX_OFFSET, STREAM_MODES, BulkCancel, RunCreate, check_modes
 from api.sse import (
     OnDisconnect,
     Poll,
@@ -172,7 +173,7 @@ async def _replay(runtime: Runtime, relay: Relay, run: Run, last_event_id: str) 
         relay.last_id = entry_id
 
 
-def parse_modes(values: list[str]) -> set[str] | None:
+def parse_modes(values: list[str], allowed: Collection[str] = STREAM_MODES) -> set[str] | None:
     """stream_mode as one value, repeated keys, a JSON array, or empty (no filter)."""
     modes: list[str] = []
     for value in values:
@@ -181,7 +182,7 @@ def parse_modes(values: list[str]) -> set[str] | None:
         elif value:
             modes.append(value)
     try:
-        return set(check_modes(modes)) if modes else None
+        return set(check_modes(modes, allowed)) if modes else None
     except ValueError as exc:
         raise Invalid(f"stream_mode: {exc}") from None
 

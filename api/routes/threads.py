@@ -21,10 +21,10 @@ from api.schemas import (
     ThreadPrune,
     ThreadSearch,
 )
-from api.sse import SSE_HEADERS, THREAD_MODES, Follow, RunEnded, ThreadRelay
+from api.sse import SSE_HEADERS, THREAD_MODES, Follow, History, RunEnded, ThreadRelay
 from api.wire import select, thread_json
-from broker.errors import BadRequest, Invalid, NotFound
-from broker.events import Subscription
+from broker.errors import Invalid, NotFound
+from broker.events import Subscription, event_id_key
 from broker.ids import uuid7
 from broker.runtime import Runtime
 from broker.threads import NewThread
@@ -136,10 +136,7 @@ async def join_thread_stream(
 ) -> Response:
     """Every run on the thread as it executes, until the client disconnects."""
     if last_event_id:
-        raise BadRequest(
-            "Last-Event-ID: resuming a thread's stream is not supported; "
-            "join without it to follow the thread from now on"
-        )
+        event_id_key(last_event_id)  # a malformed id is the client's 400, before anything else
     modes = _thread_modes(stream_mode + stream_modes)
     subscription, active = await runtime.service.thread_policy.join(thread_id)
     relay = ThreadRelay(
@@ -149,17 +146,21 @@ async def join_thread_stream(
         _ended(runtime),
         runtime.settings.sse_heartbeat_seconds,
         modes,
+        history=_logged(runtime, thread_id, last_event_id) if last_event_id else None,
     )
     return StreamingResponse(relay.frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def _thread_modes(values: list[str]) -> set[str]:
     """stream_mode(s) as one value, repeated keys or a JSON array; run_modes by default."""
-    modes = parse_modes(values) or {"run_modes"}
-    unknown = modes - set(THREAD_MODES)
-    if unknown:
-        raise Invalid(f"stream_mode: unknown {sorted(unknown)}; use any of {list(THREAD_MODES)}")
-    return modes
+    return parse_modes(values, THREAD_MODES) or {"run_modes"}
+
+
+def _logged(runtime: Runtime, thread_id: UUID, last_event_id: str) -> History:
+    async def history() -> list[tuple[UUID, str, bytes]]:
+        return await runtime.service.thread_history(thread_id, last_event_id)
+
+    return history
 
 
 def _follower(runtime: Runtime) -> Follow:

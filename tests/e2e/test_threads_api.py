@@ -171,10 +171,15 @@ async def _until_done(events: asyncio.Queue[StreamPart], runs: int) -> list[Stre
 
 
 async def _joined(
-    client: LangGraphClient, tid: str, stream_mode: Any = "run_modes"
+    client: LangGraphClient,
+    tid: str,
+    stream_mode: Any = "run_modes",
+    last_event_id: str | None = None,
 ) -> tuple[asyncio.Queue[StreamPart], asyncio.Task[None]]:
     events: asyncio.Queue[StreamPart] = asyncio.Queue()
-    parts = await client.threads.join_stream(tid, stream_mode=stream_mode)
+    parts = await client.threads.join_stream(
+        tid, stream_mode=stream_mode, last_event_id=last_event_id
+    )
     return events, asyncio.create_task(_collect(parts, events))
 
 
@@ -251,6 +256,45 @@ async def test_join_stream_from_second_api_process(
     finally:
         await other.aclose()
     assert seen[-1].data == {"run_id": run["run_id"], "status": "success"}
+
+
+async def test_join_stream_replays_resumable_runs_from_last_event_id(
+    client: LangGraphClient,
+) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    slow = {"steps": 8, "delay": 0.05}
+    parts = client.runs.stream(tid, "slow", input=slow, stream_resumable=True)
+    seen = [p async for p in parts]
+    ids = [p.id for p in seen if p.event == "values"]
+    assert all(ids) and len(ids) == 9  # the input, then one per step
+
+    # From the start ("-"): every frame of the run, then its run_done.
+    events, task = await _joined(client, tid, last_event_id="-")
+    try:
+        replayed = await _until_done(events, 1)
+    finally:
+        task.cancel()
+    assert [p.data["done"] for p in replayed if p.event == "values" and "done" in p.data] == list(
+        range(1, 9)
+    )
+    assert replayed[-1].event == "run_done"
+
+    # From the middle: only what came after that event, nothing twice.
+    events, task = await _joined(client, tid, last_event_id=ids[4])
+    try:
+        rest = await _until_done(events, 1)
+    finally:
+        task.cancel()
+    values = [p for p in rest if p.event == "values"]
+    assert [p.id for p in values] == ids[5:]
+    assert "metadata" not in [p.event for p in rest]
+
+
+async def test_join_stream_refuses_a_malformed_last_event_id(client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    with pytest.raises(BadRequestError):
+        async for _ in await client.threads.join_stream(tid, last_event_id="not-an-id"):
+            pass
 
 
 async def test_join_stream_of_missing_thread_is_404(client: LangGraphClient) -> None:
