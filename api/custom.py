@@ -18,13 +18,16 @@ middleware asks `auth_exempt(scope)` before authenticating a request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
@@ -84,6 +87,7 @@ def mount(app: FastAPI, http: HttpConfig, base: Path) -> None:
     custom = load(http.app, base)
     routes = [r for r in custom.routes if not _docs_page(custom, r)]
     app.router.routes[:0] = routes
+    app.openapi = _openapi(app, routes)  # type: ignore[method-assign]
     for exc_type, handler in custom.exception_handlers.items():
         app.exception_handlers.setdefault(exc_type, handler)
     if http.middleware_order == "auth_first":
@@ -92,6 +96,43 @@ def mount(app: FastAPI, http: HttpConfig, base: Path) -> None:
         app.user_middleware[:0] = custom.user_middleware  # outside auth
     app.router.lifespan_context = _chained(app.router.lifespan_context, custom)  # type: ignore[assignment]
     app.state.custom_routes = CustomRoutes(routes, http.enable_custom_route_auth)
+
+
+def _openapi(app: FastAPI, theirs: list[BaseRoute]) -> Callable[[], dict[str, Any]]:
+    """Our OpenAPI, describing what is served: their routes, and ours but those theirs
+    shadow (every method of the same path). FastAPI's documented way to change it."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            taken = {(_shape(r), m) for r in theirs for m in getattr(r, "methods", None) or ()}
+            routes = [
+                route
+                for route in _flat(app.routes)
+                if route in theirs
+                or not isinstance(route, APIRoute)
+                or not all((_shape(route), m) in taken for m in route.methods or ())
+            ]
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, routes=routes, description=app.description
+            )
+        return app.openapi_schema
+
+    return openapi
+
+
+def _flat(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
+    """Routes, with those of included routers (which FastAPI keeps by reference) inline."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is None:
+            yield route
+        else:
+            yield from _flat(included.routes)
+
+
+def _shape(route: BaseRoute) -> str:
+    """A path with its parameters unnamed: /threads/{id} and /threads/{thread_id} match."""
+    return re.sub(r"{[^}]*}", "{}", getattr(route, "path", ""))
 
 
 def _docs_page(custom: Starlette, route: BaseRoute) -> bool:

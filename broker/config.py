@@ -185,7 +185,10 @@ class CorsConfig(_Section):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)  # re.error is a ValueError: pydantic reports it
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a regular expression: {exc}") from exc
         return value
 
 
