@@ -40,6 +40,11 @@ def _section(**keys: Key) -> Key:
     return Key("honoured", keys=keys)
 
 
+def _fields(model: type[BaseModel], **others: Key) -> Key:
+    """A typed section: its model's fields are honoured, `others` judged as given."""
+    return Key("honoured", keys={**dict.fromkeys(model.model_fields, HONOURED), **others})
+
+
 def _build(what: str) -> Key:
     return Key("build", what)
 
@@ -48,8 +53,67 @@ def _refused(why: str) -> Key:
     return Key("refused", why)
 
 
+# -- the http section, typed --------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CorsConfig(_Section):
+    allow_origins: list[str] | None = None
+    allow_methods: list[str] | None = None
+    allow_headers: list[str] | None = None
+    allow_credentials: bool = False
+    allow_origin_regex: str | None = None
+    expose_headers: list[str] | None = None
+    max_age: int = 600
+
+    @field_validator("allow_origin_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a regular expression: {exc}") from exc
+        return value
+
+
+class HeaderPatterns(_Section):
+    """Header names, `*` matching any run of characters (no other pattern syntax)."""
+
+    includes: list[str] | None = Field(None, validation_alias=AliasChoices("includes", "include"))
+    excludes: list[str] | None = Field(None, validation_alias=AliasChoices("excludes", "exclude"))
+
+
+class HttpConfig(_Section):
+    app: str | None = None
+    cors: CorsConfig | None = None
+    configurable_headers: HeaderPatterns | None = None
+    logging_headers: HeaderPatterns | None = None
+    disable_assistants: bool = False
+    disable_threads: bool = False
+    disable_runs: bool = False
+    disable_store: bool = False
+    disable_mcp: bool = False
+    disable_a2a: bool = False
+    disable_ui: bool = False
+    disable_webhooks: bool = False
+    disable_meta: bool = False
+    middleware_order: Literal["middleware_first", "auth_first"] = "middleware_first"
+    enable_custom_route_auth: bool = False
+
+    @field_validator("app")
+    @classmethod
+    def _located(cls, value: str | None) -> str | None:
+        if value is not None and ":" not in value:
+            raise ValueError("must be of the form './file.py:attribute'")
+        return value
+
+
 _NO_STORE = "not supported yet: the broker has no long-term store (/store) yet"
-_PATTERNS = _section(includes=HONOURED, excludes=HONOURED, include=HONOURED, exclude=HONOURED)
+_PATTERNS = _fields(HeaderPatterns, include=HONOURED, exclude=HONOURED)
 
 KEYS: Mapping[str, Key] = {
     "$schema": HONOURED,  # the editor's schema hint
@@ -68,30 +132,14 @@ KEYS: Mapping[str, Key] = {
     "dockerfile_lines": _build("lines added to the generated Dockerfile"),
     "source": _build("where the build finds the uv project"),
     "auth": Key("accepted", "loaded by the broker's custom auth"),
-    "http": _section(
-        app=HONOURED,
-        cors=_section(
-            allow_origins=HONOURED,
-            allow_methods=HONOURED,
-            allow_headers=HONOURED,
-            allow_credentials=HONOURED,
-            allow_origin_regex=HONOURED,
-            expose_headers=HONOURED,
-            max_age=HONOURED,
-        ),
+    # Each typed field of the section is honoured (api/http_section.py applies them);
+    # disable_store/mcp/a2a/ui/webhooks hold trivially (those groups are not served
+    # yet), logging_headers too (the broker logs no request headers).
+    "http": _fields(
+        HttpConfig,
+        cors=_fields(CorsConfig),
         configurable_headers=_PATTERNS,
-        logging_headers=_PATTERNS,  # honoured trivially: the broker logs no request headers
-        disable_assistants=HONOURED,
-        disable_threads=HONOURED,
-        disable_runs=HONOURED,
-        disable_store=HONOURED,  # the groups below are not served yet: disabling them holds
-        disable_mcp=HONOURED,
-        disable_a2a=HONOURED,
-        disable_ui=HONOURED,
-        disable_webhooks=HONOURED,
-        disable_meta=HONOURED,
-        middleware_order=HONOURED,
-        enable_custom_route_auth=HONOURED,
+        logging_headers=_PATTERNS,
         mount_prefix=_refused(
             "not supported yet: routes are served at the root; put a proxy in front to add a prefix"
         ),
@@ -156,72 +204,15 @@ def judge(
                     "of `langgraph build`: ignored at run time by design",
                 )
             )
-        elif key.keys is not None and isinstance(value, Mapping):
+        elif key.keys is not None and not isinstance(value, Mapping):
+            findings.append(Finding("refused", path, f"`{path}` must be an object"))
+        elif key.keys is not None:
             findings.extend(judge(value, key.keys, f"{path}."))
     return findings
 
 
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, Mapping | list) and not value)
-
-
-# -- the http section, typed --------------------------------------------------------
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class CorsConfig(_Section):
-    allow_origins: list[str] | None = None
-    allow_methods: list[str] | None = None
-    allow_headers: list[str] | None = None
-    allow_credentials: bool = False
-    allow_origin_regex: str | None = None
-    expose_headers: list[str] | None = None
-    max_age: int = 600
-
-    @field_validator("allow_origin_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"is not a regular expression: {exc}") from exc
-        return value
-
-
-class HeaderPatterns(_Section):
-    """Header names, `*` matching any run of characters (no other pattern syntax)."""
-
-    includes: list[str] | None = Field(None, validation_alias=AliasChoices("includes", "include"))
-    excludes: list[str] | None = Field(None, validation_alias=AliasChoices("excludes", "exclude"))
-
-
-class HttpConfig(_Section):
-    app: str | None = None
-    cors: CorsConfig | None = None
-    configurable_headers: HeaderPatterns | None = None
-    logging_headers: HeaderPatterns | None = None
-    disable_assistants: bool = False
-    disable_threads: bool = False
-    disable_runs: bool = False
-    disable_store: bool = False
-    disable_mcp: bool = False
-    disable_a2a: bool = False
-    disable_ui: bool = False
-    disable_webhooks: bool = False
-    disable_meta: bool = False
-    middleware_order: Literal["middleware_first", "auth_first"] = "middleware_first"
-    enable_custom_route_auth: bool = False
-
-    @field_validator("app")
-    @classmethod
-    def _located(cls, value: str | None) -> str | None:
-        if value is not None and ":" not in value:
-            raise ValueError("must be of the form './file.py:attribute'")
-        return value
 
 
 # -- the whole file -------------------------------------------------------------------

@@ -43,16 +43,12 @@ def test_missing_attribute_is_named(tmp_path: Path, broker_env: dict[str, str]) 
     assert "attribute graph" in result.stderr and "AttributeError" in result.stderr
 
 
+ECHO = Path(__file__).parent.parent / "custom" / "echo.py"
+
+
 def _with_graph(tmp_path: Path, **config: object) -> Path:
-    (tmp_path / "graph.py").write_text(
-        "from langgraph.graph import StateGraph, START\n"
-        "from typing_extensions import TypedDict\n"
-        "class S(TypedDict):\n    x: int\n"
-        "b = StateGraph(S)\nb.add_node('n', lambda s: s)\nb.add_edge(START, 'n')\n"
-        "graph = b.compile()\n"
-    )
     path = tmp_path / "langgraph.json"
-    path.write_text(json.dumps({"graphs": {"g": "./graph.py:graph"}, **config}))
+    path.write_text(json.dumps({"graphs": {"g": f"{ECHO}:graph"}, **config}))
     return path
 
 

@@ -36,7 +36,8 @@ ALL_KEYS = list(_leaves(KEYS))
 
 @pytest.mark.parametrize(("path", "key"), ALL_KEYS, ids=[p for p, _ in ALL_KEYS])
 def test_every_documented_key_has_a_verdict(path: str, key: Key) -> None:
-    findings = judge(_nested(path, ["something"]))
+    sample: Any = {"something": 1} if key.keys is not None else ["something"]
+    findings = judge(_nested(path, sample))
     mine = [f for f in findings if f.key == path]
     if key.verdict in ("honoured", "accepted"):
         assert mine == []
@@ -79,6 +80,12 @@ def test_accepted_and_honoured_keys_say_nothing() -> None:
 @pytest.mark.parametrize("empty", [None, {}, []])
 def test_a_refused_key_asking_nothing_holds(empty: Any) -> None:
     assert judge({"webhooks": empty, "store": {"index": empty}, "checkpointer": empty}) == []
+
+
+@pytest.mark.parametrize("section", ["http", "store", "checkpointer", "http.cors"])
+def test_a_section_must_be_an_object(section: str) -> None:
+    (finding,) = judge(_nested(section, "yes"))
+    assert finding.level == "refused" and finding.message == f"`{section}` must be an object"
 
 
 @pytest.mark.parametrize("path", ["colour", "http.corz", "http.cors.allow_origin", "store.size"])
@@ -146,15 +153,9 @@ def test_http_section_is_typed(tmp_path: Path) -> None:
 
 
 def test_a_graph_may_be_described(tmp_path: Path) -> None:
-    (tmp_path / "g.py").write_text(
-        "from langgraph.graph import StateGraph, START\n"
-        "from typing_extensions import TypedDict\n"
-        "class S(TypedDict):\n    x: int\n"
-        "b = StateGraph(S)\nb.add_node('n', lambda s: s)\nb.add_edge(START, 'n')\n"
-        "graph = b.compile()\n"
-    )
+    echo = f"{Path(__file__).parent.parent / 'custom' / 'echo.py'}:graph"
     path = tmp_path / "langgraph.json"
-    graphs = {"plain": "./g.py:graph", "described": {"path": "./g.py:graph", "description": "D"}}
+    graphs = {"plain": echo, "described": {"path": echo, "description": "D"}}
     path.write_text(json.dumps({"graphs": graphs}))
     assert load_config(path).descriptions == {"plain": None, "described": "D"}
     path.write_text(json.dumps({"graphs": {"bad": {"description": "no path"}}}))
