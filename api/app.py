@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
 
-from api import errors, openapi
+from api import errors, http_section, openapi
 from api.limits import InputLimits, checked_params
-from api.routes import assistants, meta, runs, threads
+from broker.config import HttpConfig, ProjectConfig
 from broker.graphs import GraphRegistry
-from broker.runtime import Runtime, load_graphs, open_runtime
+from broker.runtime import Runtime, load_graphs, open_runtime, read_project
 from broker.settings import Settings
 
 RuntimeFactory = Callable[[Settings, GraphRegistry], Awaitable[Runtime]]
@@ -25,10 +26,14 @@ def create_app(
     settings: Settings,
     graphs: GraphRegistry | None = None,
     *,
+    project: ProjectConfig | None = None,
     runtime: RuntimeFactory = open_runtime,
     companions: Sequence[Companion] = (),
 ) -> FastAPI:
+    if project is None and settings.config is not None:
+        project = read_project(settings)  # its http section too, never only its graphs
     registry = graphs or load_graphs(settings)
+    http = project.http if project else HttpConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,11 +50,16 @@ def create_app(
             await opened.close()
 
     app = FastAPI(
-        title="LangGraph broker", lifespan=lifespan, dependencies=[Depends(checked_params)]
+        title="LangGraph broker",
+        lifespan=lifespan,
+        dependencies=[Depends(checked_params)],
+        **http_section.docs_urls(http),
     )
     app.add_middleware(InputLimits, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
-    openapi.install(app)
-    for module in (meta, assistants, threads, runs):
-        app.include_router(module.router)
+    openapi.install(app)  # describes what is served, custom routes included
+    http_section.include_routes(app, http)
+    # Last: langgraph.json's http section places the custom app's middleware around
+    # what is installed above, and CORS outermost.
+    http_section.install(app, http, project.base if project else Path.cwd())
     return app

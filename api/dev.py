@@ -16,8 +16,8 @@ from pathlib import Path
 import uvicorn
 
 from api.app import Companion, create_app
-from broker.graphs import GraphRegistry
-from broker.runtime import Runtime, load_graphs, open_dev_runtime
+from broker.graphs import GraphRegistry, load_graphs
+from broker.runtime import Runtime, open_dev_runtime, read_project
 from broker.settings import Settings
 
 DEFAULT_PORT = 2024
@@ -26,11 +26,12 @@ _TRIES = 50
 
 def serve(config: Path, host: str, port: int | None, data: Path, embed: Companion) -> None:
     settings = Settings(BROKER_CONFIG=config)
-    graphs = load_graphs(settings)
+    project = read_project(settings)
+    graphs = load_graphs(project)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     runtime = partial(_open, data=data)
-    app = create_app(settings, graphs, runtime=runtime, companions=[embed])
+    app = create_app(settings, graphs, project=project, runtime=runtime, companions=[embed])
     _banner(host, bound, config, data, graphs.ids)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     asyncio.run(server.serve(sockets=[sock]))

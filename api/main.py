@@ -7,11 +7,13 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
-from broker.runtime import load_graphs
+from broker.graphs import load_graphs
+from broker.runtime import read_project
 from broker.settings import Settings
 
 
 def serve(config: Path, host: str, port: int) -> None:
     settings = Settings(BROKER_CONFIG=config)
-    app = create_app(settings, load_graphs(settings))
+    project = read_project(settings)
+    app = create_app(settings, load_graphs(project), project=project)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from api import headers as configurable_headers
 from broker.models import MultitaskStrategy, RunRequest
 from broker.state import StateEdit
 from broker.storage.assistants import AssistantSpec
@@ -291,4 +292,5 @@ class RunCreate(Body):
             webhook=self.webhook,
             feedback_keys=self.feedback_keys,
             durability=durability,
+            headers=configurable_headers.carried(),
         )

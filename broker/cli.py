@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from broker.errors import GraphLoadError
+from broker.errors import ConfigError
 
 PROCESSES = {"api": "api.main:serve", "worker": "worker.main:serve", "dev": "api.dev:serve"}
 # `broker dev` runs a worker inside the API process; the CLI is where the two meet.
@@ -83,5 +83,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         options["embed"] = _resolve(EMBEDDED_WORKER)
     try:
         _resolve(PROCESSES[args.command])(**options)
-    except GraphLoadError as exc:
+    except ConfigError as exc:
         sys.exit(f"broker {args.command}: {exc}")

@@ -50,7 +50,12 @@ class LeaseLost(BrokerError):
     status_code = 409
 
 
-class GraphLoadError(BrokerError):
+class ConfigError(BrokerError):
+    """langgraph.json asks for something this broker cannot or will not do; the
+    process stops at start with one line saying which key and why."""
+
+
+class GraphLoadError(ConfigError):
     """A graph in langgraph.json could not be loaded."""
 
 

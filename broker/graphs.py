@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
+from broker.config import GraphSource, ProjectConfig, read_config
 from broker.errors import GraphLoadError, Invalid
 
 
@@ -32,6 +32,7 @@ class GraphSpec:
     graph_id: str
     source: str  # as written in langgraph.json, for messages
     target: Any  # a compiled graph, or a factory returning one
+    description: str | None = None  # langgraph.json's, for the graph's system assistant
 
 
 class GraphRegistry:
@@ -43,6 +44,10 @@ class GraphRegistry:
     @property
     def ids(self) -> list[str]:
         return list(self._specs)
+
+    @property
+    def descriptions(self) -> dict[str, str | None]:
+        return {gid: spec.description for gid, spec in self._specs.items()}
 
     def __contains__(self, graph_id: object) -> bool:
         return graph_id in self._specs
@@ -75,25 +80,17 @@ def server_runtime(access: AccessContext, context: dict[str, Any] | None) -> Ser
 
 
 def load_config(path: Path) -> GraphRegistry:
-    """Reads langgraph.json: applies `env`, puts `dependencies` on sys.path, imports graphs."""
-    config = _read_json(path)
-    base = path.resolve().parent
-    _apply_env(config.get("env"), base)
-    _add_dependencies(config.get("dependencies", []), base)
-    graphs = config.get("graphs") or {}
-    if not isinstance(graphs, dict) or not graphs:
-        raise GraphLoadError(f"{path}: 'graphs' must map graph ids to './file.py:attribute'")
-    return GraphRegistry({gid: _load_spec(gid, str(src), base) for gid, src in graphs.items()})
+    """Reads langgraph.json (judged by broker/config.py) and loads its graphs."""
+    return load_graphs(read_config(path))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GraphLoadError(f"Cannot read config {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GraphLoadError(f"{path}: expected a JSON object")
-    return data
+def load_graphs(config: ProjectConfig) -> GraphRegistry:
+    """Applies `env`, puts `dependencies` on sys.path, imports the graphs."""
+    _apply_env(config.env, config.base)
+    _add_dependencies(config.dependencies, config.base)
+    return GraphRegistry(
+        {gid: _load_spec(gid, source, config.base) for gid, source in config.graphs.items()}
+    )
 
 
 def _apply_env(env: Any, base: Path) -> None:
@@ -116,19 +113,31 @@ def _prepend_path(path: Path) -> None:
         sys.path.insert(0, resolved)
 
 
-def _load_spec(graph_id: str, source: str, base: Path) -> GraphSpec:
-    location, _, attribute = source.rpartition(":")
-    if not location or not attribute:
-        raise GraphLoadError(f"Graph '{graph_id}': '{source}' is not of the form './file.py:attr'")
+def _load_spec(graph_id: str, source: GraphSource, base: Path) -> GraphSpec:
     try:
-        module = _import(location, base)
-        target = getattr(module, attribute)
+        target = load_object(source.location, base)
+    except SourceFormError as exc:
+        raise GraphLoadError(f"Graph '{graph_id}': {exc}") from exc
     except Exception as exc:
+        location, _, attribute = source.location.rpartition(":")
         raise GraphLoadError(
-            f"Failed to load graph '{graph_id}' from '{source}' "
+            f"Failed to load graph '{graph_id}' from '{source.location}' "
             f"(file {location}, attribute {attribute}): {type(exc).__name__}: {exc}"
         ) from exc
-    return GraphSpec(graph_id, source, target)
+    return GraphSpec(graph_id, source.location, target, source.description)
+
+
+class SourceFormError(ValueError):
+    """A source is not "./file.py:attribute" (nor "package.module:attribute")."""
+
+
+def load_object(source: str, base: Path) -> Any:
+    """The attribute a "./file.py:attribute" source names, the file relative to `base`
+    (as langgraph.json writes graphs and http.app); import errors propagate."""
+    location, _, attribute = source.rpartition(":")
+    if not location or not attribute:
+        raise SourceFormError(f"'{source}' is not of the form './file.py:attr'")
+    return getattr(_import(location, base), attribute)
 
 
 def _import(location: str, base: Path) -> ModuleType:

@@ -152,6 +152,9 @@ class RunRequest:
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     durability: str | None = None
+    # Request headers that langgraph.json's http.configurable_headers lets into the
+    # run's config["configurable"] (over the body's configurable, as LangGraph does).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ def run_config(
         **request.config.get("configurable", {}),
         **run_context(request, assistant),
         **(request.checkpoint or {}),
+        **request.headers,
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": assistant.graph_id,

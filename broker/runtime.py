@@ -16,13 +16,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.config import ProjectConfig, read_config
 from broker.events import (
     LocalEventBus,
     LocalEventLog,
     RedisEventBus,
     RedisEventLog,
 )
-from broker.graphs import GraphRegistry, load_config
+from broker.graphs import GraphRegistry
+from broker.graphs import load_graphs as graphs_of
 from broker.keys import Keys
 from broker.lifecycle import RunLifecycle
 from broker.messaging import Messaging
@@ -75,10 +77,15 @@ class Runtime:
         await self.engine.dispose()
 
 
-def load_graphs(settings: Settings) -> GraphRegistry:
+def read_project(settings: Settings) -> ProjectConfig:
+    """The process's langgraph.json, judged (a refused key raises ConfigError)."""
     if settings.config is None:
         raise ValueError("No graphs: pass --config langgraph.json or set BROKER_CONFIG")
-    return load_config(settings.config)
+    return read_config(settings.config)
+
+
+def load_graphs(settings: Settings) -> GraphRegistry:
+    return graphs_of(read_project(settings))
 
 
 async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:

@@ -80,7 +80,7 @@ class BrokerService:
         )
 
     async def start(self) -> None:
-        await self.assistants.ensure_system(self.graphs.ids)
+        await self.assistants.ensure_system(self.graphs.descriptions)
 
     async def resolve_assistant(self, assistant_id: str) -> Assistant:
         """A UUID names an assistant; a registered graph id names its system assistant."""

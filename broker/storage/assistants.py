@@ -7,7 +7,7 @@ it had. Each write changes both in one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,10 +65,11 @@ class AssistantStore:
     def _dialect(self) -> Dialect:
         return self._engine.dialect
 
-    async def ensure_system(self, graph_ids: Iterable[str]) -> None:
-        """One assistant per graph; existing rows (and their edits) are kept."""
+    async def ensure_system(self, graphs: Mapping[str, str | None]) -> None:
+        """One assistant per graph (described as langgraph.json describes the graph);
+        existing rows (and their edits) are kept."""
         now = datetime.now(UTC)
-        rows = [_system_row(g, now) for g in graph_ids]
+        rows = [_system_row(g, description, now) for g, description in graphs.items()]
         if not rows:
             return
         versions = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
@@ -313,11 +314,12 @@ def _spec_of(assistant: Assistant) -> dict[str, Any]:
     }
 
 
-def _system_row(graph_id: str, now: datetime) -> dict[str, Any]:
+def _system_row(graph_id: str, description: str | None, now: datetime) -> dict[str, Any]:
     return {
         "assistant_id": system_assistant_id(graph_id),
         "graph_id": graph_id,
         "name": graph_id,
+        "description": description,
         "config": {},
         "context": {},
         "metadata": {"created_by": "system"},
