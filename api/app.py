@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import auth, errors
 from api.routes import assistants, meta, runs, threads
 from broker.graphs import GraphRegistry
 from broker.runtime import Runtime, load_graphs, open_runtime
@@ -45,6 +45,7 @@ def create_app(
 
     app = FastAPI(title="LangGraph broker", lifespan=lifespan)
     errors.install(app)
+    auth.install(app, settings)
     for module in (meta, assistants, threads, runs):
         app.include_router(module.router)
     return app

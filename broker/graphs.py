@@ -24,6 +24,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
+from broker import users
 from broker.errors import GraphLoadError, Invalid
 
 
@@ -61,17 +62,22 @@ class GraphRegistry:
         spec = self._specs.get(graph_id)
         if spec is None:
             raise Invalid(f"Graph '{graph_id}' is not registered; known graphs: {self.ids}")
-        return await _materialize(spec, config or {}, lambda: server_runtime(access, context))
+        user = users.from_config(config)
+        runtime = lambda: server_runtime(access, context, user)  # noqa: E731
+        return await _materialize(spec, config or {}, runtime)
 
 
-def server_runtime(access: AccessContext, context: dict[str, Any] | None) -> ServerRuntime[Any]:
+def server_runtime(
+    access: AccessContext, context: dict[str, Any] | None, user: users.User | None = None
+) -> ServerRuntime[Any]:
     """What a factory taking `runtime` gets, as langgraph_sdk.runtime describes it: the
-    execution variant (with the run's context) for a run, the read variant otherwise.
-    No user until custom auth exists, no store until the store API does."""
+    execution variant (with the run's context) for a run, the read variant otherwise;
+    the user who made the run (custom auth), if any. No store until the store API does."""
     store: Any = None
+    who: Any = user
     if access == "threads.create_run":
-        return _ExecutionRuntime(access_context=access, user=None, store=store, context=context)
-    return _ReadRuntime(access_context=access, user=None, store=store)
+        return _ExecutionRuntime(access_context=access, user=who, store=store, context=context)
+    return _ReadRuntime(access_context=access, user=who, store=store)
 
 
 def load_config(path: Path) -> GraphRegistry:
@@ -116,13 +122,20 @@ def _prepend_path(path: Path) -> None:
         sys.path.insert(0, resolved)
 
 
+def import_target(source: str, base: Path) -> Any:
+    """What "./file.py:attribute" (relative to `base`) or "module:attribute" names."""
+    location, _, attribute = source.rpartition(":")
+    if not location or not attribute:
+        raise ValueError(f"'{source}' is not of the form './file.py:attribute'")
+    return getattr(_import(location, base), attribute)
+
+
 def _load_spec(graph_id: str, source: str, base: Path) -> GraphSpec:
     location, _, attribute = source.rpartition(":")
     if not location or not attribute:
         raise GraphLoadError(f"Graph '{graph_id}': '{source}' is not of the form './file.py:attr'")
     try:
-        module = _import(location, base)
-        target = getattr(module, attribute)
+        target = import_target(source, base)
     except Exception as exc:
         raise GraphLoadError(
             f"Failed to load graph '{graph_id}' from '{source}' "
