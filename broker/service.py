@@ -133,7 +133,12 @@ class BrokerService:
         return await self.assistants.set_latest(assistant.assistant_id, version, filter)
 
     async def delete_assistant(
-        self, assistant_id: str, *, delete_threads: bool = False, filter: Filter | None = None
+        self,
+        assistant_id: str,
+        *,
+        delete_threads: bool = False,
+        filter: Filter | None = None,
+        thread_filter: Filter | None = None,
     ) -> None:
         """Deletes a created assistant and its versions; with `delete_threads`, first every
         thread whose metadata names it (their runs are cancelled, as any thread delete)."""
@@ -144,18 +149,18 @@ class BrokerService:
                 f"'{assistant.graph_id}' (made from langgraph.json): it cannot be deleted."
             )
         if delete_threads:
-            await self._delete_threads_of(assistant.assistant_id)
+            await self._delete_threads_of(assistant.assistant_id, thread_filter)
         await self.assistants.delete(assistant.assistant_id, filter)
 
-    async def _delete_threads_of(self, assistant_id: UUID) -> None:
+    async def _delete_threads_of(self, assistant_id: UUID, filter: Filter | None) -> None:
         named = {"assistant_id": str(assistant_id)}
         while True:
-            found, _ = await self.threads.search(metadata=named, limit=100)
+            found, _ = await self.threads.search(metadata=named, limit=100, filter=filter)
             if not found:
                 return
             for thread in found:
                 with contextlib.suppress(NotFound):  # deleted meanwhile
-                    await self.delete_thread(thread.thread_id)
+                    await self.delete_thread(thread.thread_id, filter)
 
     async def assistant_graph(
         self, assistant_id: str, filter: Filter | None = None

@@ -102,8 +102,10 @@ async def delete_assistant(
     assistant_id: str, runtime: RuntimeDep, authorize: AuthorizeDep, delete_threads: bool = False
 ) -> Response:
     filter = await authorize("assistants", "delete", {"assistant_id": assistant_id})
+    # Its threads go too only as far as the caller may delete them.
+    threads = await authorize("threads", "delete", {"thread_id": None}) if delete_threads else None
     await runtime.service.delete_assistant(
-        assistant_id, delete_threads=delete_threads, filter=filter
+        assistant_id, delete_threads=delete_threads, filter=filter, thread_filter=threads
     )
     return JSON({})
 

@@ -5,18 +5,14 @@ a read by id."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import NotFound
-from broker.settings import Settings
-from broker.storage.engine import create_engine
 from broker.storage.threads import ThreadStore
 from broker.storage.visibility import InvalidFilter, containment, contains
-from tests.contract.test_checkpointer import sqlite_engine
 
 CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
     ({"owner": "a"}, {"owner": "a", "x": 1}, True),
@@ -36,17 +32,9 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
 ]
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def threads(
-    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
-) -> AsyncIterator[ThreadStore]:
-    if request.param == "sqlite":
-        async with sqlite_engine(tmp_path) as engine:
-            yield ThreadStore(engine)
-        return
-    engine = create_engine(settings)
-    yield ThreadStore(engine)
-    await engine.dispose()
+@pytest.fixture
+def threads(either_engine: AsyncEngine) -> ThreadStore:
+    return ThreadStore(either_engine)
 
 
 @pytest.mark.parametrize(("filter", "metadata", "visible"), CASES)
