@@ -19,6 +19,7 @@ from typing import Any
 
 from langgraph_sdk import Auth
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.responses import JSON
@@ -47,10 +48,13 @@ class AuthenticateMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self.handler is None:
             await self.app(scope, receive, send)
             return
+        handler_receive = receive
         if self.wanted & {"body", "request"}:
-            receive = await _buffered(receive)
+            # Both the handler and the route read the body: each gets its own replay.
+            body = await _read_body(receive)
+            handler_receive, receive = _replay(body, receive), _replay(body, receive)
         try:
-            user = await self._authenticate(Request(scope, receive))
+            user = await self._authenticate(Request(scope, handler_receive))
         except Refused as refused:
             response = JSON({"detail": refused.detail}, refused.status, refused.headers)
             await response(scope, receive, send)
@@ -81,7 +85,7 @@ async def _argument(name: str, request: Request) -> Any:
     if name == "method":
         return request.method
     if name == "path_params":
-        return dict(request.path_params)
+        return _path_params(request.scope)
     if name == "query_params":
         return dict(request.query_params)
     if name == "headers":
@@ -89,6 +93,16 @@ async def _argument(name: str, request: Request) -> Any:
     if name == "authorization":
         return request.headers.get("authorization")
     raise TypeError(f"authenticate handler parameter '{name}' is not one LangGraph passes")
+
+
+def _path_params(scope: Scope) -> dict[str, Any]:
+    """The route's parameters: authentication runs before routing, so match it here."""
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, child = route.matches(scope)
+        if match == Match.FULL:
+            return {k: str(v) for k, v in child.get("path_params", {}).items()}
+    return {}
 
 
 def normalise(result: Any) -> User:
@@ -108,8 +122,7 @@ def normalise(result: Any) -> User:
     raise TypeError(f"authenticate returned {type(result).__name__}, not a user with an identity")
 
 
-async def _buffered(receive: Receive) -> Receive:
-    """Reads the whole body once, then replays it: the handler and the route both read it."""
+async def _read_body(receive: Receive) -> bytes:
     chunks: list[bytes] = []
     more = True
     while more:
@@ -118,7 +131,12 @@ async def _buffered(receive: Receive) -> Receive:
             break
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
-    replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body once, then what the connection says next (its disconnect)."""
+    replay: list[Message] = [{"type": "http.request", "body": body}]
 
     async def replayed() -> Message:
         return replay.pop() if replay else await receive()
