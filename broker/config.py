@@ -131,12 +131,7 @@ KEYS: Mapping[str, Key] = {
     "keep_pkg_tools": _build("packaging tools kept in the image"),
     "dockerfile_lines": _build("lines added to the generated Dockerfile"),
     "source": _build("where the build finds the uv project"),
-    # Refused until custom auth is enforced on every route: a deployment its operator
-    # believes protected must never serve requests openly.
-    "auth": _refused(
-        "not supported yet: custom auth is not enforced by this version, so a deployment "
-        "with it would be open; remove auth (and keep the server private) or upgrade"
-    ),
+    "auth": Key("accepted", "loaded by the API's custom auth (api/auth/loader.py)"),
     # Each typed field of the section is honoured (api/http_section.py applies them);
     # disable_store/mcp/a2a/ui/webhooks hold trivially (those groups are not served
     # yet), logging_headers too (the broker logs no request headers).

@@ -23,6 +23,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
+from broker import users
 from broker.config import GraphSource, ProjectConfig, read_config
 from broker.errors import GraphLoadError, Invalid
 
@@ -66,17 +67,22 @@ class GraphRegistry:
         spec = self._specs.get(graph_id)
         if spec is None:
             raise Invalid(f"Graph '{graph_id}' is not registered; known graphs: {self.ids}")
-        return await _materialize(spec, config or {}, lambda: server_runtime(access, context))
+        user = users.from_config(config)
+        runtime = lambda: server_runtime(access, context, user)  # noqa: E731
+        return await _materialize(spec, config or {}, runtime)
 
 
-def server_runtime(access: AccessContext, context: dict[str, Any] | None) -> ServerRuntime[Any]:
+def server_runtime(
+    access: AccessContext, context: dict[str, Any] | None, user: users.User | None = None
+) -> ServerRuntime[Any]:
     """What a factory taking `runtime` gets, as langgraph_sdk.runtime describes it: the
-    execution variant (with the run's context) for a run, the read variant otherwise.
-    No user until custom auth exists, no store until the store API does."""
+    execution variant (with the run's context) for a run, the read variant otherwise;
+    the user who made the run (custom auth), if any. No store until the store API does."""
     store: Any = None
+    who: Any = user
     if access == "threads.create_run":
-        return _ExecutionRuntime(access_context=access, user=None, store=store, context=context)
-    return _ReadRuntime(access_context=access, user=None, store=store)
+        return _ExecutionRuntime(access_context=access, user=who, store=store, context=context)
+    return _ReadRuntime(access_context=access, user=who, store=store)
 
 
 def load_config(path: Path) -> GraphRegistry:

@@ -17,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
+from broker import users
 from broker.errors import BadRequest, Conflict, Invalid, NotFound, StoreUnavailable
 from broker.events import Silence, Subscription
 from broker.graphs import GraphRegistry
@@ -37,6 +38,7 @@ from broker.storage.ledger import Ledger
 from broker.storage.ledger.outcomes import Submit
 from broker.storage.runs import RunStore
 from broker.storage.threads import ThreadStore
+from broker.storage.visibility import Filter, params
 from broker.threads import NewThread, ThreadService
 
 __all__ = ["BrokerService", "Stores", "Submission", "ThreadResult"]
@@ -82,10 +84,11 @@ class BrokerService:
     async def start(self) -> None:
         await self.assistants.ensure_system(self.graphs.descriptions)
 
-    async def resolve_assistant(self, assistant_id: str) -> Assistant:
-        """A UUID names an assistant; a registered graph id names its system assistant."""
+    async def resolve_assistant(self, assistant_id: str, filter: Filter | None = None) -> Assistant:
+        """A UUID names an assistant; a registered graph id names its system assistant.
+        `filter` (an auth filter) hides what the caller may not see."""
         if assistant_id in self.graphs:
-            return await self.assistants.get(system_assistant_id(assistant_id))
+            return await self.assistants.get(system_assistant_id(assistant_id), filter)
         try:
             uuid = UUID(assistant_id)
         except ValueError:
@@ -93,55 +96,77 @@ class BrokerService:
                 f"Invalid assistant: '{assistant_id}'. Must be either: a valid assistant UUID, "
                 f"or one of the registered graphs: {self.graphs.ids}"
             ) from None
-        return await self.assistants.get(uuid)
+        return await self.assistants.get(uuid, filter)
 
     # -- assistants ---------------------------------------------------------------------
 
     async def create_assistant(
-        self, assistant_id: UUID | None, spec: AssistantSpec, *, if_exists: str = "raise"
+        self,
+        assistant_id: UUID | None,
+        spec: AssistantSpec,
+        *,
+        if_exists: str = "raise",
+        filter: Filter | None = None,
     ) -> Assistant:
         self._known_graph(spec.graph_id)
-        return await self.assistants.create(assistant_id or uuid4(), spec, if_exists=if_exists)
+        return await self.assistants.create(
+            assistant_id or uuid4(), spec, if_exists=if_exists, filter=filter
+        )
 
     async def patch_assistant(
-        self, assistant_id: str, changes: dict[str, Any], metadata: dict[str, Any] | None
+        self,
+        assistant_id: str,
+        changes: dict[str, Any],
+        metadata: dict[str, Any] | None,
+        filter: Filter | None = None,
     ) -> Assistant:
         """A new version: `changes` replace the current fields, `metadata` is merged."""
         if "graph_id" in changes:
             self._known_graph(changes["graph_id"])
-        assistant = await self.resolve_assistant(assistant_id)
-        return await self.assistants.patch(assistant.assistant_id, changes, metadata)
+        assistant = await self.resolve_assistant(assistant_id, filter)
+        return await self.assistants.patch(assistant.assistant_id, changes, metadata, filter)
 
-    async def set_latest_assistant(self, assistant_id: str, version: int) -> Assistant:
-        assistant = await self.resolve_assistant(assistant_id)
-        return await self.assistants.set_latest(assistant.assistant_id, version)
+    async def set_latest_assistant(
+        self, assistant_id: str, version: int, filter: Filter | None = None
+    ) -> Assistant:
+        assistant = await self.resolve_assistant(assistant_id, filter)
+        return await self.assistants.set_latest(assistant.assistant_id, version, filter)
 
-    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool = False) -> None:
+    async def delete_assistant(
+        self,
+        assistant_id: str,
+        *,
+        delete_threads: bool = False,
+        filter: Filter | None = None,
+        thread_filter: Filter | None = None,
+    ) -> None:
         """Deletes a created assistant and its versions; with `delete_threads`, first every
         thread whose metadata names it (their runs are cancelled, as any thread delete)."""
-        assistant = await self.resolve_assistant(assistant_id)
+        assistant = await self.resolve_assistant(assistant_id, filter)
         if assistant.metadata.get("created_by") == "system":
             raise Conflict(
                 f"Assistant '{assistant.assistant_id}' is the system assistant of graph "
                 f"'{assistant.graph_id}' (made from langgraph.json): it cannot be deleted."
             )
         if delete_threads:
-            await self._delete_threads_of(assistant.assistant_id)
-        await self.assistants.delete(assistant.assistant_id)
+            await self._delete_threads_of(assistant.assistant_id, thread_filter)
+        await self.assistants.delete(assistant.assistant_id, filter)
 
-    async def _delete_threads_of(self, assistant_id: UUID) -> None:
+    async def _delete_threads_of(self, assistant_id: UUID, filter: Filter | None) -> None:
         named = {"assistant_id": str(assistant_id)}
         while True:
-            found, _ = await self.threads.search(metadata=named, limit=100)
+            found, _ = await self.threads.search(metadata=named, limit=100, filter=filter)
             if not found:
                 return
             for thread in found:
                 with contextlib.suppress(NotFound):  # deleted meanwhile
-                    await self.delete_thread(thread.thread_id)
+                    await self.delete_thread(thread.thread_id, filter)
 
-    async def assistant_graph(self, assistant_id: str) -> tuple[Assistant, Pregel[Any, Any]]:
+    async def assistant_graph(
+        self, assistant_id: str, filter: Filter | None = None
+    ) -> tuple[Assistant, Pregel[Any, Any]]:
         """The assistant and its graph, built with its config for introspection."""
-        assistant = await self.resolve_assistant(assistant_id)
+        assistant = await self.resolve_assistant(assistant_id, filter)
         config = cast(RunnableConfig, assistant.config)
         graph = await self.graphs.get(assistant.graph_id, config, access="assistants.read")
         return assistant, graph
@@ -156,7 +181,12 @@ class BrokerService:
     # -- runs: submit -------------------------------------------------------------------
 
     async def submit(
-        self, thread_id: UUID | None, request: RunRequest, *, subscribe: bool
+        self,
+        thread_id: UUID | None,
+        request: RunRequest,
+        *,
+        subscribe: bool,
+        filter: Filter | None = None,
     ) -> Submission:
         """Subscribe to the run's events if asked, insert the run, then wake a worker.
 
@@ -165,7 +195,8 @@ class BrokerService:
         Postgres the run is accepted: a lost wake-up only delays it (the sweeper pushes it).
         """
         _check_request(thread_id, request)
-        submit = _submit(thread_id, request, await self.resolve_assistant(request.assistant_id))
+        assistant = await self.resolve_assistant(request.assistant_id)
+        submit = _submit(thread_id, request, assistant, filter)
         channel = self.keys.run_channel(submit.row["run_id"])
         subscription = await self.bus.subscribe(channel) if subscribe else None
         try:
@@ -198,14 +229,16 @@ class BrokerService:
 
     # -- runs: join, results, cancel, delete ----------------------------------------------
 
-    async def join(self, run_id: UUID, thread_id: UUID | None) -> tuple[Run, Subscription]:
+    async def join(
+        self, run_id: UUID, thread_id: UUID | None, filter: Filter | None = None
+    ) -> tuple[Run, Subscription]:
         """Subscribes to a run's live events; the run is read again once subscribed."""
-        run = await self.runs.get(run_id, thread_id)
+        run = await self.runs.get(run_id, thread_id, filter=filter)
         if not run.status.active:
             return run, Silence()  # it has ended: nothing live will come
         subscription = await self.bus.subscribe(self.keys.run_channel(run_id))
         try:
-            return await self.runs.get(run_id, thread_id), subscription
+            return await self.runs.get(run_id, thread_id, filter=filter), subscription
         except NotFound:
             await subscription.close()
             raise
@@ -239,22 +272,29 @@ class BrokerService:
         return await self.messaging.log.after(self.keys.run_log(run_id), last_event_id)
 
     async def cancel(
-        self, run_ids: list[UUID], action: CancelAction, *, thread_id: UUID | None = None
+        self,
+        run_ids: list[UUID],
+        action: CancelAction,
+        *,
+        thread_id: UUID | None = None,
+        filter: Filter | None = None,
     ) -> list[Run]:
         """Cancels runs: pending ones end now, running ones are told to stop."""
-        cancelled = await self.ledger.cancel(run_ids, action, thread_id)
+        cancelled = await self.ledger.cancel(run_ids, action, thread_id, filter)
         await self.announce.cancelled(cancelled)
         return cancelled.ended + [run for run, _ in cancelled.signalled]
 
-    async def cancel_where(self, status: str, action: CancelAction) -> int:
+    async def cancel_where(
+        self, status: str, action: CancelAction, filter: Filter | None = None
+    ) -> int:
         """Bulk cancel of every pending, running or active ("all") run."""
-        cancelled = await self.ledger.cancel_where(status, action)
+        cancelled = await self.ledger.cancel_where(status, action, filter)
         await self.announce.cancelled(cancelled)
         return len(cancelled.ended) + len(cancelled.signalled)
 
-    async def delete_run(self, thread_id: UUID, run_id: UUID) -> None:
+    async def delete_run(self, thread_id: UUID, run_id: UUID, filter: Filter | None = None) -> None:
         """Deletes a finished run and the checkpoints it wrote."""
-        await self.ledger.delete_run(run_id, thread_id)
+        await self.ledger.delete_run(run_id, thread_id, filter)
         await self.checkpointer.adelete_for_runs([str(run_id)])
 
     # -- threads: the policy is ThreadService's (broker/threads.py) -----------------------
@@ -264,16 +304,23 @@ class BrokerService:
     ) -> Thread:
         return await self.thread_policy.create(NewThread(thread_id, metadata, if_exists))
 
-    async def delete_thread(self, thread_id: UUID) -> None:
-        await self.thread_policy.delete(thread_id)
+    async def delete_thread(self, thread_id: UUID, filter: Filter | None = None) -> None:
+        await self.thread_policy.delete(thread_id, filter)
 
 
-def _submit(thread_id: UUID | None, request: RunRequest, assistant: Assistant) -> Submit:
+def _submit(
+    thread_id: UUID | None, request: RunRequest, assistant: Assistant, filter: Filter | None
+) -> Submit:
     temporary = thread_id is None
     row = run_row(uuid7(), thread_id or uuid7(), request, assistant, temporary=temporary)
+    tags = {"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)}
     return Submit(
+        # A stateless run's hidden thread carries the run's metadata: what an auth filter
+        # on its run (join, cancel) is checked against.
         row=row,
-        tags={"graph_id": assistant.graph_id, "assistant_id": str(assistant.assistant_id)},
+        tags={**request.metadata, **tags} if temporary else tags,
+        thread_metadata=request.metadata,  # of a thread `if_not_exists: create` makes
+        auth=params(filter),
         temporary=temporary,
         strategy=request.multitask_strategy,
         create_thread=request.if_not_exists == "create",
@@ -282,7 +329,8 @@ def _submit(thread_id: UUID | None, request: RunRequest, assistant: Assistant) -
 
 
 def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
-    if request.config.get("configurable") and request.context:
+    configurable = request.config.get("configurable") or {}
+    if set(configurable) - users.RUN_KEYS and request.context:  # the user's are ours
         raise BadRequest("Cannot specify both configurable and context. Use only one of them.")
     if thread_id is None and request.command and "resume" in request.command:
         raise BadRequest("You must provide a thread_id when resuming.")

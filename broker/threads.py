@@ -24,6 +24,7 @@ from broker.models import Thread
 from broker.state import StateEdit, StateReader
 from broker.storage.ledger import Ledger
 from broker.storage.threads import ThreadStore, TTLRequest
+from broker.storage.visibility import Filter
 
 _RUN = b"\x00run:"
 
@@ -58,7 +59,7 @@ class ThreadService:
         self.ledger, self.threads, self.messaging = ledger, threads, messaging
         self.state, self.checkpointer = state, checkpointer
 
-    async def create(self, new: NewThread) -> Thread:
+    async def create(self, new: NewThread, filter: Filter | None = None) -> Thread:
         """A new thread; with supersteps, rebuilt from them (only when it is new: an
         existing thread returned by if_exists="do_nothing" is left as it is)."""
         if new.supersteps and not self.state.knows(new.metadata.get("graph_id")):
@@ -67,7 +68,7 @@ class ThreadService:
                 f"the registered graphs: {self.state.graph_ids}"
             )
         thread, created = await self.threads.create(
-            new.thread_id, new.metadata, if_exists=new.if_exists, ttl=new.ttl
+            new.thread_id, new.metadata, if_exists=new.if_exists, ttl=new.ttl, filter=filter
         )
         if not (created and new.supersteps):
             return thread
@@ -80,24 +81,30 @@ class ThreadService:
         return await self.threads.get(thread.thread_id)
 
     async def patch(
-        self, thread_id: UUID, metadata: dict[str, Any], ttl: TTLRequest | None = None
+        self,
+        thread_id: UUID,
+        metadata: dict[str, Any],
+        ttl: TTLRequest | None = None,
+        filter: Filter | None = None,
     ) -> Thread:
-        return await self.threads.patch(thread_id, metadata, ttl)
+        return await self.threads.patch(thread_id, metadata, ttl, filter)
 
-    async def delete(self, thread_id: UUID) -> None:
+    async def delete(self, thread_id: UUID, filter: Filter | None = None) -> None:
         """The thread, its runs and checkpoints; its active runs are cancelled."""
-        await self.messaging.cancelled(await self.ledger.delete_thread(thread_id))
+        await self.messaging.cancelled(await self.ledger.delete_thread(thread_id, filter))
 
-    async def prune(self, thread_ids: list[UUID], strategy: str) -> int:
+    async def prune(
+        self, thread_ids: list[UUID], strategy: str, filter: Filter | None = None
+    ) -> int:
         """How many of the threads were pruned: deleted (their runs cancelled), or left
         with only their latest checkpoint ("keep_latest"). Missing ids are skipped."""
         pruned: list[UUID] = []
         for thread_id in dict.fromkeys(thread_ids):
             try:
                 if strategy == "delete":
-                    await self.delete(thread_id)
+                    await self.delete(thread_id, filter)
                 else:
-                    await self.threads.get(thread_id)
+                    await self.threads.get(thread_id, filter=filter)
             except NotFound:
                 continue
             pruned.append(thread_id)
@@ -112,6 +119,7 @@ class ThreadService:
         *,
         as_node: str | None = None,
         checkpoint: dict[str, Any] | None = None,
+        filter: Filter | None = None,
     ) -> dict[str, Any]:
         """A new checkpoint on an idle thread; refused while a run is pending or running.
 
@@ -119,7 +127,7 @@ class ThreadService:
         checkpointer has connections of its own (and SQLite has a single writer).
         Listeners of the thread get its new values.
         """
-        thread = await self.ledger.lock_idle(thread_id)
+        thread = await self.ledger.lock_idle(thread_id, filter)
         written, result = await self.state.update(
             thread, values, as_node=as_node, checkpoint=checkpoint
         )
@@ -128,13 +136,24 @@ class ThreadService:
         await self.messaging.bus.publish(self.messaging.keys.thread_channel(thread_id), frame)
         return written
 
-    async def copy(self, thread_id: UUID) -> Thread:
-        """A new thread with the same metadata and a copy of every checkpoint."""
+    async def source(self, thread_id: UUID, filter: Filter | None = None) -> Thread:
+        """The thread to copy (Conflict if there is none the caller may see)."""
         try:
-            source = await self.threads.get(thread_id)
+            return await self.threads.get(thread_id, filter=filter)
         except NotFound:
             raise Conflict(f"Thread '{thread_id}' not found; nothing to copy.") from None
-        copy = await self.ledger.copy_thread(source, uuid7())
+
+    async def copy(
+        self,
+        source: Thread,
+        copy_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        filter: Filter | None = None,
+    ) -> Thread:
+        """A new thread with the same metadata (`metadata` merged in) and a copy of every
+        checkpoint; `filter` is checked again on the source as it is copied."""
+        thread_id = source.thread_id
+        copy = await self.ledger.copy_thread(source, copy_id or uuid7(), metadata, filter)
         await self.checkpointer.acopy_thread(str(thread_id), str(copy.thread_id))
         return copy
 
@@ -142,14 +161,16 @@ class ThreadService:
         channel = self.messaging.keys.thread_channel(thread_id)
         await self.messaging.bus.publish(channel, run_announcement(run_id))
 
-    async def join(self, thread_id: UUID) -> tuple[Subscription, list[UUID]]:
+    async def join(
+        self, thread_id: UUID, filter: Filter | None = None
+    ) -> tuple[Subscription, list[UUID]]:
         """Subscribes to the thread's channel, then reads its pending and running runs:
         a run inserted in between is both listed and announced, none is missed."""
         subscription = await self.messaging.bus.subscribe(
             self.messaging.keys.thread_channel(thread_id)
         )
         try:
-            await self.threads.get(thread_id)
+            await self.threads.get(thread_id, filter=filter)
             return subscription, await self.threads.active_runs(thread_id)
         except BaseException:
             await subscription.close()

@@ -78,17 +78,17 @@ def _wait_ready(process: Process, url: str, timeout: float = 30.0) -> None:
 
 @contextmanager
 def broker_processes(
-    env: dict[str, str], log_dir: Path, *, apis: int = 1, workers: int = 1
+    env: dict[str, str], log_dir: Path, *, apis: int = 1, workers: int = 1, config: Path = GRAPHS
 ) -> Iterator[list[str]]:
     """API and worker processes; yields the API URLs; stops them all after."""
     processes: list[Process] = []
     try:
         urls = []
         for _ in range(apis):
-            process, url = start_api(env, log_dir)
+            process, url = start_api(env, log_dir, config)
             processes.append(process)
             urls.append(url)
-        processes.extend(start_worker(env, log_dir) for _ in range(workers))
+        processes.extend(start_worker(env, log_dir, config) for _ in range(workers))
         yield urls
     finally:
         for process in processes:

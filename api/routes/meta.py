@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from api.deps import RuntimeDep
@@ -22,12 +22,13 @@ async def ok(runtime: RuntimeDep, check_db: int = 0) -> dict[str, bool]:
 
 
 @router.get("/info")
-async def info() -> dict[str, Any]:
+async def info(request: Request) -> dict[str, Any]:
     return {
         "version": version("langgraph-broker"),
         "langgraph_py_version": version("langgraph"),
         "flags": {
             "assistants": True,
+            "custom_auth": getattr(request.app.state, "auth", None) is not None,
             "crons": False,
             "langsmith": False,
             "langsmith_tracing_replicas": False,

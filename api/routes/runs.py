@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
+from api.auth.authorize import AuthorizeDep, Authorizer, authorize_run
 from api.deps import RuntimeDep
 from api.responses import JSON
 from api.schemas import MAX_OFFSET, STREAM_MODES, BulkCancel, RunCreate, check_modes
@@ -28,6 +29,8 @@ from broker.errors import Invalid, NotFound
 from broker.events import Subscription, event_id_key, parse_end
 from broker.models import CancelAction, Run
 from broker.runtime import Runtime
+from broker.service import Submission
+from broker.storage.visibility import Filter
 
 router = APIRouter(tags=["runs"])
 
@@ -39,49 +42,78 @@ Action = Annotated[CancelAction, Query()]
 
 
 @router.post("/threads/{thread_id}/runs/stream")
-async def stream_run(thread_id: UUID, body: RunCreate, runtime: RuntimeDep) -> Response:
-    return await _stream(runtime, thread_id, body)
+async def stream_run(
+    thread_id: UUID, body: RunCreate, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    return await _stream(runtime, authorize, thread_id, body)
 
 
 @router.post("/runs/stream")
-async def stream_stateless(body: RunCreate, runtime: RuntimeDep) -> Response:
-    return await _stream(runtime, None, body)
+async def stream_stateless(
+    body: RunCreate, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    return await _stream(runtime, authorize, None, body)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_run(thread_id: UUID, body: RunCreate, runtime: RuntimeDep) -> Response:
-    return await _wait(runtime, thread_id, body)
+async def wait_run(
+    thread_id: UUID, body: RunCreate, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    return await _wait(runtime, authorize, thread_id, body)
 
 
 @router.post("/runs/wait")
-async def wait_stateless(body: RunCreate, runtime: RuntimeDep) -> Response:
-    return await _wait(runtime, None, body)
+async def wait_stateless(body: RunCreate, runtime: RuntimeDep, authorize: AuthorizeDep) -> Response:
+    return await _wait(runtime, authorize, None, body)
 
 
 @router.post("/threads/{thread_id}/runs")
-async def create_run(thread_id: UUID, body: RunCreate, runtime: RuntimeDep) -> Response:
-    return await _create(runtime, thread_id, body)
+async def create_run(
+    thread_id: UUID, body: RunCreate, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    return await _create(runtime, authorize, thread_id, body)
 
 
 @router.post("/runs")
-async def create_stateless(body: RunCreate, runtime: RuntimeDep) -> Response:
-    return await _create(runtime, None, body)
+async def create_stateless(
+    body: RunCreate, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    return await _create(runtime, authorize, None, body)
 
 
 @router.post("/runs/batch")
-async def create_batch(body: list[RunCreate], runtime: RuntimeDep) -> Response:
-    created = await runtime.service.submit_batch([b.to_request() for b in body])
+async def create_batch(
+    body: list[RunCreate], runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    requests = [(await authorize_run(authorize, None, b.to_request()))[0] for b in body]
+    created = await runtime.service.submit_batch(requests)
     return JSON([run_json(r) for r in created])
 
 
-async def _create(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
-    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=False)
+async def _submit(
+    runtime: Runtime,
+    authorize: Authorizer,
+    thread_id: UUID | None,
+    body: RunCreate,
+    *,
+    subscribe: bool,
+) -> Submission:
+    request, filter = await authorize_run(authorize, thread_id, body.to_request())
+    return await runtime.service.submit(thread_id, request, subscribe=subscribe, filter=filter)
+
+
+async def _create(
+    runtime: Runtime, authorize: Authorizer, thread_id: UUID | None, body: RunCreate
+) -> Response:
+    submission = await _submit(runtime, authorize, thread_id, body, subscribe=False)
     location = run_location(submission.run, stateless=thread_id is None)
     return JSON(run_json(submission.run), headers={"Content-Location": location})
 
 
-async def _stream(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
-    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=True)
+async def _stream(
+    runtime: Runtime, authorize: Authorizer, thread_id: UUID | None, body: RunCreate
+) -> Response:
+    submission = await _submit(runtime, authorize, thread_id, body, subscribe=True)
     assert submission.subscription is not None
     run = submission.run
     relay = Relay(
@@ -93,8 +125,10 @@ async def _stream(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> 
     return sse_response(relay.frames(), run, stateless=thread_id is None)
 
 
-async def _wait(runtime: Runtime, thread_id: UUID | None, body: RunCreate) -> Response:
-    submission = await runtime.service.submit(thread_id, body.to_request(), subscribe=True)
+async def _wait(
+    runtime: Runtime, authorize: Authorizer, thread_id: UUID | None, body: RunCreate
+) -> Response:
+    submission = await _submit(runtime, authorize, thread_id, body, subscribe=True)
     assert submission.subscription is not None
     run = submission.run
     output = final_output(
@@ -114,12 +148,14 @@ async def join_stream(
     thread_id: UUID,
     run_id: UUID,
     runtime: RuntimeDep,
+    authorize: AuthorizeDep,
     stream_mode: StreamModes = [],  # noqa: B006 (FastAPI copies query defaults)
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    filter = await authorize("threads", "read", {"thread_id": thread_id, "run_id": run_id})
     return await _join_stream(
-        runtime, thread_id, run_id, stream_mode, cancel_on_disconnect, last_event_id
+        runtime, thread_id, run_id, stream_mode, cancel_on_disconnect, last_event_id, filter
     )
 
 
@@ -127,12 +163,14 @@ async def join_stream(
 async def join_stateless_stream(
     run_id: UUID,
     runtime: RuntimeDep,
+    authorize: AuthorizeDep,
     stream_mode: StreamModes = [],  # noqa: B006
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    filter = await authorize("threads", "read", {"thread_id": None, "run_id": run_id})
     return await _join_stream(
-        runtime, None, run_id, stream_mode, cancel_on_disconnect, last_event_id
+        runtime, None, run_id, stream_mode, cancel_on_disconnect, last_event_id, filter
     )
 
 
@@ -143,12 +181,13 @@ async def _join_stream(
     stream_mode: list[str],
     cancel_on_disconnect: bool,
     last_event_id: str | None,
+    filter: Filter | None,
 ) -> Response:
     """Live events from now on; a resumable run also replays what came after Last-Event-ID."""
     modes = parse_modes(stream_mode)
     if last_event_id:
         event_id_key(last_event_id)  # a malformed id is refused before we subscribe
-    run, subscription = await runtime.service.join(run_id, thread_id)
+    run, subscription = await runtime.service.join(run_id, thread_id, filter)
     relay = Relay(
         subscription,
         runtime.settings.sse_heartbeat_seconds,
@@ -199,10 +238,15 @@ def _json_modes(value: str) -> list[str]:
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(
-    thread_id: UUID, run_id: UUID, runtime: RuntimeDep, cancel_on_disconnect: bool = False
+    thread_id: UUID,
+    run_id: UUID,
+    runtime: RuntimeDep,
+    authorize: AuthorizeDep,
+    cancel_on_disconnect: bool = False,
 ) -> Response:
     """The run's final output: at once if it has ended, else after newline keep-alives."""
-    run, subscription = await runtime.service.join(run_id, thread_id)
+    filter = await authorize("threads", "read", {"thread_id": thread_id, "run_id": run_id})
+    run, subscription = await runtime.service.join(run_id, thread_id, filter)
     canceller = _canceller(runtime, run) if cancel_on_disconnect else None
     return await _final(runtime, run, subscription, canceller)
 
@@ -228,15 +272,18 @@ async def cancel_run(
     thread_id: UUID,
     run_id: UUID,
     runtime: RuntimeDep,
+    authorize: AuthorizeDep,
     wait: bool = False,
     action: Action = CancelAction.INTERRUPT,
 ) -> Response:
+    value = {"thread_id": thread_id, "run_id": run_id, "action": action.value}
+    filter = await authorize("threads", "update", value)
     if not wait:
-        await runtime.service.cancel([run_id], action, thread_id=thread_id)
+        await runtime.service.cancel([run_id], action, thread_id=thread_id, filter=filter)
         return Response(status_code=202)
-    run, subscription = await runtime.service.join(run_id, thread_id)
+    run, subscription = await runtime.service.join(run_id, thread_id, filter)
     try:
-        await runtime.service.cancel([run_id], action, thread_id=thread_id)
+        await runtime.service.cancel([run_id], action, thread_id=thread_id, filter=filter)
     except NotFound:
         await subscription.close()
         raise
@@ -245,19 +292,28 @@ async def cancel_run(
 
 @router.post("/runs/cancel", status_code=204)
 async def cancel_runs(
-    body: BulkCancel, runtime: RuntimeDep, action: Action = CancelAction.INTERRUPT
+    body: BulkCancel,
+    runtime: RuntimeDep,
+    authorize: AuthorizeDep,
+    action: Action = CancelAction.INTERRUPT,
 ) -> Response:
+    value = {"thread_id": body.thread_id, "action": action.value}
+    filter = await authorize("threads", "update", value)
     if body.status is not None:
-        await runtime.service.cancel_where(body.status, action)
+        await runtime.service.cancel_where(body.status, action, filter)
     else:
         assert body.run_ids is not None
-        await runtime.service.cancel(body.run_ids, action, thread_id=body.thread_id)
+        thread_id = body.thread_id
+        await runtime.service.cancel(body.run_ids, action, thread_id=thread_id, filter=filter)
     return Response(status_code=204)
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
-async def delete_run(thread_id: UUID, run_id: UUID, runtime: RuntimeDep) -> Response:
-    await runtime.service.delete_run(thread_id, run_id)
+async def delete_run(
+    thread_id: UUID, run_id: UUID, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    filter = await authorize("threads", "delete", {"thread_id": thread_id, "run_id": run_id})
+    await runtime.service.delete_run(thread_id, run_id, filter)
     return Response(status_code=204)
 
 
@@ -268,19 +324,27 @@ async def delete_run(thread_id: UUID, run_id: UUID, runtime: RuntimeDep) -> Resp
 async def list_runs(
     thread_id: UUID,
     runtime: RuntimeDep,
+    authorize: AuthorizeDep,
     limit: int = Query(default=10, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: str | None = None,
 ) -> Response:
-    await runtime.threads.get(thread_id, include_temporary=True)
-    found = await runtime.runs.list(thread_id, limit=limit, offset=offset, status=status or None)
+    value = {"thread_id": thread_id, "status": status, "limit": limit, "offset": offset}
+    filter = await authorize("threads", "search", value)
+    await runtime.threads.get(thread_id, include_temporary=True, filter=filter)
+    found = await runtime.runs.list(
+        thread_id, limit=limit, offset=offset, status=status or None, filter=filter
+    )
     return JSON([run_json(r) for r in found])
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(thread_id: UUID, run_id: UUID, runtime: RuntimeDep) -> Response:
-    await runtime.threads.get(thread_id, include_temporary=True)
-    return JSON(run_json(await runtime.runs.get(run_id, thread_id)))
+async def get_run(
+    thread_id: UUID, run_id: UUID, runtime: RuntimeDep, authorize: AuthorizeDep
+) -> Response:
+    filter = await authorize("threads", "read", {"thread_id": thread_id, "run_id": run_id})
+    await runtime.threads.get(thread_id, include_temporary=True, filter=filter)
+    return JSON(run_json(await runtime.runs.get(run_id, thread_id, filter=filter)))
 
 
 def _poller(runtime: Runtime, run: Run) -> Poll:

@@ -6,6 +6,7 @@ it had. Each write changes both in one transaction.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -19,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from broker.errors import Conflict, NotFound
 from broker.models import Assistant
 from broker.storage import dialect as sql
+from broker.storage import visibility
 from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_assistant, to_assistant_version
 from broker.storage.tables import assistant_versions, assistants
+from broker.storage.visibility import Filter
 
 # The namespace LangGraph Platform derives system assistant ids from (uuid5).
 SYSTEM_NAMESPACE = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
@@ -49,11 +52,16 @@ class AssistantSpec:
     description: str | None
 
 
-# Every run reads its assistant by id (its current version may have changed in another
-# process a moment ago): prebuilt, one autocommitted round trip on Postgres.
-_BY_ID = select(assistants).where(
-    assistants.c.assistant_id == bindparam("p_assistant_id", type_=assistants.c.assistant_id.type)
-)
+@functools.cache
+def _by_id_prebuilt(dialect: Dialect) -> Any:
+    """Every run reads its assistant by id (its current version may have changed in another
+    process a moment ago): prebuilt, one autocommitted round trip on Postgres; with the
+    auth filter (`p_auth`, `{}` without one) in the same statement."""
+    return select(assistants).where(
+        assistants.c.assistant_id
+        == bindparam("p_assistant_id", type_=assistants.c.assistant_id.type),
+        visibility.visible(sql.is_postgres(dialect), assistants.c.metadata),
+    )
 
 
 class AssistantStore:
@@ -85,8 +93,10 @@ class AssistantStore:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def get(self, assistant_id: UUID) -> Assistant:
-        row = await self._prebuilt.fetchrow(_BY_ID, {"p_assistant_id": assistant_id})
+    async def get(self, assistant_id: UUID, filter: Filter | None = None) -> Assistant:
+        """The assistant, if `filter` (an auth filter) lets the caller see it."""
+        params = {"p_assistant_id": assistant_id} | visibility.params(filter)
+        row = await self._prebuilt.fetchrow(_by_id_prebuilt(self._dialect), params)
         if row is None:
             raise assistant_not_found(assistant_id)
         return to_assistant(row)
@@ -101,10 +111,11 @@ class AssistantStore:
         offset: int = 0,
         sort_by: str | None = None,
         sort_order: str | None = None,
+        filter: Filter | None = None,
     ) -> tuple[list[Assistant], int]:
         """A page of matches and the total count."""
         query = select(assistants, func.count().over().label("total")).where(
-            _matching(self._dialect, metadata, graph_id, name)
+            _matching(self._dialect, metadata, graph_id, name, filter)
         )
         column = assistants.c[sort_by if sort_by in SORTABLE else "created_at"]
         query = query.order_by(column.asc() if sort_order == "asc" else column.desc())
@@ -119,11 +130,12 @@ class AssistantStore:
         metadata: dict[str, Any] | None = None,
         graph_id: str | None = None,
         name: str | None = None,
+        filter: Filter | None = None,
     ) -> int:
         query = (
             select(func.count())
             .select_from(assistants)
-            .where(_matching(self._dialect, metadata, graph_id, name))
+            .where(_matching(self._dialect, metadata, graph_id, name, filter))
         )
         async with self._engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
@@ -135,9 +147,14 @@ class AssistantStore:
         metadata: dict[str, Any] | None = None,
         limit: int = 10,
         offset: int = 0,
+        filter: Filter | None = None,
     ) -> list[Assistant]:
-        """The assistant's versions, newest first (`updated_at` is when each was made)."""
+        """The assistant's versions, newest first (`updated_at` is when each was made);
+        with an auth filter, those whose metadata passes it."""
         query = select(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id)
+        if filter is not None:
+            postgres = sql.is_postgres(self._dialect)
+            query = query.where(visibility.visible(postgres, assistant_versions.c.metadata, filter))
         if metadata:
             query = query.where(
                 sql.json_contains(self._dialect, assistant_versions.c.metadata, metadata)
@@ -150,7 +167,12 @@ class AssistantStore:
     # -- writes ---------------------------------------------------------------------------
 
     async def create(
-        self, assistant_id: UUID, spec: AssistantSpec, *, if_exists: str = "raise"
+        self,
+        assistant_id: UUID,
+        spec: AssistantSpec,
+        *,
+        if_exists: str = "raise",
+        filter: Filter | None = None,
     ) -> Assistant:
         """Version 1 of a new assistant; an existing id is returned or refused.
 
@@ -179,16 +201,20 @@ class AssistantStore:
         if row is not None:
             return to_assistant(row)
         if if_exists == "do_nothing":
-            return await self.get(assistant_id)
+            return await self.get(assistant_id, filter)
         raise Conflict(f"Assistant '{assistant_id}' already exists.")
 
     async def patch(
-        self, assistant_id: UUID, changes: dict[str, Any], metadata: dict[str, Any] | None
+        self,
+        assistant_id: UUID,
+        changes: dict[str, Any],
+        metadata: dict[str, Any] | None,
+        filter: Filter | None = None,
     ) -> Assistant:
         """A new version (the highest yet) from the current one with `changes` replaced
         and `metadata` merged; it becomes the current version."""
         async with self._engine.begin() as conn:
-            current = await _locked(conn, assistant_id)
+            current = await _locked(conn, assistant_id, filter)
             spec = AssistantSpec(
                 **{
                     **_spec_of(current),
@@ -201,10 +227,12 @@ class AssistantStore:
             assistant = await _make_current(conn, assistant_id, version, spec)
         return assistant
 
-    async def set_latest(self, assistant_id: UUID, version: int) -> Assistant:
+    async def set_latest(
+        self, assistant_id: UUID, version: int, filter: Filter | None = None
+    ) -> Assistant:
         """Makes an existing version the current one."""
         async with self._engine.begin() as conn:
-            await _locked(conn, assistant_id)
+            await _locked(conn, assistant_id, filter)
             row = (
                 await conn.execute(
                     select(assistant_versions).where(
@@ -219,9 +247,10 @@ class AssistantStore:
             assistant = await _make_current(conn, assistant_id, version, spec)
         return assistant
 
-    async def delete(self, assistant_id: UUID) -> None:
-        """The assistant and every version of it."""
+    async def delete(self, assistant_id: UUID, filter: Filter | None = None) -> None:
+        """The assistant and every version of it (NotFound if `filter` hides it)."""
         async with self._engine.begin() as conn:
+            await _locked(conn, assistant_id, filter)
             await conn.execute(
                 delete(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id)
             )
@@ -236,8 +265,11 @@ class AssistantStore:
             raise assistant_not_found(assistant_id)
 
 
-def _by_id(assistant_id: UUID) -> Any:
-    return select(assistants).where(assistants.c.assistant_id == assistant_id)
+def _by_id(dialect: Dialect, assistant_id: UUID, filter: Filter | None) -> Any:
+    return select(assistants).where(
+        assistants.c.assistant_id == assistant_id,
+        visibility.visible(sql.is_postgres(dialect), assistants.c.metadata, filter),
+    )
 
 
 def _matching(
@@ -245,8 +277,13 @@ def _matching(
     metadata: dict[str, Any] | None,
     graph_id: str | None,
     name: str | None,
+    filter: Filter | None,
 ) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = []
+    if filter:
+        conditions.append(
+            visibility.visible(sql.is_postgres(dialect), assistants.c.metadata, filter)
+        )
     if metadata:
         conditions.append(sql.json_contains(dialect, assistants.c.metadata, metadata))
     if graph_id:
@@ -257,9 +294,11 @@ def _matching(
     return and_(true(), *conditions)
 
 
-async def _locked(conn: AsyncConnection, assistant_id: UUID) -> Assistant:
-    """The assistant's row, locked until the transaction ends (SQLite: BEGIN IMMEDIATE)."""
-    row = (await conn.execute(_by_id(assistant_id).with_for_update())).first()
+async def _locked(conn: AsyncConnection, assistant_id: UUID, filter: Filter | None) -> Assistant:
+    """The assistant's row (if `filter` lets the caller see it), locked until the
+    transaction ends (SQLite: BEGIN IMMEDIATE)."""
+    query = _by_id(conn.dialect, assistant_id, filter).with_for_update()
+    row = (await conn.execute(query)).first()
     if row is None:
         raise assistant_not_found(assistant_id)
     return to_assistant(row)

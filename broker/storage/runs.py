@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import ColumnElement, Dialect, Select, and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import NotFound
 from broker.models import Run, RunStatus
+from broker.storage import dialect as sql
+from broker.storage import visibility
 from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_run
-from broker.storage.tables import checkpoints, runs
+from broker.storage.tables import checkpoints, runs, threads
+from broker.storage.visibility import Filter
 
 
 def run_not_found(run_id: UUID) -> NotFound:
@@ -27,25 +31,57 @@ _BY_ID_ON_THREAD = _BY_ID.where(
 )
 
 
+def on_visible_thread(postgres: bool, filter: Filter | None = None) -> ColumnElement[bool]:
+    """The run's thread passes the auth filter (`p_auth`): a run is as visible as its thread."""
+    return exists(
+        select(threads.c.thread_id).where(
+            threads.c.thread_id == runs.c.thread_id,
+            visibility.visible(postgres, threads.c.metadata, filter),
+        )
+    )
+
+
+@functools.cache
+def _scoped(dialect: Dialect, on_thread: bool) -> Any:
+    """A run by id whose thread passes the auth filter (prebuilt, for authorised callers)."""
+    statement = _BY_ID_ON_THREAD if on_thread else _BY_ID
+    return statement.where(on_visible_thread(sql.is_postgres(dialect)))
+
+
 class RunStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._prebuilt = Prebuilt(engine)
 
-    async def get(self, run_id: UUID, thread_id: UUID | None = None) -> Run:
-        if thread_id is None:
-            row = await self._prebuilt.fetchrow(_BY_ID, {"p_run_id": run_id})
+    async def get(
+        self, run_id: UUID, thread_id: UUID | None = None, *, filter: Filter | None = None
+    ) -> Run:
+        """The run (on `thread_id`, if given), if `filter` lets the caller see its thread."""
+        params: dict[str, Any] = {"p_run_id": run_id}
+        if thread_id is not None:
+            params["p_thread_id"] = thread_id
+        if filter is not None:
+            statement = _scoped(self._engine.dialect, thread_id is not None)
+            params |= visibility.params(filter)
         else:
-            params = {"p_run_id": run_id, "p_thread_id": thread_id}
-            row = await self._prebuilt.fetchrow(_BY_ID_ON_THREAD, params)
+            statement = _BY_ID if thread_id is None else _BY_ID_ON_THREAD
+        row = await self._prebuilt.fetchrow(statement, params)
         if row is None:
             raise run_not_found(run_id)
         return to_run(row)
 
     async def list(
-        self, thread_id: UUID, *, limit: int = 10, offset: int = 0, status: str | None = None
+        self,
+        thread_id: UUID,
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        status: str | None = None,
+        filter: Filter | None = None,
     ) -> list[Run]:
         query = select(runs).where(runs.c.thread_id == thread_id)
+        if filter is not None:
+            query = query.where(on_visible_thread(sql.is_postgres(self._engine.dialect), filter))
         if status:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)

@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from broker.storage import visibility
 from broker.storage.engine import report_outages
 
 _PRAGMAS = (
@@ -46,12 +47,24 @@ def create_sqlite_engine(path: Path) -> AsyncEngine:
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own BEGIN (deferred, and only before DML) is replaced by _on_begin's.
     dbapi_connection.isolation_level = None
+    dbapi_connection.create_function(
+        visibility.SQLITE_FUNCTION, 2, _json_contains, deterministic=True
+    )
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _PRAGMAS:
             cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def _json_contains(outer: str | None, inner: str | None) -> int:
+    """Postgres' `@>` for auth filters (`storage/visibility.py`), on JSON text."""
+    if inner is None:
+        return 1
+    if outer is None:
+        return 0
+    return int(visibility.contains(orjson.loads(outer), orjson.loads(inner)))
 
 
 def _on_begin(connection: Connection) -> None:

@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.errors import Conflict, NotFound
 from broker.models import Thread
 from broker.storage import dialect as sql
+from broker.storage import visibility
 from broker.storage.driver import Prebuilt
 from broker.storage.rows import to_thread
 from broker.storage.runs import active_on
 from broker.storage.tables import UtcDateTime, runs, threads
+from broker.storage.visibility import Filter
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 
@@ -48,10 +50,14 @@ def thread_not_found(thread_id: UUID) -> NotFound:
     return NotFound(f"Thread '{thread_id}' not found.")
 
 
-# Every result and state request reads a thread by id: prebuilt (storage.driver).
-_BY_ID = select(threads).where(
-    threads.c.thread_id == bindparam("p_thread_id", type_=threads.c.thread_id.type)
-)
+@functools.cache
+def _by_id(dialect: Dialect) -> Any:
+    """Every result and state request reads a thread by id: prebuilt (storage.driver),
+    with the auth filter (`p_auth`, `{}` without one) in the same statement."""
+    return select(threads).where(
+        threads.c.thread_id == bindparam("p_thread_id", type_=threads.c.thread_id.type),
+        visibility.visible(sql.is_postgres(dialect), threads.c.metadata),
+    )
 
 
 def _ttl_values(dialect: Dialect) -> dict[str, Any]:
@@ -100,6 +106,7 @@ class ThreadStore:
         *,
         if_exists: str = "raise",
         ttl: TTLRequest | None = None,
+        filter: Filter | None = None,
     ) -> tuple[Thread, bool]:
         """The new thread and True, or (if_exists="do_nothing") the existing one and False.
 
@@ -113,18 +120,26 @@ class ThreadStore:
         if row is not None:
             return to_thread(row), True
         if if_exists == "do_nothing":
-            return await self.get(thread_id), False
+            return await self.get(thread_id, filter=filter), False
         raise Conflict(f"Thread '{thread_id}' already exists.")
 
-    async def get(self, thread_id: UUID, *, include_temporary: bool = False) -> Thread:
-        row = await self._prebuilt.fetchrow(_BY_ID, {"p_thread_id": thread_id})
+    async def get(
+        self, thread_id: UUID, *, include_temporary: bool = False, filter: Filter | None = None
+    ) -> Thread:
+        """The thread, if it exists and `filter` (an auth filter) lets the caller see it."""
+        params = {"p_thread_id": thread_id} | visibility.params(filter)
+        row = await self._prebuilt.fetchrow(_by_id(self._engine.dialect), params)
         thread = None if row is None else to_thread(row)
         if thread is None or (thread.temporary and not include_temporary):
             raise thread_not_found(thread_id)
         return thread
 
     async def patch(
-        self, thread_id: UUID, metadata: dict[str, Any], ttl: TTLRequest | None = None
+        self,
+        thread_id: UUID,
+        metadata: dict[str, Any],
+        ttl: TTLRequest | None = None,
+        filter: Filter | None = None,
     ) -> Thread:
         """Merges `metadata` into the thread's metadata; a ttl given restarts its clock."""
         dialect = self._engine.dialect
@@ -142,7 +157,11 @@ class ThreadStore:
             row = (
                 await conn.execute(
                     update(threads)
-                    .where(threads.c.thread_id == thread_id, threads.c.temporary.is_(False))
+                    .where(
+                        threads.c.thread_id == thread_id,
+                        threads.c.temporary.is_(False),
+                        visibility.visible(sql.is_postgres(dialect), threads.c.metadata, filter),
+                    )
                     .values(**values)
                     .returning(threads)
                 )
@@ -163,11 +182,12 @@ class ThreadStore:
         metadata: dict[str, Any] | None = None,
         values: dict[str, Any] | None = None,
         status: str | None = None,
+        filter: Filter | None = None,
     ) -> int:
         query = (
             select(func.count())
             .select_from(threads)
-            .where(_matching(self._engine.dialect, metadata, values, status))
+            .where(_matching(self._engine.dialect, metadata, values, status, filter))
         )
         async with self._engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
@@ -183,10 +203,11 @@ class ThreadStore:
         offset: int = 0,
         sort_by: str | None = None,
         sort_order: str | None = None,
+        filter: Filter | None = None,
     ) -> tuple[list[Thread], int]:
         """A page of matches and the total count."""
         query = select(threads, func.count().over().label("total")).where(
-            _matching(self._engine.dialect, metadata, values, status)
+            _matching(self._engine.dialect, metadata, values, status, filter)
         )
         if ids:
             query = query.where(threads.c.thread_id.in_(ids))
@@ -203,8 +224,11 @@ def _matching(
     metadata: dict[str, Any] | None,
     values: dict[str, Any] | None,
     status: str | None,
+    filter: Filter | None,
 ) -> Any:
     conditions: list[Any] = [threads.c.temporary.is_(False)]
+    if filter:
+        conditions.append(visibility.visible(sql.is_postgres(dialect), threads.c.metadata, filter))
     if metadata:
         conditions.append(sql.json_contains(dialect, threads.c.metadata, metadata))
     if values:

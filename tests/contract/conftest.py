@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.events import EventBus, LocalEventBus, RedisEventBus
 from broker.keys import Keys
 from broker.queue import LocalRunQueue, RedisRunQueue, RunQueue
+from broker.settings import Settings
+from broker.storage.engine import create_engine
+from tests.contract.test_checkpointer import sqlite_engine
 from tests.services import Services
 
 
@@ -45,3 +50,17 @@ async def bus(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[Eve
     redis_bus = RedisEventBus(redis)
     yield redis_bus
     await redis_bus.close()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def either_engine(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    """The store on each backend: the session's Postgres, and a fresh SQLite file."""
+    if request.param == "sqlite":
+        async with sqlite_engine(tmp_path) as engine:
+            yield engine
+        return
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()

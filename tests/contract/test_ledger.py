@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,12 +23,9 @@ from broker.models import (
     ThreadResult,
     ThreadStatus,
 )
-from broker.settings import Settings
-from broker.storage.engine import create_engine
 from broker.storage.ledger import Ledger, open_ledger
 from broker.storage.ledger.outcomes import Claimed, Failure, Released, Submit
 from broker.storage.tables import runs, threads
-from tests.contract.test_checkpointer import sqlite_engine
 
 LEASE = timedelta(seconds=30)
 
@@ -78,17 +73,9 @@ class Store:
         return finished.owned, finished.wake
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def store(
-    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
-) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with sqlite_engine(tmp_path) as engine:
-            yield Store(engine)
-        return
-    engine = create_engine(settings)
-    yield Store(engine)
-    await engine.dispose()
+@pytest.fixture
+def store(either_engine: AsyncEngine) -> Store:
+    return Store(either_engine)
 
 
 def _stamps(delay: float = -1.0) -> dict[str, datetime]:

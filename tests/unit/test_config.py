@@ -58,7 +58,6 @@ def test_every_documented_key_has_a_verdict(path: str, key: Key) -> None:
         ("webhooks", "no webhooks"),
         ("http.mount_prefix", "not supported yet"),
         ("encryption", "not supported yet"),
-        ("auth", "would be open"),
     ],
 )
 def test_refused_keys_say_why(path: str, words: str) -> None:
@@ -72,6 +71,7 @@ def test_accepted_and_honoured_keys_say_nothing() -> None:
         "graphs": {"g": "./g.py:graph"},
         "env": ".env",
         "dependencies": ["."],
+        "auth": {"path": "./auth.py:auth"},
         "http": {"app": "./app.py:app", "disable_webhooks": True, "logging_headers": {}},
     }
     assert judge(config) == []

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from broker import users
 from broker.errors import GraphLoadError
 from broker.graphs import GraphRegistry, load_config
+from broker.users import User
 
 FACTORIES = """
 from typing import Any
@@ -120,3 +122,15 @@ async def test_reads_get_the_read_runtime(registry: GraphRegistry, tmp_path: Pat
 async def test_a_factory_returning_no_graph_is_named(registry: GraphRegistry) -> None:
     with pytest.raises(GraphLoadError, match=r"not_a_graph.*gave int"):
         await registry.get("not_a_graph", CONFIG)
+
+
+async def test_a_run_by_a_user_gives_the_factory_that_user(
+    registry: GraphRegistry, tmp_path: Path
+) -> None:
+    user = {"identity": "alice", "permissions": ["p"], "team": "x"}
+    config = {"configurable": users.configurable(User(user))}
+    for access in ("threads.create_run", "threads.read"):
+        await registry.get("runtime_only", config, access=access)  # type: ignore[arg-type]
+        (runtime,) = _calls(tmp_path)[-1]
+        assert (runtime.user.identity, runtime.user.permissions) == ("alice", ["p"])
+        assert runtime.user["team"] == "x"

@@ -38,6 +38,7 @@ from broker.storage.ledger.spelling import Spelling
 from broker.storage.rows import to_run, to_thread
 from broker.storage.runs import run_not_found
 from broker.storage.threads import thread_not_found
+from broker.storage.visibility import Filter, params
 
 NO_RUNS_TO_CANCEL = "No matching runs to cancel. Only pending or running runs can be cancelled."
 _ALL = {"p_pending": True, "p_running": True}
@@ -75,8 +76,8 @@ class Ledger(ABC):
     async def submit(self, submit: Submit) -> tuple[Run, Cancelled]:
         """A pending run, with what its multitask strategy cancelled on its thread.
 
-        Raises NotFound without an ordinary thread (unless asked to create it), and
-        ThreadBusy when `reject` finds a run in flight.
+        Raises NotFound without an ordinary thread (unless asked to create it) or one the
+        auth filter hides, and ThreadBusy when `reject` finds a run in flight.
         """
         if submit.temporary:
             return await self._submit_stateless(submit), Cancelled()
@@ -84,8 +85,10 @@ class Ledger(ABC):
         thread = {"p_thread_id": submit.row["thread_id"]}
         async with self.transaction() as tx:
             if submit.create_thread:
-                await tx.execute(q.create_thread(s), thread)
-            if await tx.fetchval(q.mark_busy(s), thread | {"p_tags": submit.tags}) is None:
+                new = thread | {"p_metadata": submit.thread_metadata}
+                await tx.execute(q.create_thread(s), new)
+            busy = thread | {"p_tags": submit.tags} | submit.auth
+            if await tx.fetchval(q.mark_busy(s), busy) is None:
                 raise thread_not_found(submit.row["thread_id"])
             replaced = await self._replaced(tx, submit)
             row = await tx.fetchrow(q.insert_run(s, unless_active=submit.rejects), _run(submit))
@@ -219,13 +222,19 @@ class Ledger(ABC):
     # -- cancel ---------------------------------------------------------------------------
 
     async def cancel(
-        self, run_ids: list[UUID], action: CancelAction, thread_id: UUID | None = None
+        self,
+        run_ids: list[UUID],
+        action: CancelAction,
+        thread_id: UUID | None = None,
+        filter: Filter | None = None,
     ) -> Cancelled:
-        """Pending runs end now, running ones are asked to stop; NotFound if none is active."""
+        """Pending runs end now, running ones are asked to stop; NotFound if none is active
+        (among those on threads the auth filter lets the caller see)."""
+        visible = params(filter)
         async with self.transaction() as tx:
             found = []
             for run_id in run_ids:
-                row = await tx.fetchrow(q.lock_run(self.spelling), {"p_run_id": run_id})
+                row = await tx.fetchrow(q.lock_run(self.spelling), {"p_run_id": run_id} | visible)
                 run = None if row is None else to_run(row)
                 if run and run.status.active and thread_id in (None, run.thread_id):
                     found.append(run)
@@ -233,13 +242,15 @@ class Ledger(ABC):
                 raise NotFound(NO_RUNS_TO_CANCEL)
             return await self._cancel_locked(tx, found, action)
 
-    async def cancel_where(self, status: str, action: CancelAction) -> Cancelled:
-        """Every pending, running or active (`all`) run."""
-        params = _statuses(status)
+    async def cancel_where(
+        self, status: str, action: CancelAction, filter: Filter | None = None
+    ) -> Cancelled:
+        """Every pending, running or active (`all`) run (on threads `filter` lets one see)."""
+        scoped = filter is not None
+        statement = q.lock_active(self.spelling, of_thread=False, scoped=scoped)
         async with self.transaction() as tx:
             found = [
-                to_run(r)
-                for r in await tx.fetch(q.lock_active(self.spelling, of_thread=False), params)
+                to_run(r) for r in await tx.fetch(statement, _statuses(status) | params(filter))
             ]
             return await self._cancel_locked(tx, found, action)
 
@@ -332,13 +343,13 @@ class Ledger(ABC):
 
     # -- threads --------------------------------------------------------------------------
 
-    async def delete_thread(self, thread_id: UUID) -> Cancelled:
+    async def delete_thread(self, thread_id: UUID, filter: Filter | None = None) -> Cancelled:
         """The thread, its runs (every active one reported: its stream must end, a running
-        one's worker be told) and its checkpoints."""
+        one's worker be told) and its checkpoints; NotFound if `filter` hides it."""
         s = self.spelling
         key = {"p_thread_id": thread_id}
         async with self.transaction() as tx:
-            row = await tx.fetchrow(q.lock_thread(s), key)
+            row = await tx.fetchrow(q.lock_visible_thread(s), key | params(filter))
             if row is None or row["temporary"]:
                 raise thread_not_found(thread_id)
             active = [
@@ -350,33 +361,45 @@ class Ledger(ABC):
         running = [r for r in active if r.status == RunStatus.RUNNING]
         return Cancelled(ended=active, signalled=[(r, CancelAction.INTERRUPT) for r in running])
 
-    async def lock_idle(self, thread_id: UUID) -> Thread:
-        """The ordinary thread, checked to have no run pending or running."""
+    async def lock_idle(self, thread_id: UUID, filter: Filter | None = None) -> Thread:
+        """The ordinary thread (visible through `filter`), checked to have no run pending
+        or running."""
         key = {"p_thread_id": thread_id}
         async with self.transaction() as tx:
-            row = await tx.fetchrow(q.lock_thread(self.spelling), key)
+            row = await tx.fetchrow(q.lock_visible_thread(self.spelling), key | params(filter))
             if row is None or row["temporary"]:
                 raise thread_not_found(thread_id)
             if await tx.fetch(q.lock_active(self.spelling, of_thread=True), _ALL | key):
                 raise Conflict(f"Thread '{thread_id}' has a pending or running run.")
             return to_thread(row)
 
-    async def copy_thread(self, source: Thread, copy_id: UUID) -> Thread:
-        params = {
+    async def copy_thread(
+        self,
+        source: Thread,
+        copy_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        filter: Filter | None = None,
+    ) -> Thread:
+        """A copy of `source` (if `filter` still lets the caller see it), with `metadata`
+        merged into its metadata."""
+        values = {
             "p_thread_id": source.thread_id,
             "p_copy_id": copy_id,
             "p_status": source.resting_status.value,
+            "p_metadata": metadata or {},
         }
         async with self.statement() as tx:
-            row = await tx.fetchrow(q.copy_thread(self.spelling), params)
+            row = await tx.fetchrow(q.copy_thread(self.spelling), values | params(filter))
         if row is None:
             raise thread_not_found(source.thread_id)
         return to_thread(row)
 
-    async def delete_run(self, run_id: UUID, thread_id: UUID) -> None:
-        """A run that has ended (Conflict while it is active)."""
+    async def delete_run(self, run_id: UUID, thread_id: UUID, filter: Filter | None = None) -> None:
+        """A run that has ended (Conflict while it is active); NotFound if `filter` hides
+        its thread."""
+        key = {"p_run_id": run_id} | params(filter)
         async with self.transaction() as tx:
-            row = await tx.fetchrow(q.lock_run(self.spelling), {"p_run_id": run_id})
+            row = await tx.fetchrow(q.lock_run(self.spelling), key)
             run = None if row is None else to_run(row)
             if run is None or run.thread_id != thread_id:
                 raise run_not_found(run_id)

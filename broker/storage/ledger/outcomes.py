@@ -22,6 +22,8 @@ class Submit:
     strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE
     create_thread: bool = False
     delay: timedelta = timedelta(0)
+    thread_metadata: dict[str, Any] = field(default_factory=dict)  # of a thread it creates
+    auth: dict[str, Any] = field(default_factory=dict)  # visibility.params of a filter
 
     @property
     def rejects(self) -> bool:

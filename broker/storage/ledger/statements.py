@@ -29,8 +29,9 @@ from sqlalchemy.sql.dml import ReturningDelete
 
 from broker.models import RunStatus, ThreadStatus
 from broker.storage.ledger.spelling import Spelling
-from broker.storage.runs import active_on, head_of, owned
+from broker.storage.runs import active_on, head_of, on_visible_thread, owned
 from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
+from broker.storage.visibility import visible
 
 PENDING = RunStatus.PENDING.value
 RUNNING = RunStatus.RUNNING.value
@@ -72,7 +73,7 @@ def create_thread(s: Spelling) -> Insert:
         (postgresql.insert(threads) if s.postgres else sqlite.insert(threads))
         .values(
             thread_id=_thread_id(),
-            metadata={},
+            metadata=bindparam("p_metadata", {}, type_=threads.c.metadata.type),
             created_at=now,
             updated_at=now,
             state_updated_at=now,
@@ -101,11 +102,16 @@ def insert_temporary(s: Spelling) -> Insert:
 def mark_busy(s: Spelling) -> Update:
     """A run was submitted: the thread is busy and remembers `p_tags` (graph, assistant).
 
-    Takes the thread's row lock; returns nothing if there is no such ordinary thread.
+    Takes the thread's row lock; returns nothing if there is no such ordinary thread, or
+    if the auth filter (`p_auth`) hides it.
     """
     return (
         update(threads)
-        .where(threads.c.thread_id == _thread_id(), threads.c.temporary.is_(False))
+        .where(
+            threads.c.thread_id == _thread_id(),
+            threads.c.temporary.is_(False),
+            visible(s.postgres, threads.c.metadata),
+        )
         .values(
             status=ThreadStatus.BUSY.value,
             metadata=s.merged(threads.c.metadata, "p_tags"),
@@ -118,6 +124,12 @@ def mark_busy(s: Spelling) -> Update:
 @functools.cache
 def lock_thread(s: Spelling) -> Select[Any]:
     return select(threads).where(threads.c.thread_id == _thread_id()).with_for_update()
+
+
+@functools.cache
+def lock_visible_thread(s: Spelling) -> Select[Any]:
+    """The thread, locked, if the auth filter (`p_auth`) lets the caller see it."""
+    return lock_thread(s).where(visible(s.postgres, threads.c.metadata))
 
 
 @functools.cache
@@ -178,11 +190,12 @@ def delete_checkpoints(s: Spelling) -> tuple[Delete, Delete]:
 
 @functools.cache
 def copy_thread(s: Spelling) -> Insert:
-    """A new thread with the source's metadata, config and state (`p_status` as it rests)."""
+    """A new thread with the source's metadata (`p_metadata` merged in), config and state
+    (`p_status` as it rests); the source must pass the auth filter (`p_auth`)."""
     now = s.now()
     source = select(
         bindparam("p_copy_id", type_=threads.c.thread_id.type),
-        threads.c.metadata,
+        s.merged(threads.c.metadata, "p_metadata").label("metadata"),
         threads.c.config,
         threads.c["values"],
         threads.c.interrupts,
@@ -191,7 +204,11 @@ def copy_thread(s: Spelling) -> Insert:
         now.label("created_at"),
         now.label("updated_at"),
         now.label("state_updated_at"),
-    ).where(threads.c.thread_id == _thread_id(), threads.c.temporary.is_(False))
+    ).where(
+        threads.c.thread_id == _thread_id(),
+        threads.c.temporary.is_(False),
+        visible(s.postgres, threads.c.metadata),
+    )
     names = ["thread_id", "metadata", "config", "values", "interrupts", "error", "status"]
     stamps = ["created_at", "updated_at", "state_updated_at"]
     return threads.insert().from_select([*names, *stamps], source).returning(threads)
@@ -217,16 +234,22 @@ def insert_run(s: Spelling, *, unless_active: bool) -> Insert:
 
 @functools.cache
 def lock_run(s: Spelling) -> Select[Any]:
-    return select(runs).where(runs.c.run_id == _run_id()).with_for_update()
+    """A run (cancel, delete: the API's side), if the auth filter (`p_auth`) lets the
+    caller see its thread."""
+    query = select(runs).where(runs.c.run_id == _run_id(), on_visible_thread(s.postgres))
+    return query.with_for_update(of=runs)
 
 
 @functools.cache
-def lock_active(s: Spelling, *, of_thread: bool) -> Select[Any]:
+def lock_active(s: Spelling, *, of_thread: bool, scoped: bool = False) -> Select[Any]:
     """Pending or running runs (`p_pending`/`p_running` say which), oldest first, locked;
-    of one thread (`p_thread_id`) or of all."""
+    of one thread (`p_thread_id`) or of all; `scoped`: only on threads the auth filter
+    (`p_auth`) lets the caller see."""
     pending = bindparam("p_pending", type_=Boolean) & (runs.c.status == PENDING)
     running = bindparam("p_running", type_=Boolean) & (runs.c.status == RUNNING)
     query = select(runs).where(pending | running)
+    if scoped:
+        query = query.where(on_visible_thread(s.postgres))
     if of_thread:
         query = query.where(runs.c.thread_id == _p(runs.c.thread_id))
     return query.order_by(runs.c.created_at, runs.c.run_id).with_for_update()

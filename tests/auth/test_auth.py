@@ -1,0 +1,211 @@
+"""Custom auth (LangGraph's owner-only example, tests/graphs/auth.py) through the SDK.
+
+The matrix: every endpoint, asked by B about A's thread, run or assistant, answers as
+if it did not exist (the same status as for an id nobody has), and A's data is left as
+it was. Each new endpoint joins it with one row.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+from uuid import uuid4
+
+import httpx
+import pytest
+from langgraph_sdk.client import LangGraphClient
+
+from tests.auth.conftest import Users
+
+GRAPHS = Path(__file__).parent.parent / "graphs"
+
+
+@dataclass(frozen=True)
+class Owned:
+    thread_id: str
+    run_id: str
+    assistant_id: str
+
+
+async def _drain(stream: AsyncIterator[Any] | Awaitable[AsyncIterator[Any]]) -> list[Any]:
+    if isinstance(stream, Awaitable):  # threads.join_stream is a coroutine
+        stream = await stream
+    return [part async for part in stream]
+
+
+Op = Callable[[LangGraphClient, Owned], Awaitable[Any]]
+
+MATRIX: list[tuple[str, Op]] = [
+    ("threads.get", lambda c, o: c.threads.get(o.thread_id)),
+    ("threads.update", lambda c, o: c.threads.update(o.thread_id, metadata={"x": 1})),
+    ("threads.delete", lambda c, o: c.threads.delete(o.thread_id)),
+    ("threads.copy", lambda c, o: c.threads.copy(o.thread_id)),
+    ("threads.get_state", lambda c, o: c.threads.get_state(o.thread_id)),
+    (
+        "threads.update_state",
+        lambda c, o: c.threads.update_state(o.thread_id, {"user_id": "mallory"}),
+    ),
+    ("threads.get_history", lambda c, o: c.threads.get_history(o.thread_id)),
+    ("threads.join_stream", lambda c, o: _drain(c.threads.join_stream(o.thread_id))),
+    ("runs.create", lambda c, o: c.runs.create(o.thread_id, "whoami")),
+    ("runs.stream", lambda c, o: _drain(c.runs.stream(o.thread_id, "whoami"))),
+    ("runs.wait", lambda c, o: c.runs.wait(o.thread_id, "whoami")),
+    ("runs.list", lambda c, o: c.runs.list(o.thread_id)),
+    ("runs.get", lambda c, o: c.runs.get(o.thread_id, o.run_id)),
+    ("runs.join", lambda c, o: c.runs.join(o.thread_id, o.run_id)),
+    ("runs.join_stream", lambda c, o: _drain(c.runs.join_stream(o.thread_id, o.run_id))),
+    ("runs.cancel", lambda c, o: c.runs.cancel(o.thread_id, o.run_id)),
+    ("runs.delete", lambda c, o: c.runs.delete(o.thread_id, o.run_id)),
+    ("assistants.get", lambda c, o: c.assistants.get(o.assistant_id)),
+    ("assistants.update", lambda c, o: c.assistants.update(o.assistant_id, name="mine")),
+    ("assistants.delete", lambda c, o: c.assistants.delete(o.assistant_id)),
+    ("assistants.get_versions", lambda c, o: c.assistants.get_versions(o.assistant_id)),
+    ("assistants.set_latest", lambda c, o: c.assistants.set_latest(o.assistant_id, 1)),
+    ("assistants.get_graph", lambda c, o: c.assistants.get_graph(o.assistant_id)),
+    ("assistants.get_schemas", lambda c, o: c.assistants.get_schemas(o.assistant_id)),
+]
+
+
+async def _refusal(op: Op, client: LangGraphClient, owned: Owned) -> tuple[int, Any]:
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        await op(client, owned)
+    response = raised.value.response
+    await response.aread()
+    return response.status_code, response.json()
+
+
+async def _owned(client: LangGraphClient) -> Owned:
+    thread = await client.threads.create(metadata={"purpose": "auth"})
+    run = await client.runs.create(thread["thread_id"], "whoami", input={})
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    assistant = await client.assistants.create("whoami", name="alice's")
+    return Owned(thread["thread_id"], run["run_id"], assistant["assistant_id"])
+
+
+@pytest.mark.parametrize(("name", "op"), MATRIX, ids=[name for name, _ in MATRIX])
+async def test_b_cannot_reach_a(users: Users, name: str, op: Op) -> None:
+    owned = await _owned(users.a)
+    missing = Owned(str(uuid4()), str(uuid4()), str(uuid4()))
+    status, body = await _refusal(op, users.b, owned)
+    expected, _ = await _refusal(op, users.b, missing)
+    assert (status, set(body)) == (expected, {"detail"}), f"{name}: {body}"
+    assert 400 <= status < 500
+
+    # A's data is as A left it.
+    thread: Any = await users.a.threads.get(owned.thread_id)
+    assert thread["metadata"]["owner"] == users.a_id and "x" not in thread["metadata"]
+    state: Any = await users.a.threads.get_state(owned.thread_id)
+    assert state["values"]["user_id"] == users.a_id
+    assert len(await users.a.runs.list(owned.thread_id)) == 1
+    assistant = await users.a.assistants.get(owned.assistant_id)
+    assert (assistant["name"], assistant["version"]) == ("alice's", 1)
+
+
+async def test_owner_reaches_own_data(users: Users) -> None:
+    owned = await _owned(users.a)
+    assert (await users.a.runs.get(owned.thread_id, owned.run_id))["status"] == "success"
+    assert len(await users.a.threads.get_history(owned.thread_id)) >= 1
+    copy: Any = await users.a.threads.copy(owned.thread_id)  # type: ignore[func-returns-value]
+    assert copy["metadata"]["owner"] == users.a_id
+    await users.a.threads.update(owned.thread_id, metadata={"x": 1})
+    versions = await users.a.assistants.get_versions(owned.assistant_id)
+    assert [v["version"] for v in versions] == [1]
+    assert "graph_id" in await users.a.assistants.get_schemas(owned.assistant_id)
+    await users.a.threads.delete(copy["thread_id"])
+
+
+async def test_searches_and_counts_see_only_ones_own(users: Users) -> None:
+    await _owned(users.a)
+    await _owned(users.a)
+    mine: Any = await users.b.threads.create()
+    assert mine["metadata"]["owner"] != users.a_id
+    found = await users.b.threads.search(limit=100)
+    assert [t["thread_id"] for t in found] == [mine["thread_id"]]
+    assert await users.b.threads.count() == 1
+    assert await users.a.threads.count() == 2
+    owners = {cast(Any, t["metadata"])["owner"] for t in await users.a.threads.search()}
+    assert owners == {users.a_id}
+    assert await users.b.assistants.search() == []
+    assert await users.b.assistants.count() == 0
+    assert await users.a.assistants.count() == 2
+    pruned = await users.b.threads.prune([t["thread_id"] for t in await users.a.threads.search()])
+    assert pruned == {"pruned_count": 0}
+    assert await users.a.threads.count() == 2
+
+
+async def test_no_token_is_401(users: Users) -> None:
+    ops: list[Op] = [
+        lambda c, o: c.threads.search(),
+        lambda c, o: c.threads.create(),
+        lambda c, o: _drain(c.runs.stream(None, "whoami", input={})),
+        lambda c, o: c.assistants.get("whoami"),
+    ]
+    for op in ops:
+        status, body = await _refusal(op, users.anonymous, Owned("", "", ""))
+        assert (status, body) == (401, {"detail": "Invalid token"})
+
+
+async def test_open_paths_need_no_token(auth_server: str) -> None:
+    async with httpx.AsyncClient(base_url=auth_server) as http:
+        assert (await http.get("/ok")).status_code == 200
+        info = (await http.get("/info")).json()
+        assert info["flags"]["custom_auth"] is True
+        document = (await http.get("/openapi.json")).json()
+        assert document["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+        assert document["security"] == [{"BearerAuth": []}]
+
+
+async def test_denied_action_is_403(users: Users) -> None:
+    thread = await users.reader.threads.create()
+    status, body = await _refusal(
+        lambda c, o: c.threads.delete(o.thread_id), users.reader, Owned(thread["thread_id"], "", "")
+    )
+    assert (status, body) == (403, {"detail": "Forbidden"})
+    assert (await users.reader.threads.get(thread["thread_id"]))["thread_id"] == thread["thread_id"]
+
+
+async def test_the_graph_sees_its_user(users: Users) -> None:
+    thread = await users.a.threads.create()
+    output: Any = await users.a.runs.wait(thread["thread_id"], "whoami", input={})
+    assert output["user_id"] == users.a_id
+    assert output["permissions"] == ["delete"]
+    stateless: Any = await users.b.runs.wait(None, "whoami", input={})
+    assert stateless["user_id"] != users.a_id and stateless["user_id"].startswith("bob-")
+
+
+async def test_a_run_creating_its_thread_stamps_the_owner(users: Users) -> None:
+    thread_id = str(uuid4())
+    await users.a.runs.wait(thread_id, "whoami", input={}, if_not_exists="create")
+    thread: Any = await users.a.threads.get(thread_id)
+    assert thread["metadata"]["owner"] == users.a_id
+    status, _ = await _refusal(
+        lambda c, o: c.threads.get(o.thread_id), users.b, Owned(thread_id, "", "")
+    )
+    assert status == 404
+
+
+def test_a_bad_auth_path_stops_the_api(broker_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "api",
+            "--config",
+            str(GRAPHS / "bad_auth.json"),
+            "--port",
+            "1",
+        ],
+        env=broker_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("broker api: Failed to load auth from './whoami.py:graph'")
+    assert "Traceback" not in done.stderr
