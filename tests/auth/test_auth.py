@@ -159,6 +159,31 @@ async def test_open_paths_need_no_token(auth_server: str) -> None:
         assert document["security"] == [{"BearerAuth": []}]
 
 
+async def test_a_custom_route_is_protected_and_documented(auth_server: str) -> None:
+    """auth.json mounts a custom app with `enable_custom_route_auth`."""
+    async with httpx.AsyncClient(base_url=auth_server) as http:
+        refused = await http.get("/greeting")
+        assert (refused.status_code, refused.json()) == (401, {"detail": "Invalid token"})
+        token = {"Authorization": f"Bearer user-alice-{uuid4().hex[:8]}"}
+        served = await http.get("/greeting", headers=token)
+        assert (served.status_code, served.json()) == (200, {"hello": "custom route"})
+        assert "/greeting" in (await http.get("/openapi.json")).json()["paths"]
+
+
+async def test_a_cors_preflight_needs_no_token(auth_server: str) -> None:
+    async with httpx.AsyncClient(base_url=auth_server) as http:
+        preflight = await http.options(
+            "/threads/search",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "https://app.example")
+
+
 async def test_denied_action_is_403(users: Users) -> None:
     thread = await users.reader.threads.create()
     status, body = await _refusal(
