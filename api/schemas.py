@@ -260,6 +260,14 @@ class RunCreate(Body):
     durability: Literal["sync", "async", "exit"] | None = None
     checkpoint_during: Flag | None = None
 
+    @field_validator("webhook")
+    @classmethod
+    def _no_webhooks_yet(cls, value: str | None) -> str | None:
+        # Accepted and never called would be worse than refused: the caller would wait.
+        if value:
+            raise ValueError("not supported yet: the broker sends no webhooks")
+        return value
+
     @field_validator("stream_mode")
     @classmethod
     def _modes(cls, value: list[str] | str | None) -> list[str]:

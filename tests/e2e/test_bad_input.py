@@ -91,6 +91,14 @@ async def test_after_seconds_is_bounded(http: httpx.AsyncClient) -> None:
     assert response.json()["detail"].startswith("after_seconds:")
 
 
+async def test_a_webhook_is_refused_not_dropped(http: httpx.AsyncClient) -> None:
+    body = {"assistant_id": "counter", "webhook": "https://example.com/hook"}
+    response = await http.post("/runs", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("webhook:")
+    assert "no webhooks" in response.json()["detail"]
+
+
 async def test_a_bad_join_is_4xx_naming_what(client: LangGraphClient, server: str) -> None:
     tid = (await client.threads.create())["thread_id"]
     run = await client.runs.create(
