@@ -58,7 +58,7 @@ def create_app(
     app.add_middleware(InputLimits, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     openapi.install(app)  # describes what is served, custom routes included
-    auth.install(app, settings)  # after openapi: it adds the security scheme to it
+    auth.install(app, project)  # after openapi: it adds the security scheme to it
     http_section.include_routes(app, http)
     # Last: langgraph.json's http section places the custom app's middleware around
     # what is installed above, and CORS outermost (a preflight needs no credentials).

@@ -87,6 +87,12 @@ class HeaderPatterns(_Section):
     excludes: list[str] | None = Field(None, validation_alias=AliasChoices("excludes", "exclude"))
 
 
+class AuthSection(_Section):
+    path: str  # "./auth.py:auth": the langgraph_sdk.Auth to use
+    openapi: dict[str, Any] = Field(default_factory=dict)  # securitySchemes, security
+    disable_studio_auth: bool = False  # nothing to disable: Studio's shortcut is not honoured
+
+
 class HttpConfig(_Section):
     app: str | None = None
     cors: CorsConfig | None = None
@@ -233,6 +239,7 @@ class ProjectConfig:
     env: dict[str, Any] | str | None = None
     dependencies: list[str] = field(default_factory=list)
     http: HttpConfig = field(default_factory=HttpConfig)
+    auth: AuthSection | None = None
 
     @property
     def base(self) -> Path:
@@ -256,6 +263,7 @@ def read_config(path: Path) -> ProjectConfig:
         env=raw.get("env"),
         dependencies=list(raw.get("dependencies") or []),
         http=_typed(HttpConfig, "http", raw.get("http"), path),
+        auth=_typed(AuthSection, "auth", raw["auth"], path) if raw.get("auth") else None,
     )
 
 

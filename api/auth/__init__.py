@@ -11,14 +11,14 @@ from fastapi import FastAPI
 
 from api.auth.authenticate import AuthenticateMiddleware
 from api.auth.loader import load
-from broker.settings import Settings
+from broker.config import ProjectConfig
 
 log = logging.getLogger("api.auth")
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, project: ProjectConfig | None) -> None:
     """Loads the configured auth (stopping the process if it cannot) and protects `app`."""
-    config = load(settings.config)
+    config = load(project)
     app.state.auth = None if config is None else config.auth
     if config is None:
         log.info("no auth configured: every request is served")
