@@ -54,8 +54,12 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+MAX_TTL_MINUTES = 100 * 365 * 24 * 60
+
+
 class ThreadTTLBody(Body):
-    ttl: float = Field(gt=0, description="minutes from now until the thread is swept")
+    # At most a century: an expiry must be a time both backends can store.
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES, description="minutes until the thread is swept")
     strategy: Literal["delete", "keep_latest"] = "delete"
 
     def to_request(self) -> TTLRequest:

@@ -91,6 +91,12 @@ async def test_after_seconds_is_bounded(http: httpx.AsyncClient) -> None:
     assert response.json()["detail"].startswith("after_seconds:")
 
 
+async def test_a_ttl_past_a_century_is_422(http: httpx.AsyncClient) -> None:
+    response = await http.post("/threads", json={"ttl": {"ttl": 7e57, "strategy": "delete"}})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("ttl.ttl:")
+
+
 async def test_a_webhook_is_refused_not_dropped(http: httpx.AsyncClient) -> None:
     body = {"assistant_id": "counter", "webhook": "https://example.com/hook"}
     response = await http.post("/runs", json=body)
