@@ -12,14 +12,29 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from tests.conftest import fresh_database
 from tests.processes import broker_processes, start_dev
+from tests.services import Services
 
 AUTH_CONFIG = Path(__file__).parent.parent / "graphs" / "auth.json"
 
 
 @pytest.fixture(scope="session")
-def auth_env(broker_env: dict[str, str]) -> dict[str, str]:
-    return {**broker_env, "BROKER_SSE_HEARTBEAT_SECONDS": "0.5", "N_JOBS_PER_WORKER": "2"}
+def auth_database(services: Services) -> Iterator[str]:
+    yield from fresh_database(services)
+
+
+@pytest.fixture(scope="session")
+def auth_env(broker_env: dict[str, str], auth_database: str) -> dict[str, str]:
+    # A database and a Redis prefix of their own: these workers know only auth.json's
+    # graphs, and must never take (and fail) the runs of the other servers of the session.
+    return {
+        **broker_env,
+        "DATABASE_URI": auth_database,
+        "BROKER_REDIS_PREFIX": f"broker-auth-{uuid4().hex[:8]}",
+        "BROKER_SSE_HEARTBEAT_SECONDS": "0.5",
+        "N_JOBS_PER_WORKER": "2",
+    }
 
 
 @pytest.fixture(scope="session")
