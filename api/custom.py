@@ -32,8 +32,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from broker.config import HttpConfig
-from broker.errors import ConfigError
-from broker.graphs import SourceFormError, load_object
+from broker.graphs import load_typed
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
@@ -60,21 +59,7 @@ def auth_exempt(scope: Scope) -> bool:
 
 def load(source: str, base: Path) -> Starlette:
     """The app `http.app` names; a failure stops the process with one line."""
-    location = source.rpartition(":")[0]
-    try:
-        custom = load_object(source, base)
-    except SourceFormError as exc:
-        raise ConfigError(f"http.app: {exc}") from exc
-    except Exception as exc:
-        raise ConfigError(
-            f"http.app: cannot load '{source}' (file {location}): {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(custom, Starlette):
-        raise ConfigError(
-            f"http.app: '{source}' is a {type(custom).__name__}, not a Starlette or "
-            "FastAPI application"
-        )
-    return custom
+    return load_typed(source, base, Starlette, "http.app", "a Starlette or FastAPI application")
 
 
 def mount(app: FastAPI, http: HttpConfig, base: Path) -> None:

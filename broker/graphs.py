@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 from langchain_core.runnables import RunnableConfig
@@ -25,7 +25,9 @@ from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntim
 
 from broker import users
 from broker.config import GraphSource, ProjectConfig, read_config
-from broker.errors import GraphLoadError, Invalid
+from broker.errors import ConfigError, GraphLoadError, Invalid
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,19 @@ def load_object(source: str, base: Path) -> Any:
     if not location or not attribute:
         raise SourceFormError(f"'{source}' is not of the form './file.py:attr'")
     return getattr(_import(location, base), attribute)
+
+
+def load_typed(source: str, base: Path, kind: type[T], what: str, expected: str) -> T:
+    """The `kind` that `source` names (an auth object, a custom app); any failure stops
+    the process with one line (ConfigError) naming `what`, the source and the error."""
+    failed = f"Failed to load {what} from '{source}'"
+    try:
+        target = load_object(source, base)
+    except Exception as exc:
+        raise ConfigError(f"{failed}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(target, kind):
+        raise ConfigError(f"{failed}: it is a {type(target).__name__}, not {expected}")
+    return target
 
 
 def _import(location: str, base: Path) -> ModuleType:

@@ -14,8 +14,7 @@ from typing import Any
 from langgraph_sdk import Auth
 
 from broker.config import ProjectConfig
-from broker.errors import GraphLoadError
-from broker.graphs import load_object
+from broker.graphs import load_typed
 
 
 @dataclass(frozen=True)
@@ -30,15 +29,5 @@ def load(project: ProjectConfig | None) -> AuthConfig | None:
     if project is None or project.auth is None:
         return None
     path = project.auth.path
-    try:
-        target = load_object(path, project.base)
-    except Exception as exc:
-        raise GraphLoadError(
-            f"Failed to load auth from '{path}': {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(target, Auth):
-        raise GraphLoadError(
-            f"Failed to load auth from '{path}': expected a langgraph_sdk.Auth instance, "
-            f"got {type(target).__name__}"
-        )
+    target = load_typed(path, project.base, Auth, "auth", "a langgraph_sdk.Auth instance")
     return AuthConfig(target, path, project.auth.openapi)
