@@ -35,10 +35,6 @@ class RunLifecycle:
     max_attempts: int
 
     @property
-    def announce(self) -> Messaging:
-        return self.messaging
-
-    @property
     def queue(self) -> RunQueue:
         return self.messaging.queue
 
@@ -77,7 +73,7 @@ class RunLifecycle:
         finished = await self.ledger.finish(
             claim.run.run_id, claim.attempt, outcome.status, result, drop_thread=_drops(claim)
         )
-        await self.announce.wake(finished.wake)
+        await self.messaging.wake(finished.wake)
         return finished.owned
 
     async def discard(self, claim: Claim) -> bool:
@@ -90,7 +86,7 @@ class RunLifecycle:
     async def settle(self, claim: Claim, result: ThreadResult) -> None:
         """Settles the thread of a run that `discard` removed."""
         thread_id = claim.run.thread_id
-        await self.announce.wake(
+        await self.messaging.wake(
             await self.ledger.settle(thread_id, result, drop_thread=_drops(claim))
         )
 
@@ -101,7 +97,7 @@ class RunLifecycle:
         fail = self._failure(run, claim.attempt) if claim.attempt >= self.max_attempts else None
         released = await self.ledger.release(run, claim.attempt, fail)
         if released is Released.FAILED and fail is not None:
-            await self.announce.failed(run, fail.error)
+            await self.messaging.failed(run, fail.error)
         elif released is Released.RELEASED and delay:
             await self.queue.schedule(run.run_id, time.time() + delay)
         elif released is Released.RELEASED:
@@ -150,8 +146,8 @@ class RunLifecycle:
         await self.queue.push_front(*(r.run_id for r in swept.retry))
         await self.queue.push(*swept.stale)
         for run, failure in swept.failed:
-            await self.announce.failed(run, failure.error)
-        await self.announce.wake(*swept.wake)
+            await self.messaging.failed(run, failure.error)
+        await self.messaging.wake(*swept.wake)
         return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
 
 

@@ -75,7 +75,7 @@ class BrokerService:
         self.queue, self.bus, self.keys = messaging.queue, messaging.bus, messaging.keys
         self.graphs = graphs
         self.checkpointer = checkpointer
-        self.announce = self.messaging = messaging
+        self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
         self.thread_policy = ThreadService(
             self.ledger, self.threads, messaging, self.state, checkpointer
@@ -206,7 +206,7 @@ class BrokerService:
                 await subscription.close()
             raise
         try:
-            await self.announce.cancelled(cancelled)
+            await self.messaging.cancelled(cancelled)
             if thread_id is not None:  # before it is queued: see broker/threads.py
                 await self.thread_policy.announce_run(thread_id, run.run_id)
             await self._wake(run, request)
@@ -281,7 +281,7 @@ class BrokerService:
     ) -> list[Run]:
         """Cancels runs: pending ones end now, running ones are told to stop."""
         cancelled = await self.ledger.cancel(run_ids, action, thread_id, filter)
-        await self.announce.cancelled(cancelled)
+        await self.messaging.cancelled(cancelled)
         return cancelled.ended + [run for run, _ in cancelled.signalled]
 
     async def cancel_where(
@@ -289,7 +289,7 @@ class BrokerService:
     ) -> int:
         """Bulk cancel of every pending, running or active ("all") run."""
         cancelled = await self.ledger.cancel_where(status, action, filter)
-        await self.announce.cancelled(cancelled)
+        await self.messaging.cancelled(cancelled)
         return len(cancelled.ended) + len(cancelled.signalled)
 
     async def delete_run(self, thread_id: UUID, run_id: UUID, filter: Filter | None = None) -> None:
