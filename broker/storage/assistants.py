@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -343,14 +343,8 @@ async def _make_current(
 
 
 def _spec_of(assistant: Assistant) -> dict[str, Any]:
-    return {
-        "graph_id": assistant.graph_id,
-        "config": assistant.config,
-        "context": assistant.context,
-        "metadata": assistant.metadata,
-        "name": assistant.name,
-        "description": assistant.description,
-    }
+    """The fields of `assistant` that a version holds (AssistantSpec's)."""
+    return {f.name: getattr(assistant, f.name) for f in fields(AssistantSpec)}
 
 
 def _system_row(graph_id: str, description: str | None, now: datetime) -> dict[str, Any]:
