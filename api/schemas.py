@@ -259,18 +259,10 @@ class RunCreate(Body):
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     after_seconds: Seconds | None = None
-    webhook: str | None = None
+    webhook: str | None = None  # checked by the service against langgraph.json's policy
     feedback_keys: list[str] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     checkpoint_during: Flag | None = None
-
-    @field_validator("webhook")
-    @classmethod
-    def _no_webhooks_yet(cls, value: str | None) -> str | None:
-        # Accepted and never called would be worse than refused: the caller would wait.
-        if value:
-            raise ValueError("not supported yet: the broker sends no webhooks")
-        return value
 
     @field_validator("stream_mode")
     @classmethod

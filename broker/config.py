@@ -118,6 +118,35 @@ class HttpConfig(_Section):
         return value
 
 
+class WebhookUrlPolicy(_Section):
+    """Which webhook URLs a run (or cron) may name; checked at creation (422)."""
+
+    require_https: bool = False
+    allowed_domains: list[str] | None = None  # "hooks.example.com", "*.corp.com"
+    allowed_ports: list[int] | None = None
+    max_url_length: int = Field(default=4096, ge=1)
+    # Relative URLs (LangGraph's loopback calls to its own routes) are always refused
+    # here: a worker does not know the API's address. So disabling them holds.
+    disable_loopback: bool = False
+
+
+class WebhooksConfig(_Section):
+    env_prefix: str = "LG_WEBHOOK_"
+    url: WebhookUrlPolicy = Field(default_factory=WebhookUrlPolicy)
+    # Added to every delivery; values may hold `${{ env.VAR }}`, VAR starting with
+    # env_prefix, resolved at start (broker/webhooks/policy.py).
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class ThreadTTLConfig(_Section):
+    """checkpointer.ttl: the time-to-live of threads created without one, and the sweep."""
+
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    default_ttl: float | None = Field(default=None, gt=0)  # minutes
+    sweep_interval_minutes: float | None = Field(default=None, gt=0)
+    sweep_limit: int | None = Field(default=None, ge=1)  # threads per sweep
+
+
 _NO_STORE = "not supported yet: the broker has no long-term store (/store) yet"
 _PATTERNS = _fields(HeaderPatterns, include=HONOURED, exclude=HONOURED)
 
@@ -139,8 +168,9 @@ KEYS: Mapping[str, Key] = {
     "source": _build("where the build finds the uv project"),
     "auth": Key("accepted", "loaded by the API's custom auth (api/auth/loader.py)"),
     # Each typed field of the section is honoured (api/http_section.py applies them);
-    # disable_store/mcp/a2a/ui/webhooks hold trivially (those groups are not served
-    # yet), logging_headers too (the broker logs no request headers).
+    # disable_store/mcp/a2a/ui hold trivially (those groups are not served yet),
+    # logging_headers too (the broker logs no request headers); disable_webhooks stops
+    # deliveries (no outbox row is written).
     "http": _fields(
         HttpConfig,
         cors=_fields(CorsConfig),
@@ -159,13 +189,10 @@ KEYS: Mapping[str, Key] = {
             "not supported: the broker's own checkpointer fences every write by the run's "
             "lease, which a custom checkpointer cannot; remove checkpointer.path"
         ),
-        ttl=_refused(
-            "not supported yet: thread retention (sweeping expired threads) is not built; "
-            "set a thread's ttl through the API, or remove checkpointer.ttl"
-        ),
+        ttl=_fields(ThreadTTLConfig),
         serde=_refused("not supported yet: checkpoints use LangGraph's default serializer"),
     ),
-    "webhooks": _refused("not supported yet: the broker sends no webhooks"),
+    "webhooks": _fields(WebhooksConfig, url=_fields(WebhookUrlPolicy)),
     "encryption": _refused("not supported yet: no at-rest encryption hooks"),
     "priority": _refused("not supported yet: runs have no priority"),
     "ui": _refused("not supported yet: generative UI components are not served"),
@@ -240,6 +267,8 @@ class ProjectConfig:
     dependencies: list[str] = field(default_factory=list)
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthSection | None = None
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    thread_ttl: ThreadTTLConfig | None = None  # checkpointer.ttl
 
     @property
     def base(self) -> Path:
@@ -247,16 +276,18 @@ class ProjectConfig:
         return self.path.resolve().parent
 
 
-def read_config(path: Path) -> ProjectConfig:
-    """Reads and judges langgraph.json: logs info lines and warnings, raises ConfigError
-    (one line naming each refused key) if anything is refused."""
+def read_config(path: Path, *, quiet: bool = False) -> ProjectConfig:
+    """Reads and judges langgraph.json: logs info lines and warnings (unless `quiet`: read
+    again by a process that judged it at start), raises ConfigError (one line naming each
+    refused key) if anything is refused."""
     raw = _read_json(path)
     findings = judge(raw)
     refused = [f.message for f in findings if f.level == "refused"]
     if refused:
         raise ConfigError(f"{path}: " + "; ".join(refused))
-    for finding in findings:
+    for finding in [] if quiet else findings:
         log.log(logging.INFO if finding.level == "info" else logging.WARNING, "%s", finding.message)
+    ttl = (raw.get("checkpointer") or {}).get("ttl")
     return ProjectConfig(
         path=path,
         graphs=_graphs(raw.get("graphs"), path),
@@ -264,6 +295,8 @@ def read_config(path: Path) -> ProjectConfig:
         dependencies=list(raw.get("dependencies") or []),
         http=_typed(HttpConfig, "http", raw.get("http"), path),
         auth=_typed(AuthSection, "auth", raw["auth"], path) if raw.get("auth") else None,
+        webhooks=_typed(WebhooksConfig, "webhooks", raw.get("webhooks"), path),
+        thread_ttl=_typed(ThreadTTLConfig, "checkpointer.ttl", ttl, path) if ttl else None,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -37,11 +37,12 @@ from broker.storage.assistants import AssistantSpec, AssistantStore, system_assi
 from broker.storage.ledger import Ledger
 from broker.storage.ledger.outcomes import Submit
 from broker.storage.runs import RunStore
-from broker.storage.threads import ThreadStore
+from broker.storage.threads import ThreadStore, TTLRequest
 from broker.storage.visibility import Filter, params
 from broker.threads import NewThread, ThreadService
+from broker.webhooks.policy import WebhookPolicy
 
-__all__ = ["BrokerService", "Stores", "Submission", "ThreadResult"]
+__all__ = ["BrokerService", "Policies", "Stores", "Submission", "ThreadResult"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,15 @@ class Stores:
 
 
 @dataclass(frozen=True)
+class Policies:
+    """What langgraph.json decides for requests: which webhooks a run may name, and the
+    ttl of a thread created without one (checkpointer.ttl)."""
+
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    default_ttl: TTLRequest | None = None
+
+
+@dataclass(frozen=True)
 class Submission:
     run: Run
     subscription: Subscription | None
@@ -69,7 +79,9 @@ class BrokerService:
         messaging: Messaging,
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver[str],
+        policies: Policies | None = None,
     ) -> None:
+        self.policies = policies or Policies()
         self.ledger = stores.ledger
         self.assistants, self.threads, self.runs = stores.assistants, stores.threads, stores.runs
         self.queue, self.bus, self.keys = messaging.queue, messaging.bus, messaging.keys
@@ -78,7 +90,12 @@ class BrokerService:
         self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
         self.thread_policy = ThreadService(
-            self.ledger, self.threads, messaging, self.state, checkpointer
+            self.ledger,
+            self.threads,
+            messaging,
+            self.state,
+            checkpointer,
+            default_ttl=self.policies.default_ttl,
         )
 
     async def start(self) -> None:
@@ -195,6 +212,7 @@ class BrokerService:
         Postgres the run is accepted: a lost wake-up only delays it (the sweeper pushes it).
         """
         _check_request(thread_id, request)
+        self.check_webhook(request.webhook)
         assistant = await self.resolve_assistant(request.assistant_id)
         submit = _submit(thread_id, request, assistant, filter)
         channel = self.keys.run_channel(submit.row["run_id"])
@@ -217,6 +235,11 @@ class BrokerService:
                 exc,
             )
         return Submission(run, subscription)
+
+    def check_webhook(self, url: str | None) -> None:
+        """Invalid (422 `webhook: …`) unless langgraph.json's webhooks policy accepts `url`:
+        for runs here, and for crons when they are created."""
+        self.policies.webhooks.check(url)
 
     async def _wake(self, run: Run, request: RunRequest) -> None:
         if request.after_seconds:

@@ -71,7 +71,14 @@ class Worker:
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
+            self._side_task(
+                self._every(self.settings.webhook_poll_seconds, self.lifecycle.deliver_webhooks),
+                "webhook-sender",
+            ),
         ]
+        if self.lifecycle.retention is not None:
+            every = self.lifecycle.retention.policy.sweep_seconds
+            side.append(self._side_task(self._every(every, self._sweep_threads), "retention"))
         try:
             await self._claim_loop(burst)
             await self.drain(self.settings.shutdown_grace_seconds)
@@ -79,6 +86,7 @@ class Worker:
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            await self.lifecycle.close()
         if self._side_failure is not None:
             raise RuntimeError("worker stopped: a side task crashed") from self._side_failure
 
@@ -289,6 +297,11 @@ class Worker:
         report = await self.lifecycle.sweep(self.settings.requeue_seconds)
         if report:
             log.info("sweeper: %s", report)
+
+    async def _sweep_threads(self) -> None:
+        report = await self.lifecycle.sweep_threads()
+        if report:
+            log.info("retention: %s", report)
 
     def _every(
         self, seconds: float, work: Callable[[], Awaitable[Any]]

@@ -30,7 +30,7 @@ from sqlalchemy.sql.dml import ReturningDelete
 from broker.models import RunStatus, ThreadStatus
 from broker.storage.ledger.spelling import Spelling
 from broker.storage.runs import active_on, head_of, on_visible_thread, owned
-from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
+from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads, webhook_outbox
 from broker.storage.visibility import visible
 
 PENDING = RunStatus.PENDING.value
@@ -369,3 +369,33 @@ def touch_stale(s: Spelling) -> Update:
         .values(updated_at=s.now())
         .returning(runs.c.run_id)
     )
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+HOOK_COLUMNS = ("delivery_id", "run_id", "thread_id", "url", "payload")
+_HOOK_PARAMS = ("p_hook_id", "p_hook_run_id", "p_hook_thread_id", "p_hook_url", "p_hook_payload")
+
+
+def _hook_row(s: Spelling) -> list[Any]:
+    binds = [
+        bindparam(name, type_=webhook_outbox.c[column].type)
+        for column, name in zip(HOOK_COLUMNS, _HOOK_PARAMS, strict=True)
+    ]
+    return [*binds, s.now(), s.now()]
+
+
+def delivery_from(s: Spelling, source: Any) -> Insert:
+    """The webhook delivery bound as `p_hook_…`, for each row of `source` (the run that
+    ended: nothing when another attempt owns it), if there is one (`p_hook_id`)."""
+    hook_id = bindparam("p_hook_id", type_=webhook_outbox.c.delivery_id.type)
+    row = select(*_hook_row(s)).select_from(source).where(hook_id.is_not(None))
+    names = [*HOOK_COLUMNS, "next_attempt_at", "created_at"]
+    return webhook_outbox.insert().from_select(names, row)
+
+
+@functools.cache
+def enqueue_delivery(s: Spelling) -> Insert:
+    """The webhook delivery bound as `p_hook_…` (in the transaction that ended its run)."""
+    names = [*HOOK_COLUMNS, "next_attempt_at", "created_at"]
+    return webhook_outbox.insert().from_select(names, select(*_hook_row(s)))
