@@ -178,10 +178,6 @@ class RunLifecycle:
         swept = None if self.retention is None else await self.retention.sweep()
         return "" if swept is None else swept.report()
 
-    async def close(self) -> None:
-        if self.sender is not None:
-            await self.sender.close()
-
 
 def _drops(claim: Claim) -> bool:
     """A stateless run's thread goes when the run ends, unless it asked to keep it."""

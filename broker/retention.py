@@ -85,9 +85,10 @@ class RetentionSweeper:
         """One sweep of at most `policy.limit` threads; None if another process sweeps."""
         swept = Swept()
         done = 0
+        cutoff = await self.store.now()
         while done < self.policy.limit:
             size = min(self.policy.batch, self.policy.limit - done)
-            batch = await self.store.next_expired(size, _HOLD)
+            batch = await self.store.next_expired(size, _HOLD, cutoff)
             if batch is None:
                 return None if done == 0 else swept
             for thread in (t for t in batch if t.strategy != KEEP_LATEST):

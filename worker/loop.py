@@ -78,7 +78,8 @@ class Worker:
         ]
         if self.lifecycle.retention is not None:
             every = self.lifecycle.retention.policy.sweep_seconds
-            side.append(self._side_task(self._every(every, self._sweep_threads), "retention"))
+            sweeping = self._every(every, self._sweep_threads, first_after=every)
+            side.append(self._side_task(sweeping, "retention"))
         try:
             await self._claim_loop(burst)
             await self.drain(self.settings.shutdown_grace_seconds)
@@ -86,7 +87,6 @@ class Worker:
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
-            await self.lifecycle.close()
         if self._side_failure is not None:
             raise RuntimeError("worker stopped: a side task crashed") from self._side_failure
 
@@ -304,11 +304,12 @@ class Worker:
             log.info("retention: %s", report)
 
     def _every(
-        self, seconds: float, work: Callable[[], Awaitable[Any]]
+        self, seconds: float, work: Callable[[], Awaitable[Any]], first_after: float = 0.0
     ) -> Callable[[], Awaitable[None]]:
         """A periodic side task that survives outages of Redis or Postgres, saying so."""
 
         async def loop() -> None:
+            await asyncio.sleep(first_after)
             while True:
                 try:
                     await work()

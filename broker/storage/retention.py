@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,26 +37,35 @@ class RetentionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def next_expired(self, limit: int, hold: timedelta) -> list[Expired] | None:
-        """Up to `limit` expired threads, marked as being swept; None when another
-        process holds the sweeper's turn."""
+    async def now(self) -> datetime:
+        """The store's clock (the database's, on Postgres): a sweep's cutoff."""
+        async with self.engine.connect() as conn:
+            clock = select(sql.now(self.engine.dialect).label("now"))
+            return (await conn.execute(clock)).scalar_one()
+
+    async def next_expired(
+        self, limit: int, hold: timedelta, cutoff: datetime
+    ) -> list[Expired] | None:
+        """Up to `limit` threads expired by `cutoff` (a sweep's start: a thread whose
+        expiry it pushed ahead is not picked twice), marked as being swept; None when
+        another process holds the sweeper's turn."""
         postgres = sql.is_postgres(self.engine.dialect)
         async with self.engine.begin() as conn:
             if postgres and not (await conn.execute(_TURN)).scalar():
                 return None
-            rows = (await conn.execute(self._expired(limit))).all()
+            rows = (await conn.execute(self._expired(limit, cutoff))).all()
             found = [Expired(row.thread_id, row.ttl_strategy or "delete") for row in rows]
             await self._push_expiry(conn, rows, hold)
         return found
 
-    def _expired(self, limit: int) -> Select[Any]:
+    def _expired(self, limit: int, cutoff: datetime) -> Select[Any]:
         """Expired ordinary threads, soonest first; a keep_latest one only while no run is
         on it (its history is pruned between runs, never under one)."""
         t = threads.c
         return (
             select(t.thread_id, t.ttl_strategy, t.ttl_minutes)
             .where(
-                t.expires_at <= sql.now(self.engine.dialect),
+                t.expires_at <= cutoff,
                 t.temporary.is_(False),
                 or_(t.ttl_strategy.is_distinct_from(KEEP_LATEST), t.status != ThreadStatus.BUSY),
             )

@@ -40,7 +40,6 @@ class WebhookSender:
     ) -> None:
         self.outbox, self.policy = outbox, policy
         self.headers = {"content-type": "application/json", **(headers or {})}
-        self._client: httpx.AsyncClient | None = None
 
     async def deliver_due(self) -> int:
         """One round: how many deliveries it claimed."""
@@ -48,18 +47,15 @@ class WebhookSender:
         lease = timedelta(seconds=self.policy.timeout + 5.0)
         due = await self.outbox.claim(self.policy.batch, lease)
         if due:
-            await asyncio.gather(*(self._send(d) for d in due))
+            # A client per round that has work: rounds are rare, and none is left open.
+            async with httpx.AsyncClient(timeout=self.policy.timeout) as client:
+                await asyncio.gather(*(self._send(client, d) for d in due))
         return len(due)
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _send(self, delivery: DueDelivery) -> None:
+    async def _send(self, client: httpx.AsyncClient, delivery: DueDelivery) -> None:
         body = delivery.payload | {"webhook_sent_at": datetime.now(UTC).isoformat()}
         try:
-            response = await self._http().post(
+            response = await client.post(
                 delivery.url, content=jsonable.dumps(body), headers=self.headers
             )
         except httpx.HTTPError as exc:  # timeouts, refused connections, protocol errors
@@ -86,8 +82,3 @@ class WebhookSender:
             return
         after = self.policy.delay(delivery.attempts)
         await self.outbox.retry(delivery.delivery_id, after, code, error)
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.policy.timeout, follow_redirects=False)
-        return self._client
