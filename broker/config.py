@@ -130,12 +130,38 @@ class WebhookUrlPolicy(_Section):
     disable_loopback: bool = False
 
 
+_TEMPLATE = re.compile(r"\$\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
 class WebhooksConfig(_Section):
     env_prefix: str = "LG_WEBHOOK_"
     url: WebhookUrlPolicy = Field(default_factory=WebhookUrlPolicy)
     # Added to every delivery; values may hold `${{ env.VAR }}`, VAR starting with
-    # env_prefix, resolved at start (broker/webhooks/policy.py).
+    # env_prefix (a boundary: no other variable can leak), resolved at start.
     headers: dict[str, str] = Field(default_factory=dict)
+
+    def resolved_headers(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        """The headers with their templates filled from `env`; ConfigError if one names
+        a variable outside env_prefix, or (given `env`) one that is not set there."""
+        return {name: self._resolve(name, value, env) for name, value in self.headers.items()}
+
+    def _resolve(self, name: str, value: str, env: Mapping[str, str] | None) -> str:
+        def variable(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if not var.startswith(self.env_prefix):
+                raise ConfigError(
+                    f"`webhooks.headers.{name}`: ${{{{ env.{var} }}}} does not start with "
+                    f"webhooks.env_prefix ({self.env_prefix!r})"
+                )
+            if env is None:
+                return match.group(0)
+            if var not in env:
+                raise ConfigError(
+                    f"`webhooks.headers.{name}`: environment variable {var} is not set"
+                )
+            return env[var]
+
+        return _TEMPLATE.sub(variable, value)
 
 
 class ThreadTTLConfig(_Section):
@@ -288,6 +314,11 @@ def read_config(path: Path, *, quiet: bool = False) -> ProjectConfig:
     for finding in [] if quiet else findings:
         log.log(logging.INFO if finding.level == "info" else logging.WARNING, "%s", finding.message)
     ttl = (raw.get("checkpointer") or {}).get("ttl")
+    webhooks = _typed(WebhooksConfig, "webhooks", raw.get("webhooks"), path)
+    try:  # a template outside env_prefix stops us now; one not set, once `env` is applied
+        webhooks.resolved_headers(None)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from None
     return ProjectConfig(
         path=path,
         graphs=_graphs(raw.get("graphs"), path),
@@ -295,7 +326,7 @@ def read_config(path: Path, *, quiet: bool = False) -> ProjectConfig:
         dependencies=list(raw.get("dependencies") or []),
         http=_typed(HttpConfig, "http", raw.get("http"), path),
         auth=_typed(AuthSection, "auth", raw["auth"], path) if raw.get("auth") else None,
-        webhooks=_typed(WebhooksConfig, "webhooks", raw.get("webhooks"), path),
+        webhooks=webhooks,
         thread_ttl=_typed(ThreadTTLConfig, "checkpointer.ttl", ttl, path) if ttl else None,
     )
 

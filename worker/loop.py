@@ -67,12 +67,13 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
+        poll = self.settings.webhook_poll_seconds
         side = [
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
             self._side_task(
-                self._every(self.settings.webhook_poll_seconds, self.lifecycle.deliver_webhooks),
+                self._every(poll, self.lifecycle.deliver_webhooks, first_after=poll),
                 "webhook-sender",
             ),
         ]

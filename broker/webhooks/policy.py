@@ -8,15 +8,13 @@ would not call is refused there with 422 naming `webhook`, never found out at de
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from broker.config import WebhooksConfig, WebhookUrlPolicy
-from broker.errors import ConfigError, Invalid
+from broker.errors import Invalid
 
-_TEMPLATE = re.compile(r"\$\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -32,11 +30,7 @@ class WebhookPolicy:
     ) -> WebhookPolicy:
         """The section's policy; header templates resolved from `env` (ConfigError if one
         names a variable outside `env_prefix`, or one that is not set)."""
-        environ = os.environ if env is None else env
-        headers = {
-            name: _resolve(name, value, config.env_prefix, environ)
-            for name, value in config.headers.items()
-        }
+        headers = config.resolved_headers(os.environ if env is None else env)
         return cls(config.url, headers, enabled)
 
     def check(self, url: str | None) -> None:
@@ -79,18 +73,3 @@ def _allowed_host(host: str, allowed: list[str]) -> bool:
         elif host == entry:
             return True
     return False
-
-
-def _resolve(name: str, value: str, prefix: str, env: Mapping[str, str]) -> str:
-    def variable(match: re.Match[str]) -> str:
-        var = match.group(1)
-        if not var.startswith(prefix):
-            raise ConfigError(
-                f"webhooks.headers.{name}: ${{{{ env.{var} }}}} does not start with "
-                f"webhooks.env_prefix ({prefix!r})"
-            )
-        if var not in env:
-            raise ConfigError(f"webhooks.headers.{name}: environment variable {var} is not set")
-        return env[var]
-
-    return _TEMPLATE.sub(variable, value)
