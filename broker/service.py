@@ -214,7 +214,7 @@ class BrokerService:
         _check_request(thread_id, request)
         self.check_webhook(request.webhook)
         assistant = await self.resolve_assistant(request.assistant_id)
-        submit = _submit(thread_id, request, assistant, filter)
+        submit = _submit(thread_id, request, assistant, filter, self.policies.default_ttl)
         channel = self.keys.run_channel(submit.row["run_id"])
         subscription = await self.bus.subscribe(channel) if subscribe else None
         try:
@@ -332,7 +332,11 @@ class BrokerService:
 
 
 def _submit(
-    thread_id: UUID | None, request: RunRequest, assistant: Assistant, filter: Filter | None
+    thread_id: UUID | None,
+    request: RunRequest,
+    assistant: Assistant,
+    filter: Filter | None,
+    default_ttl: TTLRequest | None,
 ) -> Submit:
     temporary = thread_id is None
     row = run_row(uuid7(), thread_id or uuid7(), request, assistant, temporary=temporary)
@@ -343,6 +347,7 @@ def _submit(
         row=row,
         tags={**request.metadata, **tags} if temporary else tags,
         thread_metadata=request.metadata,  # of a thread `if_not_exists: create` makes
+        thread_ttl=(default_ttl.strategy, default_ttl.minutes) if default_ttl else None,
         auth=params(filter),
         temporary=temporary,
         strategy=request.multitask_strategy,

@@ -135,3 +135,17 @@ async def test_one_sweeper_at_a_time(fast_settings: Settings) -> None:
         assert await store.next_expired(10, HOLD, cutoff) is not None
     finally:
         await engine.dispose()
+
+
+async def test_threads_created_without_a_ttl_get_the_default(runtime: Runtime) -> None:
+    """checkpointer.ttl.default_ttl: for threads made by POST /threads and by a run's
+    `if_not_exists: create`; a ttl given wins."""
+    made = await runtime.service.thread_policy.create(NewThread(uuid7()))
+    implicit = uuid7()
+    request = RunRequest(assistant_id="counter", input=COUNTER, if_not_exists="create")
+    await runtime.service.submit(implicit, request, subscribe=False)
+    given = await runtime.service.thread_policy.create(NewThread(uuid7(), ttl=TTLRequest(5)))
+    for thread_id in (made.thread_id, implicit):
+        ttl = (await runtime.service.threads.get(thread_id)).ttl
+        assert ttl is not None and (ttl.strategy, ttl.minutes) == ("keep_latest", 0.001)
+    assert given.ttl is not None and (given.ttl.strategy, given.ttl.minutes) == ("delete", 5)

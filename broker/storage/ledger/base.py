@@ -94,8 +94,7 @@ class Ledger(ABC):
         thread = {"p_thread_id": submit.row["thread_id"]}
         async with self.transaction() as tx:
             if submit.create_thread:
-                new = thread | {"p_metadata": submit.thread_metadata}
-                await tx.execute(q.create_thread(s), new)
+                await tx.execute(q.create_thread(s), thread | submit.thread_params())
             busy = thread | {"p_tags": submit.tags} | submit.auth
             if await tx.fetchval(q.mark_busy(s), busy) is None:
                 raise thread_not_found(submit.row["thread_id"])

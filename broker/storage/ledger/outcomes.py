@@ -24,7 +24,21 @@ class Submit:
     create_thread: bool = False
     delay: timedelta = timedelta(0)
     thread_metadata: dict[str, Any] = field(default_factory=dict)  # of a thread it creates
+    thread_ttl: tuple[str, float] | None = None  # (strategy, minutes) of a thread it creates
     auth: dict[str, Any] = field(default_factory=dict)  # visibility.params of a filter
+
+    def thread_params(self) -> dict[str, Any]:
+        """The thread `if_not_exists: create` makes: metadata and ttl (as statements bind
+        it: on SQLite `p_ttl_at` is the expiry, set from `p_ttl` when there is one)."""
+        strategy, minutes = self.thread_ttl or (None, None)
+        ttl = None if minutes is None else timedelta(minutes=minutes)
+        return {
+            "p_metadata": self.thread_metadata,
+            "p_ttl_strategy": strategy,
+            "p_ttl_minutes": minutes,
+            "p_ttl": ttl,
+            "p_ttl_at": None,
+        }
 
     @property
     def rejects(self) -> bool:

@@ -67,7 +67,8 @@ def _owned() -> Any:
 
 @functools.cache
 def create_thread(s: Spelling) -> Insert:
-    """An ordinary thread, unless its id exists (`if_not_exists: create`)."""
+    """An ordinary thread, unless its id exists (`if_not_exists: create`), with the
+    ttl bound as `p_ttl_strategy`, `p_ttl_minutes` and `p_ttl` (an interval; NULLs: none)."""
     now = s.now()
     made: Insert = (
         (postgresql.insert(threads) if s.postgres else sqlite.insert(threads))
@@ -77,6 +78,9 @@ def create_thread(s: Spelling) -> Insert:
             created_at=now,
             updated_at=now,
             state_updated_at=now,
+            ttl_strategy=_p(threads.c.ttl_strategy),
+            ttl_minutes=_p(threads.c.ttl_minutes),
+            expires_at=s.later("p_ttl"),
         )
         .on_conflict_do_nothing()
     )
