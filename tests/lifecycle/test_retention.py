@@ -99,10 +99,15 @@ async def test_keep_latest_soak_keeps_checkpoints_bounded(runtime: Runtime) -> N
         (await runtime.service.thread_policy.create(NewThread(uuid7()))).thread_id
         for _ in range(count)
     ]
+    # The baseline, beside them: threads whose ttl never runs out in this test.
+    policy = runtime.service.thread_policy
+    control = [
+        (await policy.create(NewThread(uuid7(), ttl=TTLRequest(60)))).thread_id for _ in range(5)
+    ]
     peak = 0
     started = time.perf_counter()
     for _ in range(10):
-        for thread_id in ids:
+        for thread_id in ids + control:
             await _run_on(runtime, thread_id)
         await drain(runtime)
         peak = max(peak, await _count(runtime.engine, checkpoints, *ids))
@@ -111,6 +116,8 @@ async def test_keep_latest_soak_keeps_checkpoints_bounded(runtime: Runtime) -> N
         assert report == f"{count} expired threads pruned to their latest checkpoint"
         assert await _count(runtime.engine, checkpoints, *ids) == len(ids)  # 1 per thread
     elapsed = time.perf_counter() - started
+    unswept = await _count(runtime.engine, checkpoints, *control) / len(control)
+    assert unswept == 10 * 5  # per thread: 10 runs of 5 checkpoints; swept: 1
     per_run = 5  # checkpoints a counter run writes: its input, the start, three steps
     assert peak <= len(ids) * (1 + per_run)  # unswept, 10 rounds would leave 100 * 50
     assert await _count(runtime.engine, runs, *ids) == 10 * count
@@ -119,7 +126,10 @@ async def test_keep_latest_soak_keeps_checkpoints_bounded(runtime: Runtime) -> N
         state = await runtime.state.get(thread)
         assert state["values"] == {"count": 111, "log": ["one", "two", "three"] * 10}
         assert state["next"] == [] and state["checkpoint"]["checkpoint_id"]
-    print(f"\nsoak: {10 * count} runs, 10 sweeps, {elapsed:.1f}s; checkpoints peak {peak}")
+    print(
+        f"\nsoak: {10 * count} runs, 10 sweeps, {elapsed:.1f}s; checkpoints per thread: "
+        f"swept 1, unswept {unswept:.0f}; swept peak {peak}"
+    )
 
 
 async def test_one_sweeper_at_a_time(fast_settings: Settings) -> None:
