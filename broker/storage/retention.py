@@ -67,7 +67,10 @@ class RetentionStore:
             .where(
                 t.expires_at <= cutoff,
                 t.temporary.is_(False),
-                or_(t.ttl_strategy.is_distinct_from(KEEP_LATEST), t.status != ThreadStatus.BUSY),
+                or_(
+                    t.ttl_strategy.is_distinct_from(KEEP_LATEST),
+                    t.status != ThreadStatus.BUSY.value,
+                ),
             )
             .order_by(t.expires_at)
             .limit(limit)
