@@ -24,6 +24,7 @@ from broker.config import ThreadTTLConfig
 from broker.errors import NotFound
 from broker.messaging import Messaging
 from broker.storage.ledger import Ledger
+from broker.storage.outbox import OutboxStore
 from broker.storage.retention import KEEP_LATEST, RetentionStore
 from broker.storage.threads import TTLRequest
 
@@ -40,10 +41,16 @@ class RetentionPolicy:
     sweep_seconds: float = DEFAULT_SWEEP_MINUTES * 60
     limit: int = DEFAULT_SWEEP_LIMIT  # threads per sweep
     batch: int = 100  # threads per transaction
+    deliveries_kept: timedelta = timedelta(days=7)  # settled webhook deliveries
 
     @classmethod
     def of(
-        cls, ttl: ThreadTTLConfig | None, *, sweep_seconds: float | None, batch: int
+        cls,
+        ttl: ThreadTTLConfig | None,
+        *,
+        sweep_seconds: float | None,
+        batch: int,
+        deliveries_kept: timedelta = timedelta(days=7),
     ) -> RetentionPolicy:
         """checkpointer.ttl as configured; BROKER_RETENTION_SWEEP_SECONDS overrides its
         sweep interval."""
@@ -55,6 +62,7 @@ class RetentionPolicy:
             sweep_seconds=sweep_seconds if sweep_seconds is not None else minutes * 60,
             limit=ttl.sweep_limit or DEFAULT_SWEEP_LIMIT,
             batch=batch,
+            deliveries_kept=deliveries_kept,
         )
 
 
@@ -62,6 +70,7 @@ class RetentionPolicy:
 class Swept:
     deleted: int = 0  # threads deleted with their runs and checkpoints
     pruned: int = 0  # threads cut down to their latest checkpoint
+    deliveries: int = 0  # settled webhook deliveries past BROKER_WEBHOOK_RETENTION_DAYS
 
     def report(self) -> str:
         parts = []
@@ -69,12 +78,15 @@ class Swept:
             parts.append(f"{self.deleted} expired threads deleted with their runs and checkpoints")
         if self.pruned:
             parts.append(f"{self.pruned} expired threads pruned to their latest checkpoint")
+        if self.deliveries:
+            parts.append(f"{self.deliveries} old webhook deliveries deleted")
         return "; ".join(parts)
 
 
 @dataclass
 class RetentionSweeper:
     store: RetentionStore
+    outbox: OutboxStore
     ledger: Ledger
     messaging: Messaging
     checkpointer: BaseCheckpointSaver[str]
@@ -99,8 +111,10 @@ class RetentionSweeper:
             done += len(batch)
             if len(batch) < size:
                 break
+        swept.deliveries = await self.outbox.purge(self.policy.deliveries_kept, self.policy.limit)
         self.totals.deleted += swept.deleted
         self.totals.pruned += swept.pruned
+        self.totals.deliveries += swept.deliveries
         return swept
 
     async def _delete(self, thread_id: UUID) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -122,8 +123,9 @@ def _assemble(
         project.thread_ttl if project else None,
         sweep_seconds=settings.retention_sweep_seconds,
         batch=settings.retention_batch,
+        deliveries_kept=timedelta(days=settings.webhook_retention_days),
     )
-    ledger, runs = open_ledger(engine), RunStore(engine)
+    ledger, runs, outbox = open_ledger(engine), RunStore(engine), OutboxStore(engine)
     webhooks = Webhooks(enabled=hooks.enabled)
     ledger.deliveries = webhooks.delivery  # a cancelled pending run's webhook
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
@@ -138,9 +140,9 @@ def _assemble(
         checkpointer,
         settings.max_attempts,
         webhooks=webhooks,
-        sender=WebhookSender(OutboxStore(engine), _send_policy(settings), hooks.headers),
+        sender=WebhookSender(outbox, _send_policy(settings), hooks.headers),
         retention=RetentionSweeper(
-            RetentionStore(engine), ledger, messaging, checkpointer, retention
+            RetentionStore(engine), outbox, ledger, messaging, checkpointer, retention
         ),
     )
     return service, lifecycle

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(
         default=1.0, gt=0, alias="BROKER_WEBHOOK_BACKOFF_SECONDS"
     )
+    # Delivered and given-up deliveries stay this long (for ops), then the retention
+    # sweeper deletes them.
+    webhook_retention_days: float = Field(default=7.0, gt=0, alias="BROKER_WEBHOOK_RETENTION_DAYS")
     # Retention: how often expired threads are swept (default: checkpointer.ttl's
     # sweep_interval_minutes, else 5 minutes), and how many per transaction.
     retention_sweep_seconds: float | None = Field(

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.storage import dialect as sql
@@ -75,6 +75,22 @@ class OutboxStore:
 
     async def give_up(self, delivery_id: UUID, status_code: int | None, error: str) -> None:
         await self._set(delivery_id, status=FAILED, last_status=status_code, last_error=error)
+
+    async def purge(self, older_than: timedelta, limit: int) -> int:
+        """Deletes up to `limit` settled deliveries (delivered or failed) created more than
+        `older_than` ago: how many."""
+        old = (
+            select(_box.delivery_id)
+            .where(
+                _box.status != PENDING,
+                _box.created_at < sql.later(self.engine.dialect, -older_than),
+            )
+            .limit(limit)
+            .scalar_subquery()
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(webhook_outbox).where(_box.delivery_id.in_(old)))
+        return int(result.rowcount or 0)
 
     async def _set(self, delivery_id: UUID, **values: Any) -> None:
         async with self.engine.begin() as conn:

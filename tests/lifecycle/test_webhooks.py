@@ -7,12 +7,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from broker.ids import uuid7
 from broker.models import CancelAction, RunRequest, RunStatus, ThreadResult, ThreadStatus
@@ -214,3 +214,23 @@ async def test_a_delivery_whose_sender_died_is_sent_by_another(
     await asyncio.sleep(0.35)
     row = await _settled(runtime, run_id)
     assert len(receiver.posts(key)) == 1 and row["attempts"] == 2
+
+
+async def test_settled_deliveries_are_kept_a_week(runtime: Runtime, receiver: Receiver) -> None:
+    """The retention sweep deletes settled deliveries past BROKER_WEBHOOK_RETENTION_DAYS;
+    a pending one stays, however old."""
+    sent = await _run(runtime, receiver.url(_key()))
+    await drain(runtime)
+    await _settled(runtime, sent)
+    waiting = await _run(runtime, receiver.url(_key()), after_seconds=3600)
+    await runtime.service.cancel([waiting], CancelAction.INTERRUPT)  # its delivery: pending
+    old = datetime.now(UTC) - timedelta(days=8)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            update(webhook_outbox)
+            .values(created_at=old)
+            .where(webhook_outbox.c.run_id.in_([sent, waiting]))
+        )
+    report = await runtime.lifecycle.sweep_threads()
+    assert "1 old webhook deliveries deleted" in report
+    assert await _outbox(runtime, sent) == [] and len(await _outbox(runtime, waiting)) == 1
