@@ -19,6 +19,7 @@ from broker.models import Cron, RunRequest
 from broker.runtime import Runtime
 from broker.storage.assistants import AssistantSpec
 from broker.storage.tables import crons, runs
+from broker.users import User
 
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
 EVERY_MINUTE = "* * * * *"
@@ -139,3 +140,16 @@ async def test_crons_go_with_their_thread_and_assistant(runtime: Runtime) -> Non
     await runtime.service.delete_assistant(str(assistant.assistant_id))
     with pytest.raises(NotFound):
         await runtime.crons.store.get(mine.cron_id)
+
+
+async def test_runs_carry_the_user_who_made_the_cron(runtime: Runtime) -> None:
+    thread_id = await _thread(runtime)
+    alice = User({"identity": "alice", "permissions": ["read"]})
+    cron = await runtime.crons.create(thread_id, _spec(schedule=EVERY_MINUTE), alice)
+    assert cron.user_id == "alice"
+    await _overdue(runtime, cron, ticks=1)
+    assert await runtime.crons.fire_due() == 1
+    (run,) = await _runs_on(runtime, thread_id)
+    configurable = run.kwargs["config"]["configurable"]
+    assert configurable["langgraph_auth_user_id"] == "alice"
+    assert configurable["langgraph_auth_permissions"] == ["read"]
