@@ -15,7 +15,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -86,7 +86,7 @@ async def test_a_thread_cron_fires_joinable_runs(
     await asyncio.sleep(1.5)
     assert len(await client.runs.list(tid)) == 1
     (after,) = await client.crons.search(thread_id=tid)
-    assert datetime.fromisoformat(after["next_run_date"]) > datetime.now(UTC)
+    assert datetime.fromisoformat(str(after["next_run_date"])) > datetime.now(UTC)
 
 
 async def test_a_stateless_cron_keeps_each_runs_thread(
@@ -111,7 +111,7 @@ async def test_a_stateless_cron_keeps_each_runs_thread(
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the stateless cron's run never finished on a kept thread")
-    assert kept[0]["values"]["count"] == 111
+    assert cast(Any, kept[0]["values"])["count"] == 111
     await client.crons.delete(cron["cron_id"])
 
 
@@ -165,7 +165,7 @@ async def test_get_and_missing(server: str, client: LangGraphClient) -> None:
         assert got.status_code == 200 and got.json()["cron_id"] == cron["cron_id"]
         await client.crons.delete(cron["cron_id"])
         for method in ("GET", "DELETE", "PATCH"):
-            body = {} if method == "PATCH" else None
+            body: dict[str, Any] | None = {} if method == "PATCH" else None
             missing = await http.request(method, f"/runs/crons/{cron['cron_id']}", json=body)
             assert missing.status_code == 404, method
 
