@@ -132,6 +132,9 @@ class Ledger(ABC):
         thread refuses (`reject` with a run in flight, or the thread gone) is skipped."""
         s = self.spelling
         fired: list[Fired] = []
+        async with self.statement() as tx:  # autocommitted: no transaction when none is due
+            if await tx.fetchval(q.any_due_cron(s), {}) is None:
+                return fired
         async with self.transaction() as tx:
             now: datetime = await tx.fetchval(q.clock(s), {})
             for cron in [

@@ -389,15 +389,27 @@ def clock(s: Spelling) -> Select[Any]:
     return select(s.now().label("now"))
 
 
-@functools.cache
-def lock_due_crons(s: Spelling) -> Select[Any]:
-    """Up to `p_limit` enabled crons whose next tick has come, locked; those another
-    scheduler holds are skipped (it is firing them), never waited for."""
+def _due(s: Spelling) -> Any:
+    """Enabled, its next tick come, and not past its end (the (enabled, next_run_date)
+    index finds them)."""
     due = crons.c.next_run_date <= s.now()
     within = crons.c.end_time.is_(None) | (crons.c.next_run_date <= crons.c.end_time)
+    return crons.c.enabled.is_(True) & due & within
+
+
+@functools.cache
+def any_due_cron(s: Spelling) -> Select[Any]:
+    """Whether a cron is due: the scheduler's one query when none is."""
+    return select(crons.c.cron_id).where(_due(s)).limit(1)
+
+
+@functools.cache
+def lock_due_crons(s: Spelling) -> Select[Any]:
+    """Up to `p_limit` due crons, locked; those another scheduler holds are skipped (it
+    is firing them), never waited for."""
     return (
         select(crons)
-        .where(crons.c.enabled.is_(True), due, within)
+        .where(_due(s))
         .order_by(crons.c.next_run_date)
         .limit(bindparam("p_limit", type_=Integer))
         .with_for_update(skip_locked=True)
