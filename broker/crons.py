@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from broker import users
 from broker.errors import Invalid
@@ -88,14 +88,18 @@ class Schedule:
                 f"schedule: '{self.expression}' is not a cron expression "
                 "(minute hour day-of-month month day-of-week)"
             )
+        self.after(datetime.now(UTC))  # one that never fires (February 30th) is refused
 
     def after(self, moment: datetime) -> datetime:
         """The first tick strictly after `moment`, in UTC."""
         local = moment.astimezone(self.zone)
         six = len(self.expression.split()) == 6
-        tick: datetime = croniter(self.expression, local, second_at_beginning=six).get_next(
-            datetime
-        )
+        try:
+            tick: datetime = croniter(self.expression, local, second_at_beginning=six).get_next(
+                datetime
+            )
+        except CroniterBadDateError:
+            raise Invalid(f"schedule: '{self.expression}' never fires") from None
         return tick.astimezone(UTC)
 
 
@@ -220,10 +224,10 @@ class CronService:
         is not fired, but still advanced: one bad cron must not stall the others."""
         try:
             schedule = Schedule(cron.schedule, cron.timezone, seconds=self.seconds)
+            upcoming = next_run(schedule, cron.end_time, now)
         except Invalid as exc:
-            log.error("cron %s: %s; disabled until it is fixed", cron.cron_id, exc.detail)
+            log.error("cron %s: %s; paused until it is changed", cron.cron_id, exc.detail)
             return Firing(None, None)
-        upcoming = next_run(schedule, cron.end_time, now)
         try:
             assert cron.next_run_date is not None  # only due crons are planned
             request = self._firing_request(cron, cron.next_run_date)

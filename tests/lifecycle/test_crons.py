@@ -112,6 +112,7 @@ async def test_bad_input_creates_nothing(runtime: Runtime) -> None:
     marked = {"case": str(uuid7())}
     cases: list[tuple[dict[str, Any], str]] = [
         ({"schedule": "not a cron"}, "schedule"),
+        ({"schedule": "0 0 30 2 *"}, "schedule"),  # February 30th: never
         ({"schedule": "* * * * * *"}, "schedule"),  # seconds are off
         ({"schedule": EVERY_MINUTE, "timezone": "Mars/Olympus"}, "timezone"),
         ({"schedule": EVERY_MINUTE, "end_time": datetime(2000, 1, 1, tzinfo=UTC)}, "end_time"),
