@@ -366,7 +366,7 @@ class ThreadCronCreate(CronRun):
     enabled: Flag = True
     multitask_strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE
 
-    def spec(self) -> CronSpec:
+    def spec(self, on_run_completed: str | None = None) -> CronSpec:
         payload = self.run_fields() | {"multitask_strategy": self.multitask_strategy.value}
         return CronSpec(
             assistant_id=self.assistant_id,
@@ -376,12 +376,15 @@ class ThreadCronCreate(CronRun):
             timezone=self.timezone,
             end_time=self.end_time,
             enabled=self.enabled,
-            on_run_completed=getattr(self, "on_run_completed", None),
+            on_run_completed=on_run_completed,
         )
 
 
 class CronCreate(ThreadCronCreate):
     on_run_completed: Literal["delete", "keep"] = "delete"
+
+    def spec(self, on_run_completed: str | None = None) -> CronSpec:
+        return super().spec(on_run_completed or self.on_run_completed)
 
 
 class CronPatch(CronRun):
