@@ -3,8 +3,8 @@ is called here (`test_every_sdk_method_is_exercised`), the scheduler of the serv
 worker fires them, and bad input is refused naming the field, creating nothing.
 
 The servers take 5-field schedules only; a test makes a cron due by moving its stored
-tick into the past (as after downtime), and the worker's scheduler (polling every
-second) fires it.
+tick into the past (as after downtime: LAST_HOUR, whose ticks never come during a
+test), and the worker's scheduler (polling every second) fires it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,17 @@ from broker.storage.tables import crons
 from tests.e2e.helpers import SLOW_LIMIT
 
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
-EVERY_MINUTE = "* * * * *"
+
+
+def _last_hour() -> tuple[str, datetime]:
+    """A schedule firing every minute of the past hour (UTC), and its tick ten minutes
+    before that hour ended: no tick of it comes while a test runs (no flake at a minute's
+    turn), and a cron whose stored tick is that one has missed ten ticks."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return f"* {hour.hour} * * *", hour + timedelta(minutes=50)
+
+
+LAST_HOUR, MISSED_TEN = _last_hour()
 
 
 def test_every_sdk_method_is_exercised() -> None:
@@ -47,11 +57,10 @@ def _marker() -> dict[str, str]:
 
 
 async def _overdue(engine: AsyncEngine, cron_id: str) -> None:
-    """As if the scheduler had been stopped for a while: the stored tick lies behind."""
-    stale = datetime.now(UTC) - timedelta(minutes=5)
+    """As if the scheduler had been stopped for the last ten ticks of LAST_HOUR."""
     async with engine.begin() as conn:
         query = update(crons).where(crons.c.cron_id == uuid.UUID(cron_id))
-        await conn.execute(query.values(next_run_date=stale))
+        await conn.execute(query.values(next_run_date=MISSED_TEN))
 
 
 async def _fired_runs(client: LangGraphClient, thread_id: str, count: int) -> list[Any]:
@@ -69,11 +78,17 @@ async def test_a_thread_cron_fires_joinable_runs(
     thread = await client.threads.create()
     tid = thread["thread_id"]
     cron: Any = await client.crons.create_for_thread(
-        tid, "counter", schedule=EVERY_MINUTE, input=COUNTER, metadata={"job": "digest"}
+        tid,
+        "counter",
+        schedule=LAST_HOUR,
+        input=COUNTER,
+        metadata={"job": "digest"},
+        stream_mode=["updates"],
+        stream_resumable=True,
     )
-    assert (cron["thread_id"], cron["schedule"], cron["enabled"]) == (tid, EVERY_MINUTE, True)
+    assert (cron["thread_id"], cron["schedule"], cron["enabled"]) == (tid, LAST_HOUR, True)
     next_run = datetime.fromisoformat(cron["next_run_date"])
-    assert timedelta(0) < next_run - datetime.now(UTC) <= timedelta(minutes=1)
+    assert next_run == MISSED_TEN.replace(minute=0) + timedelta(days=1)  # its hour, tomorrow
     assert cron["payload"]["input"] == COUNTER and cron["metadata"] == {"job": "digest"}
     await _overdue(engine, cron["cron_id"])
     (run,) = await _fired_runs(client, tid, 1)
@@ -82,6 +97,10 @@ async def test_a_thread_cron_fires_joinable_runs(
     assert datetime.fromisoformat(run["metadata"]["cron_fire_time"]) < datetime.now(UTC)
     output = await client.runs.join(tid, run["run_id"])
     assert output["count"] == 111
+    # Its stream modes were kept: the resumable run's log replays its updates.
+    replayed = client.runs.join_stream(tid, run["run_id"], last_event_id="-")
+    events = [part.event async for part in replayed]
+    assert events.count("updates") == 3, events
     # One catch-up firing for the missed ticks, not one per tick.
     await asyncio.sleep(1.5)
     assert len(await client.runs.list(tid)) == 1
@@ -95,7 +114,7 @@ async def test_a_stateless_cron_keeps_each_runs_thread(
     marker = _marker()
     cron: Any = await client.crons.create(
         "counter",
-        schedule=EVERY_MINUTE,
+        schedule=LAST_HOUR,
         input=COUNTER,
         metadata=marker,
         on_run_completed="keep",
@@ -159,7 +178,7 @@ async def test_search_count_update_delete(client: LangGraphClient) -> None:
 
 
 async def test_get_and_missing(server: str, client: LangGraphClient) -> None:
-    cron: Any = await client.crons.create("counter", schedule=EVERY_MINUTE, metadata=_marker())
+    cron: Any = await client.crons.create("counter", schedule=LAST_HOUR, metadata=_marker())
     async with httpx.AsyncClient(base_url=server) as http:
         got = await http.get(f"/runs/crons/{cron['cron_id']}")
         assert got.status_code == 200 and got.json()["cron_id"] == cron["cron_id"]
@@ -187,7 +206,7 @@ async def test_bad_input_creates_nothing(
     server: str, client: LangGraphClient, fields: dict[str, Any], status: int, named: str
 ) -> None:
     marker = _marker()
-    body = {"assistant_id": "counter", "schedule": EVERY_MINUTE, "metadata": marker, **fields}
+    body = {"assistant_id": "counter", "schedule": LAST_HOUR, "metadata": marker, **fields}
     async with httpx.AsyncClient(base_url=server) as http:
         refused = await http.post("/runs/crons", json=body)
         assert refused.status_code == status, refused.text
@@ -198,7 +217,7 @@ async def test_bad_input_creates_nothing(
 
 
 async def test_unknown_thread_is_404(server: str) -> None:
-    body = {"assistant_id": "counter", "schedule": EVERY_MINUTE}
+    body = {"assistant_id": "counter", "schedule": LAST_HOUR}
     async with httpx.AsyncClient(base_url=server) as http:
         refused = await http.post(f"/threads/{uuid.uuid4()}/runs/crons", json=body)
     assert refused.status_code == 404
@@ -208,7 +227,7 @@ async def test_unknown_thread_is_404(server: str) -> None:
 async def test_deleting_a_thread_deletes_its_crons(client: LangGraphClient) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
-    await client.crons.create_for_thread(tid, "counter", schedule=EVERY_MINUTE)
+    await client.crons.create_for_thread(tid, "counter", schedule=LAST_HOUR)
     assert await client.crons.count(thread_id=tid) == 1
     await client.threads.delete(tid)
     assert await client.crons.count(thread_id=tid) == 0
