@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import cors, custom, headers
-from api.routes import assistants, meta, runs, threads
+from api.routes import assistants, crons, meta, runs, threads
 from broker.config import HttpConfig
 
 
@@ -37,6 +37,7 @@ def include_routes(app: FastAPI, http: HttpConfig) -> None:
         app.include_router(threads.router)
     if not http.disable_runs:
         capture = headers.capture(http.configurable_headers)
+        app.include_router(crons.router)  # before runs: /runs/crons is not a run id
         app.include_router(runs.router, dependencies=[Depends(capture)])
 
 

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.config import ProjectConfig, read_config
+from broker.crons import CronService
 from broker.events import (
     LocalEventBus,
     LocalEventLog,
@@ -35,6 +36,7 @@ from broker.service import BrokerService, Policies, Stores
 from broker.settings import Settings
 from broker.state import StateReader
 from broker.storage.assistants import AssistantStore
+from broker.storage.crons import CronStore
 from broker.storage.engine import create_engine
 from broker.storage.ledger import open_ledger
 from broker.storage.outbox import OutboxStore
@@ -65,6 +67,10 @@ class Runtime:
     @property
     def state(self) -> StateReader:
         return self.service.state
+
+    @property
+    def crons(self) -> CronService:
+        return self.lifecycle.crons
 
     @property
     def threads(self) -> ThreadStore:
@@ -132,6 +138,7 @@ def _assemble(
     service = BrokerService(
         stores, messaging, graphs, checkpointer, Policies(hooks, retention.default_ttl)
     )
+    crons = CronService(CronStore(engine), service, seconds=settings.cron_seconds)
     lifecycle = RunLifecycle(
         ledger,
         runs,
@@ -139,8 +146,12 @@ def _assemble(
         graphs,
         checkpointer,
         settings.max_attempts,
+        crons,
         webhooks=webhooks,
-        sender=WebhookSender(outbox, _send_policy(settings), hooks.headers),
+        # http.disable_webhooks: nothing is sent, not even what an earlier process wrote.
+        sender=WebhookSender(outbox, _send_policy(settings), hooks.headers)
+        if hooks.enabled
+        else None,
         retention=RetentionSweeper(
             RetentionStore(engine), outbox, ledger, messaging, checkpointer, retention
         ),

@@ -1,8 +1,8 @@
 """The worker: claim → execute → publish → finish, N runs at a time.
 
 Side tasks, each named and watched (a crash of one stops the worker loudly): the
-cancel listener, the promoter of delayed runs and the sweeper that recovers runs
-whose worker died. Each run also has a heartbeat that renews its lease and notices
+cancel listener, the promoter of delayed runs, the sweeper that recovers runs
+whose worker died, and the cron scheduler (every worker runs it; broker/crons.py). Each run also has a heartbeat that renews its lease and notices
 cancels that missed the pub/sub signal.
 """
 
@@ -75,6 +75,10 @@ class Worker:
             self._side_task(
                 self._every(poll, self.lifecycle.deliver_webhooks, first_after=poll),
                 "webhook-sender",
+            ),
+            self._side_task(
+                self._every(self.settings.cron_poll_seconds, self.lifecycle.fire_crons),
+                "cron-scheduler",
             ),
         ]
         if self.lifecycle.retention is not None:

@@ -32,6 +32,7 @@ def fast_settings(fast_settings: Settings) -> Settings:
         "webhook_backoff_seconds": 0.01,
         "webhook_max_attempts": 3,
         "webhook_timeout_seconds": 2,
+        "webhook_poll_seconds": 60.0,  # the tests send when they mean to
     }
     return fast_settings.model_copy(update=fast)
 
