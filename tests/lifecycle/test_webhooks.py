@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,12 +15,14 @@ from uuid import UUID
 import pytest
 from sqlalchemy import select, update
 
+from broker.crons import CronSpec
+from broker.errors import Invalid
 from broker.ids import uuid7
 from broker.models import CancelAction, RunRequest, RunStatus, ThreadResult, ThreadStatus
 from broker.runtime import Runtime
 from broker.settings import Settings
 from broker.storage.outbox import OutboxStore
-from broker.storage.tables import webhook_outbox
+from broker.storage.tables import crons, webhook_outbox
 from tests.lifecycle.conftest import drain
 from tests.receiver import Receiver, receiving
 
@@ -235,3 +238,37 @@ async def test_settled_deliveries_are_kept_a_week(runtime: Runtime, receiver: Re
     report = await runtime.lifecycle.sweep_threads()
     assert "1 old webhook deliveries deleted" in report
     assert await _outbox(runtime, sent) == [] and len(await _outbox(runtime, waiting)) == 1
+
+
+async def test_a_cron_run_posts_and_a_bad_cron_webhook_is_refused(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    key = _key()
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    payload = {"input": COUNTER, "webhook": receiver.url(key)}
+    spec = CronSpec(
+        assistant_id="counter", schedule=f"* {hour.hour} * * *", payload=payload, metadata={}
+    )
+    with pytest.raises(Invalid, match=r"^webhook: "):
+        await runtime.crons.create(None, replace(spec, payload={"webhook": "file:///x"}), None)
+    cron = await runtime.crons.create(None, spec, None)
+    async with runtime.engine.begin() as conn:  # due now: as if its tick had come
+        await conn.execute(
+            update(crons).where(crons.c.cron_id == cron.cron_id).values(next_run_date=hour)
+        )
+    assert await runtime.crons.fire_due() == 1
+    await drain(runtime)
+    (post,) = await _sent(runtime, receiver, key)
+    assert post.body["status"] == "success" and post.body["metadata"]["cron_id"] == str(
+        cron.cron_id
+    )
+
+
+async def _sent(runtime: Runtime, receiver: Receiver, key: str) -> list[Any]:
+    """Runs the sender until `key` has had a post."""
+    for _ in range(250):
+        await runtime.lifecycle.deliver_webhooks()
+        if posts := receiver.posts(key):
+            return posts
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nothing was posted to {key}")
