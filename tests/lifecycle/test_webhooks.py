@@ -212,10 +212,10 @@ async def test_a_delivery_whose_sender_died_is_sent_by_another(
     run_id = await _run(runtime, receiver.url(key))
     await drain(runtime)
     dead = OutboxStore(runtime.engine)  # a sender that claims, then dies before posting
-    (claimed,) = await dead.claim(10, timedelta(seconds=0.3))
-    assert claimed.run_id == run_id
+    claimed = await dead.claim(100, timedelta(seconds=1))
+    assert run_id in {c.run_id for c in claimed}
     assert await runtime.lifecycle.deliver_webhooks() == 0  # held while its lease lasts
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     row = await _settled(runtime, run_id)
     assert len(receiver.posts(key)) == 1 and row["attempts"] == 2
 
