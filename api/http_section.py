@@ -2,7 +2,8 @@
 served, configurable headers, the custom app (api/custom.py) and CORS (api/cors.py).
 
 A `disable_*` key removes its group (404). Groups the broker does not serve yet (store,
-mcp, a2a, ui, webhooks) are disabled already, so those keys hold trivially.
+mcp, a2a, ui) are disabled already, so those keys hold trivially; `disable_webhooks` is
+the runtime's (broker/runtime.py: no deliveries are written).
 """
 
 from __future__ import annotations
