@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import custom
+from api import custom, mcp
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -86,6 +86,8 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             _complete(method, path, operation)
+    if any(getattr(route, "path", None) == "/mcp/" for route in app.router.routes):
+        schema["paths"]["/mcp/"] = mcp.PATH_ITEM  # a transport, not a FastAPI route
     return schema
 
 

@@ -1,0 +1,167 @@
+"""A2A at /a2a/{assistant_id} and the agent card, on both topologies: a context is a
+thread, a task is a run; the answers validate against a2a-sdk's models (v0.3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from a2a.compat.v0_3 import types as a2a
+from langgraph_sdk.client import LangGraphClient
+
+
+@pytest.fixture
+async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+        yield client
+
+
+def call(method: str, params: Any, request_id: Any = "1") -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def message(*parts: dict[str, Any], context_id: str | None = None) -> dict[str, Any]:
+    sent: dict[str, Any] = {"role": "user", "parts": list(parts), "messageId": uuid4().hex}
+    if context_id is not None:
+        sent["contextId"] = context_id
+    return {"message": sent}
+
+
+def text(words: str) -> dict[str, Any]:
+    return {"kind": "text", "text": words}
+
+
+async def rpc(http: httpx.AsyncClient, assistant: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await http.post(f"/a2a/{assistant}", json=body)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def answer_of(task: a2a.Task) -> str:
+    assert task.artifacts is not None
+    part = task.artifacts[0].parts[0].root
+    assert isinstance(part, a2a.TextPart)
+    return part.text
+
+
+async def test_the_agent_card_validates(http: httpx.AsyncClient, server: str) -> None:
+    response = await http.get("/.well-known/agent-card.json", params={"assistant_id": "agent"})
+    card = a2a.AgentCard.model_validate(response.json())
+    assert card.name == "agent" and card.capabilities.streaming is True
+    assert card.url.startswith(f"{server}/a2a/") and card.skills
+    missing = await http.get("/.well-known/agent-card.json", params={"assistant_id": str(uuid4())})
+    assert missing.status_code == 404
+
+
+async def test_message_send_answers_and_the_context_is_a_thread(
+    http: httpx.AsyncClient, client: LangGraphClient
+) -> None:
+    first = await rpc(http, "agent", call("message/send", message(text("hello A2A"))))
+    task = a2a.SendMessageSuccessResponse.model_validate(first).result
+    assert isinstance(task, a2a.Task)
+    assert task.status.state is a2a.TaskState.completed
+    assert answer_of(task) == "You said: hello A2A"
+
+    second = await rpc(
+        http, "agent", call("message/send", message(text("again"), context_id=task.context_id))
+    )
+    follow = a2a.Task.model_validate(second["result"])
+    assert follow.context_id == task.context_id and follow.id != task.id
+    assert answer_of(follow) == "You said: again"
+    assert follow.history is not None and len(follow.history) == 4  # both turns
+    state: Any = await client.threads.get_state(task.context_id)
+    assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai", "human", "ai"]
+    run = await client.runs.get(task.context_id, task.id)
+    assert run["status"] == "success"
+
+
+async def test_message_stream_streams_the_answer(http: httpx.AsyncClient) -> None:
+    body = call("message/stream", message(text("stream this please")), request_id=7)
+    events: list[dict[str, Any]] = []
+    async with http.stream("POST", "/a2a/agent", json=body) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    assert all(e["id"] == 7 for e in events)
+    results = [a2a.SendStreamingMessageSuccessResponse.model_validate(e).result for e in events]
+    assert isinstance(results[0], a2a.Task)
+    assert results[0].status.state is a2a.TaskState.submitted
+    chunks = [r for r in results if isinstance(r, a2a.TaskArtifactUpdateEvent)]
+    tokens = [c.artifact.parts[0].root for c in chunks if not c.last_chunk]
+    assert len(tokens) > 1  # token by token
+    assert "".join(t.text for t in tokens if isinstance(t, a2a.TextPart)) == (
+        "You said: stream this please"
+    )
+    assert chunks[-1].last_chunk and not chunks[-1].append
+    last = results[-1]
+    assert isinstance(last, a2a.TaskStatusUpdateEvent)
+    assert last.final and last.status.state is a2a.TaskState.completed
+
+
+async def test_tasks_get_and_cancel(http: httpx.AsyncClient) -> None:
+    started = await rpc(
+        http,
+        "slow",
+        call(
+            "message/send",
+            {
+                **message({"kind": "data", "data": {"steps": 400, "delay": 0.05}}),
+                "configuration": {"blocking": False},
+            },
+        ),
+    )
+    task = a2a.Task.model_validate(started["result"])
+    assert task.status.state is a2a.TaskState.submitted
+    ids = {"id": task.id, "contextId": task.context_id}
+    got = await rpc(http, "slow", call("tasks/get", ids))
+    assert a2a.Task.model_validate(got["result"]).id == task.id
+    cancelled = await rpc(http, "slow", call("tasks/cancel", ids))
+    assert a2a.Task.model_validate(cancelled["result"]).status.state is a2a.TaskState.canceled
+    again = await rpc(http, "slow", call("tasks/cancel", ids))
+    assert again["error"]["code"] == -32002  # TaskNotCancelable: it has ended
+    after = await rpc(http, "slow", call("tasks/get", ids))
+    assert after["result"]["status"]["state"] == "canceled"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", -32700),
+        (b'["a", "batch"]', -32600),
+        (b'{"jsonrpc": "1.0", "id": "1", "method": "message/send"}', -32600),
+        (b'{"jsonrpc": "2.0", "id": "1", "method": "tasks/resubscribe"}', -32601),
+        (b'{"jsonrpc": "2.0", "id": "1", "method": "message/send", "params": {}}', -32602),
+        (b'{"jsonrpc": "2.0", "id": "1", "method": "tasks/get", "params": {"id": "x"}}', -32001),
+    ],
+    ids=["parse", "batch", "version", "method", "params", "task"],
+)
+async def test_bad_requests_get_json_rpc_errors(
+    http: httpx.AsyncClient, body: bytes, code: int
+) -> None:
+    response = await http.post(
+        "/a2a/agent", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()["error"]["code"] == code
+
+
+async def test_refusals_name_what_is_wrong(http: httpx.AsyncClient) -> None:
+    unknown_task = {"id": str(uuid4()), "contextId": str(uuid4())}
+    assert (await rpc(http, "agent", call("tasks/get", unknown_task)))["error"]["code"] == -32001
+    no_messages = await rpc(http, "slow", call("message/send", message(text("hi"))))
+    assert no_messages["error"]["code"] == -32602
+    assert "messages" in no_messages["error"]["message"]
+    bad_context = await rpc(
+        http, "agent", call("message/send", message(text("hi"), context_id="thread-123"))
+    )
+    assert bad_context["error"]["code"] == -32602
+    files = message({"kind": "file", "file": {"uri": "https://example.test/a.pdf"}})
+    assert (await rpc(http, "agent", call("message/send", files)))["error"]["code"] == -32005
+    missing = await http.post(f"/a2a/{uuid4()}", json=call("message/send", message(text("x"))))
+    assert missing.status_code == 404
