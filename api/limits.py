@@ -148,13 +148,13 @@ class InputLimits:
 
 
 def _refusal(path: str, problem: str) -> JSON:
-    """422 with `detail`; on the JSON-RPC endpoints the protocol's own error instead:
-    -32700 for a body that does not parse, -32602 for one storage would refuse (in
-    a 200 for A2A, where every JSON-RPC error is; in a 400 for MCP, as its SDK does)."""
+    """422 with `detail`; on the JSON-RPC endpoints (MCP, A2A) the protocol's own error
+    in a 400 instead: -32700 for a body that does not parse, -32602 for one storage
+    would refuse."""
     if path.startswith("/a2a/") or path in ("/mcp", "/mcp/"):
         code = -32700 if problem.startswith(_UNPARSABLE) else -32602
         error = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": problem}}
-        return JSON(error, status_code=200 if path.startswith("/a2a/") else 400)
+        return JSON(error, status_code=400)
     return JSON({"detail": problem}, status_code=422)
 
 

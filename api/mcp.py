@@ -29,7 +29,6 @@ from starlette.types import Receive, Scope, Send
 
 from api import agents
 from api.auth.authorize import Authorizer, authorizer_of
-from api.responses import JSON
 from broker import introspection, jsonable
 from broker.errors import BrokerError
 from broker.models import Assistant, RunRequest
@@ -39,12 +38,6 @@ PATHS = ("/mcp", "/mcp/")
 PAGE = 100
 _INVALID = re.compile(r"[^A-Za-z0-9_.-]")  # what MCP allows in a tool name
 _NAME_LIMIT = 128
-
-_NO_STREAM = JSON(
-    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Method Not Allowed"}},
-    status_code=405,
-    headers={"Allow": "POST, DELETE"},
-)
 
 Running = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -56,9 +49,10 @@ def install(app: FastAPI) -> Running:
     )
     manager = StreamableHTTPSessionManager(server, stateless=True, json_response=True)
 
-    for path in PATHS:  # both spellings, without a redirect between them
-        route = Route(path, _Transport(manager), methods=["GET", "POST", "DELETE"])
-        app.router.routes.append(route)
+    # Both spellings, without a redirect between them. POST only: stateless, the server
+    # never speaks unasked (no GET stream) and keeps no session (nothing to DELETE).
+    for path in PATHS:
+        app.router.routes.append(Route(path, _Transport(manager), methods=["POST"]))
 
     @asynccontextmanager
     async def running() -> AsyncIterator[None]:
@@ -73,42 +67,33 @@ _JSONRPC_ERROR = {
     "content": {"application/json": {"schema": {"type": "object"}}},
 }
 
-# What GET /openapi.json says of the endpoint (the transport is not a FastAPI route).
-PATH_ITEM: dict[str, Any] = {
-    "post": {
-        "tags": ["mcp"],
-        "summary": "MCP Post",
-        "operationId": "post_mcp",
-        "description": "A JSON-RPC 2.0 message, per MCP's streamable HTTP transport "
-        "(stateless: no session is kept). Accept must include application/json and "
-        "text/event-stream.",
-        "requestBody": {
-            "required": True,
+
+def path_item(path: str) -> dict[str, Any]:
+    """What GET /openapi.json says of the endpoint at `path` (one of PATHS)."""
+    operation_id = "post_mcp" if path.endswith("/") else "post_mcp_no_slash"
+    return {"post": {**_POST, "operationId": operation_id}}
+
+
+_POST: dict[str, Any] = {
+    "tags": ["mcp"],
+    "summary": "MCP Post",
+    "description": "A JSON-RPC 2.0 message, per MCP's streamable HTTP transport "
+    "(stateless: no session is kept). Accept must include application/json and "
+    "text/event-stream.",
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    "responses": {
+        "200": {
+            "description": "A JSON-RPC response",
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
-        "responses": {
-            "200": {
-                "description": "A JSON-RPC response",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "202": {"description": "A notification or response, accepted"},
-            "400": _JSONRPC_ERROR,
-            "406": _JSONRPC_ERROR,
-            "413": {"description": "The body is larger than BROKER_MAX_BODY_BYTES"},
-            "415": _JSONRPC_ERROR,
-        },
-    },
-    "get": {
-        "tags": ["mcp"],
-        "summary": "MCP Get",
-        "operationId": "get_mcp",
-        "responses": {"405": {"description": "No stream: the server is stateless"}},
-    },
-    "delete": {
-        "tags": ["mcp"],
-        "summary": "Terminate Session",
-        "operationId": "delete_mcp",
-        "responses": {"405": {"description": "No session to terminate: the server is stateless"}},
+        "202": {"description": "A notification or response, accepted"},
+        "400": _JSONRPC_ERROR,
+        "406": _JSONRPC_ERROR,
+        "413": {"description": "The body is larger than BROKER_MAX_BODY_BYTES"},
+        "415": _JSONRPC_ERROR,
     },
 }
 
@@ -120,9 +105,6 @@ class _Transport:
         self.manager = manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] == "GET":  # stateless: the server never speaks unasked
-            await _NO_STREAM(scope, receive, send)
-            return
         await self.manager.handle_request(scope, receive, send)
 
 

@@ -47,6 +47,11 @@ _ALSO: dict[tuple[str, str], dict[int, str]] = {
 }
 
 
+# An operation's extension naming the JSON-RPC error body it answers besides {"detail"}
+# (A2A); consumed when the document is built.
+JSONRPC_ERROR = "x-jsonrpc-error"
+
+
 def methods_at(app: FastAPI, path: str) -> list[str]:
     """The methods the documented paths most literally matching `path` answer (for
     /threads/x/runs/wait those of …/runs/wait, not of …/runs/{run_id})."""
@@ -86,8 +91,9 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             _complete(method, path, operation)
-    if any(getattr(route, "path", None) == "/mcp/" for route in app.router.routes):
-        schema["paths"]["/mcp/"] = mcp.PATH_ITEM  # a transport, not a FastAPI route
+    for path in mcp.PATHS:  # a transport, not a FastAPI route: described by hand
+        if any(getattr(route, "path", None) == path for route in app.router.routes):
+            schema["paths"][path] = mcp.path_item(path)
     return schema
 
 
@@ -97,12 +103,14 @@ def _complete(method: str, path: str, operation: dict[str, Any]) -> None:
         responses["200"]["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
     for status, description in _ALSO.get((method, path), {}).items():
         responses[str(status)] = {"description": description}
+    rpc_error = operation.pop(JSONRPC_ERROR, None)
     for status in _errors(method, path, operation):
+        schema: dict[str, Any] = {"$ref": "#/components/schemas/ErrorResponse"}
+        if rpc_error is not None and status in (400, 404, 409):  # or the protocol's
+            schema = {"anyOf": [schema, rpc_error]}
         responses[str(status)] = {
             "description": WHY[status],
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-            },
+            "content": {"application/json": {"schema": schema}},
         }
 
 

@@ -1,10 +1,11 @@
 """A2A (the Agent2Agent protocol, JSON-RPC binding, v0.3 method names as LangGraph's spec
 has them): an agent card per assistant and `POST /a2a/{assistant_id}`.
 
-Everything about the JSON-RPC request is answered in its envelope (HTTP 200): parse
-error, invalid request, method not found, invalid params, task not found. What is
-about the HTTP request stays HTTP, as on every route: an unknown assistant (404),
-authentication (401/403), a body too large (413), a store outage (503).
+Everything about the JSON-RPC request is answered as a JSON-RPC error (api/a2a/errors.py
+gives its HTTP status): parse error, invalid request, method not found, invalid params,
+task not found or not cancelable. What is about the HTTP request is answered as on
+every route, `{"detail"}`: an unknown assistant (404), authentication (401/403), a body
+too large (413), a store outage (503).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from api.deps import RuntimeDep
 from api.responses import JSON
 from api.sse import SSE_HEADERS
 from broker import introspection
-from broker.errors import BrokerError, StoreUnavailable
+from broker.errors import BrokerError
 from broker.models import Assistant
 from broker.runtime import Runtime
 
@@ -59,15 +60,14 @@ async def rpc(
         request_id = envelope["id"]
         return await _dispatch(runtime, authorize, assistant, envelope)
     except RpcError as exc:
-        return JSON(exc.envelope(request_id))
+        return JSON(exc.envelope(request_id), status_code=exc.status)
     except (Forbidden, Refused) as exc:
-        return JSON(RpcError(INVALID_REQUEST, exc.detail).envelope(request_id))
-    except StoreUnavailable:
-        raise
+        return JSON(RpcError(INVALID_REQUEST, exc.detail).envelope(request_id), status_code=403)
     except BrokerError as exc:
-        if exc.status_code >= 500:
+        if exc.status_code >= 500:  # a store outage (503), the operator's bug (500)
             raise
-        return JSON(RpcError.params(exc.detail).envelope(request_id))
+        status = exc.status_code if exc.status_code in (404, 409) else 400
+        return JSON(RpcError.params(exc.detail).envelope(request_id), status_code=status)
 
 
 def _envelope(body: bytes) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from a2a.compat.v0_3 import types as a2a
 
+from api.openapi import JSONRPC_ERROR
 from broker.models import Assistant
 
 MODES = ["text/plain", "application/json"]  # text parts and data parts
@@ -85,22 +86,32 @@ _ENVELOPE = {
         },
     },
 }
+_RPC_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
+_ID = {"type": ["string", "integer", "null"]}
 _RESPONSE = {
     "type": "object",
     "required": ["jsonrpc"],
     "properties": {
         "jsonrpc": {"type": "string", "enum": ["2.0"]},
-        "id": {"type": ["string", "integer", "null"]},
+        "id": _ID,
         "result": {"type": "object", "description": "A Task"},
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-        },
+        "error": _RPC_ERROR,
     },
 }
 
+_ERROR = {
+    "type": "object",
+    "title": "JSONRPCErrorResponse",
+    "required": ["jsonrpc", "error"],
+    "properties": {"jsonrpc": {"type": "string", "enum": ["2.0"]}, "id": _ID, "error": _RPC_ERROR},
+}
+
 RPC_OPENAPI: dict[str, Any] = {
+    JSONRPC_ERROR: _ERROR,
     "summary": "A2A JSON-RPC",
     "description": "The Agent-to-Agent protocol's JSON-RPC binding: message/send, "
     "message/stream (SSE of JSON-RPC responses), tasks/get, tasks/cancel. contextId is "

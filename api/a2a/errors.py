@@ -1,4 +1,6 @@
-"""A2A's errors are JSON-RPC errors: a code and a message in the response envelope."""
+"""A2A's errors are JSON-RPC errors: a code and a message in the response envelope,
+with an HTTP status as LangGraph's spec gives them (400: the request is wrong) and as
+our REST routes answer a missing or ended run (404, 409)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ class RpcError(Exception):
     @classmethod
     def params(cls, message: str) -> RpcError:
         return cls(INVALID_PARAMS, message)
+
+    @property
+    def status(self) -> int:
+        return {TASK_NOT_FOUND: 404, TASK_NOT_CANCELABLE: 409}.get(self.code, 400)
 
     def envelope(self, request_id: Any) -> dict[str, Any]:
         return {

@@ -281,8 +281,9 @@ async def test_mcp_tools_are_the_callers_own_assistants(users: Users, auth_serve
 
 
 async def _a2a(client: LangGraphClient, assistant: str, method: str, params: Any) -> Any:
+    """The JSON-RPC answer, whatever its HTTP status (the SDK's client raises on 4xx)."""
     body = {"jsonrpc": "2.0", "id": "1", "method": method, "params": params}
-    return await client.http.post(f"/a2a/{assistant}", json=body)
+    return (await client.http.client.post(f"/a2a/{assistant}", json=body)).json()
 
 
 async def test_a2a_tasks_of_others_are_not_found(users: Users) -> None:

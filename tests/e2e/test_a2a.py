@@ -35,9 +35,11 @@ def text(words: str) -> dict[str, Any]:
     return {"kind": "text", "text": words}
 
 
-async def rpc(http: httpx.AsyncClient, assistant: str, body: dict[str, Any]) -> dict[str, Any]:
+async def rpc(
+    http: httpx.AsyncClient, assistant: str, body: dict[str, Any], status: int = 200
+) -> dict[str, Any]:
     response = await http.post(f"/a2a/{assistant}", json=body)
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     answer: dict[str, Any] = response.json()
     return answer
 
@@ -123,45 +125,47 @@ async def test_tasks_get_and_cancel(http: httpx.AsyncClient) -> None:
     assert a2a.Task.model_validate(got["result"]).id == task.id
     cancelled = await rpc(http, "slow", call("tasks/cancel", ids))
     assert a2a.Task.model_validate(cancelled["result"]).status.state is a2a.TaskState.canceled
-    again = await rpc(http, "slow", call("tasks/cancel", ids))
+    again = await rpc(http, "slow", call("tasks/cancel", ids), 409)
     assert again["error"]["code"] == -32002  # TaskNotCancelable: it has ended
     after = await rpc(http, "slow", call("tasks/get", ids))
     assert after["result"]["status"]["state"] == "canceled"
 
 
 @pytest.mark.parametrize(
-    ("body", "code"),
+    ("body", "status", "code"),
     [
-        (b"{not json", -32700),
-        (b'["a", "batch"]', -32600),
-        (b'{"jsonrpc": "1.0", "id": "1", "method": "message/send"}', -32600),
-        (b'{"jsonrpc": "2.0", "id": "1", "method": "tasks/resubscribe"}', -32601),
-        (b'{"jsonrpc": "2.0", "id": "1", "method": "message/send", "params": {}}', -32602),
-        (b'{"jsonrpc": "2.0", "id": "1", "method": "tasks/get", "params": {"id": "x"}}', -32001),
+        (b"{not json", 400, -32700),
+        (b'["a", "batch"]', 400, -32600),
+        (b'{"jsonrpc": "1.0", "id": "1", "method": "message/send"}', 400, -32600),
+        (b'{"jsonrpc": "2.0", "id": "1", "method": "tasks/resubscribe"}', 400, -32601),
+        (b'{"jsonrpc": "2.0", "id": "1", "method": "message/send", "params": {}}', 400, -32602),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "x"}}', 404, -32001),
     ],
     ids=["parse", "batch", "version", "method", "params", "task"],
 )
 async def test_bad_requests_get_json_rpc_errors(
-    http: httpx.AsyncClient, body: bytes, code: int
+    http: httpx.AsyncClient, body: bytes, status: int, code: int
 ) -> None:
-    response = await http.post(
-        "/a2a/agent", content=body, headers={"Content-Type": "application/json"}
-    )
-    assert response.status_code == 200
-    assert response.json()["error"]["code"] == code
+    for content_type in ("application/json", "text/plain"):  # parsed by us, or at the edge
+        response = await http.post(
+            "/a2a/agent", content=body, headers={"Content-Type": content_type}
+        )
+        assert response.status_code == status
+        assert response.json()["error"]["code"] == code
 
 
 async def test_refusals_name_what_is_wrong(http: httpx.AsyncClient) -> None:
     unknown_task = {"id": str(uuid4()), "contextId": str(uuid4())}
-    assert (await rpc(http, "agent", call("tasks/get", unknown_task)))["error"]["code"] == -32001
-    no_messages = await rpc(http, "slow", call("message/send", message(text("hi"))))
+    unknown = await rpc(http, "agent", call("tasks/get", unknown_task), 404)
+    assert unknown["error"]["code"] == -32001
+    no_messages = await rpc(http, "slow", call("message/send", message(text("hi"))), 400)
     assert no_messages["error"]["code"] == -32602
     assert "messages" in no_messages["error"]["message"]
     bad_context = await rpc(
-        http, "agent", call("message/send", message(text("hi"), context_id="thread-123"))
+        http, "agent", call("message/send", message(text("hi"), context_id="thread-123")), 400
     )
     assert bad_context["error"]["code"] == -32602
     files = message({"kind": "file", "file": {"uri": "https://example.test/a.pdf"}})
-    assert (await rpc(http, "agent", call("message/send", files)))["error"]["code"] == -32005
+    assert (await rpc(http, "agent", call("message/send", files), 400))["error"]["code"] == -32005
     missing = await http.post(f"/a2a/{uuid4()}", json=call("message/send", message(text("x"))))
     assert missing.status_code == 404

@@ -131,7 +131,7 @@ async def test_disable_mcp_and_a2a_remove_them(disabled: bool) -> None:
     http = HttpConfig(disable_mcp=disabled, disable_a2a=disabled)
     async with _app(http) as client:
         paths = (await client.get("/openapi.json")).json()["paths"]
-        served = {"/mcp/", "/a2a/{assistant_id}", "/.well-known/agent-card.json"}
+        served = {"/mcp", "/mcp/", "/a2a/{assistant_id}", "/.well-known/agent-card.json"}
         assert (served & set(paths)) == (set() if disabled else served)
         if disabled:
             for method, path in [("POST", "/mcp"), ("POST", "/mcp/"), ("POST", "/a2a/x")]:
