@@ -66,8 +66,8 @@ _ENVELOPE = {
         "params": {
             "type": "object",
             "description": "message/send and message/stream: {message: {role, parts, "
-            "messageId, contextId?}, configuration?}; tasks/get and tasks/cancel: "
-            "{id, contextId?, historyLength?}",
+            "messageId, contextId?, taskId? (of a task waiting for input: resumes it)}, "
+            "configuration?}; tasks/get and tasks/cancel: {id, contextId?, historyLength?}",
             "properties": {
                 "message": {
                     "type": "object",
@@ -77,6 +77,7 @@ _ENVELOPE = {
                         "parts": {"type": "array", "items": _PART},
                         "messageId": {"type": "string"},
                         "contextId": {"type": "string", "description": "the thread's id"},
+                        "taskId": {"type": "string", "description": "an input-required task"},
                     },
                 },
                 "id": {"type": "string", "description": "the task's (run's) id"},

@@ -18,6 +18,7 @@ from a2a.compat.v0_3 import types as a2a
 
 from api.a2a.errors import CONTENT_TYPE, RpcError
 from api.agents import message_text
+from broker import jsonable
 from broker.models import Run, RunStatus
 
 ARTIFACT_NAME = "Assistant Response"
@@ -72,12 +73,17 @@ def task(
     *,
     error: str | None = None,
     history_length: int | None = None,
+    interrupts: dict[str, Any] | None = None,
 ) -> a2a.Task:
     """The run as a task; `values` (the thread's, if they are this run's) give its
-    artifact and history."""
+    artifact and history; an input-required task's status message is what its
+    interrupts ask (the thread's `interrupts`)."""
     status = a2a.TaskStatus(state=task_state, timestamp=_timestamp(run.updated_at))
     if error is not None:
-        status.message = agent_message(run, error)
+        status.message = agent_message(run, [_text(error)])
+    elif task_state is a2a.TaskState.input_required:
+        asked = [i.get("value") for group in (interrupts or {}).values() for i in group]
+        status.message = agent_message(run, [_part(value) for value in asked])
     answer = answer_of(values) if task_state is a2a.TaskState.completed else None
     return a2a.Task(
         id=str(run.run_id),
@@ -112,10 +118,42 @@ def artifact_id(run: Run) -> str:
     return str(uuid5(run.run_id, "artifact"))
 
 
-def agent_message(run: Run, text: str) -> a2a.Message:
+def resume_value(message: a2a.Message) -> Any:
+    """What resumes an interrupt: a data part's `resume` (parallel interrupts), else the
+    text of the message, else its data."""
+    data: dict[str, Any] = {}
+    texts: list[str] = []
+    for part in message.parts:
+        inner = part.root
+        if isinstance(inner, a2a.TextPart):
+            texts.append(inner.text)
+        elif isinstance(inner, a2a.DataPart):
+            data.update(inner.data)
+        else:
+            raise RpcError(CONTENT_TYPE, "message.parts: file parts are not supported")
+    if "resume" in data:
+        return data["resume"]
+    if texts:
+        return "\n".join(texts)
+    if not data:
+        raise RpcError.params("message.parts: no text or data part to resume with")
+    return data
+
+
+def _text(text: str) -> a2a.Part:
+    return a2a.Part(root=a2a.TextPart(text=text))
+
+
+def _part(value: Any) -> a2a.Part:
+    if isinstance(value, dict):
+        return a2a.Part(root=a2a.DataPart(data=value))
+    return _text(value if isinstance(value, str) else jsonable.dumps(value).decode())
+
+
+def agent_message(run: Run, parts: list[a2a.Part]) -> a2a.Message:
     return a2a.Message(
         role=a2a.Role.agent,
-        parts=[a2a.Part(root=a2a.TextPart(text=text))],
+        parts=parts,
         message_id=str(uuid5(run.run_id, "status")),
         context_id=str(run.thread_id),
         task_id=str(run.run_id),

@@ -2,7 +2,9 @@
 
 `message/send` runs the assistant on the context's thread (created if new; a new
 context when none is named) and answers the task once the run ends (at once, as
-submitted, with `configuration.blocking: false`); `tasks/get` reads the run;
+submitted, with `configuration.blocking: false`); a task left waiting for input (an
+interrupt) is `input-required`, its status message the interrupt's value, and a
+message naming it (`taskId`) resumes the thread with a new run (a new task); `tasks/get` reads the run;
 `tasks/cancel` cancels it through the service and answers it once it has stopped.
 Each is authorized as its REST counterpart: threads.create_run, threads.read,
 threads.update.
@@ -24,6 +26,7 @@ from api.a2a.errors import (
     PUSH_NOT_SUPPORTED,
     TASK_NOT_CANCELABLE,
     TASK_NOT_FOUND,
+    UNSUPPORTED,
     RpcError,
 )
 from api.auth.authorize import Authorizer
@@ -75,22 +78,47 @@ def _describe(exc: ValidationError) -> str:
 
 
 async def start(call: Call, params: a2a.MessageSendParams, stream_mode: list[str]) -> Submission:
-    """Checks the message and submits its run on the context's thread."""
+    """Checks the message and submits its run on the context's thread: a new turn, or,
+    naming a task waiting for input (`taskId`), the answer that resumes it."""
     configuration = params.configuration
     if configuration is not None:
         _check_configuration(configuration)
     message = params.message
-    if message.task_id is not None:
-        raise RpcError.params(
-            "message.taskId: adding to a task is not supported; each message starts a new "
-            "task: send the contextId alone"
-        )
     thread_id = mapping.context_id(message.context_id) or uuid4()
+    if message.task_id is not None:
+        return await _resume(call, message, thread_id, stream_mode)
     request = RunRequest(
         str(call.assistant.assistant_id),
         input=mapping.graph_input(message, call.accepts_messages),
         stream_mode=stream_mode,
         if_not_exists="create",
+    )
+    return await agents.submit(call.runtime, call.authorize, thread_id, request)
+
+
+async def _resume(
+    call: Call, message: a2a.Message, thread_id: UUID, stream_mode: list[str]
+) -> Submission:
+    """A new run resuming the thread's interrupt with the message (its text, or a data
+    part's `resume`); the task named must be the thread's latest and waiting for input."""
+    if message.context_id is None:
+        raise RpcError.params("message.contextId: needed with taskId (the task's context)")
+    task_id = message.task_id or ""
+    run_id = _task_id(task_id)
+    value = {"thread_id": thread_id, "run_id": run_id}
+    filter = await call.authorize("threads", "read", value)
+    run = await _run(call, run_id, thread_id, filter)
+    task = await _current(call, run, None)
+    if task.status.state is not a2a.TaskState.input_required:
+        raise RpcError(
+            UNSUPPORTED,
+            f"Task {task_id} is {task.status.state.value}, not waiting for input: "
+            "send the contextId alone to start a new task",
+        )
+    request = RunRequest(
+        str(call.assistant.assistant_id),
+        command={"resume": mapping.resume_value(message)},
+        stream_mode=stream_mode,
     )
     return await agents.submit(call.runtime, call.authorize, thread_id, request)
 
@@ -121,7 +149,10 @@ async def settled(call: Call, run: Run, output: dict[str, Any], length: int | No
     run = await call.runtime.runs.get(run.run_id, run.thread_id)
     thread = await call.runtime.threads.get(run.thread_id)
     state = mapping.state(run, bool(thread.interrupts))
-    return mapping.task(run, state, output, error=agents.failure(output), history_length=length)
+    error = agents.failure(output)
+    return mapping.task(
+        run, state, output, error=error, history_length=length, interrupts=thread.interrupts
+    )
 
 
 # -- tasks/get, tasks/cancel --------------------------------------------------------------
@@ -167,7 +198,9 @@ async def _current(call: Call, run: Run, length: int | None) -> a2a.Task:
     state = mapping.state(run, own and bool(thread.interrupts))
     failed = own and state is a2a.TaskState.failed and thread.error
     error = agents.failure({"__error__": thread.error}) if failed else None
-    return mapping.task(run, state, values, error=error, history_length=length)
+    return mapping.task(
+        run, state, values, error=error, history_length=length, interrupts=thread.interrupts
+    )
 
 
 async def _run(call: Call, run_id: UUID, thread_id: UUID | None, filter: Any) -> Run:
@@ -180,11 +213,15 @@ async def _run(call: Call, run_id: UUID, thread_id: UUID | None, filter: Any) ->
     return run
 
 
-def _task_ids(params: TaskParams) -> tuple[UUID, UUID | None]:
+def _task_id(value: str) -> UUID:
     try:
-        run_id = UUID(params.id)
+        return UUID(value)
     except ValueError:
-        raise RpcError(TASK_NOT_FOUND, f"Task {params.id} not found") from None
+        raise RpcError(TASK_NOT_FOUND, f"Task {value} not found") from None
+
+
+def _task_ids(params: TaskParams) -> tuple[UUID, UUID | None]:
+    run_id = _task_id(params.id)
     if params.contextId is None:
         return run_id, None
     try:

@@ -169,3 +169,34 @@ async def test_refusals_name_what_is_wrong(http: httpx.AsyncClient) -> None:
     assert (await rpc(http, "agent", call("message/send", files), 400))["error"]["code"] == -32005
     missing = await http.post(f"/a2a/{uuid4()}", json=call("message/send", message(text("x"))))
     assert missing.status_code == 404
+
+
+async def test_an_interrupt_is_input_required_and_a_reply_naming_the_task_resumes_it(
+    http: httpx.AsyncClient, client: LangGraphClient
+) -> None:
+    asked = await rpc(
+        http,
+        "interrupting",
+        call("message/send", message({"kind": "data", "data": {"question": "Your name?"}})),
+    )
+    task = a2a.Task.model_validate(asked["result"])
+    assert task.status.state is a2a.TaskState.input_required
+    assert task.status.message is not None
+    question = task.status.message.parts[0].root
+    assert isinstance(question, a2a.DataPart) and question.data == {"question": "Your name?"}
+
+    reply = message(text("Ada"), context_id=task.context_id)
+    reply["message"]["taskId"] = task.id
+    resumed = a2a.Task.model_validate(
+        (await rpc(http, "interrupting", call("message/send", reply)))["result"]
+    )
+    assert resumed.status.state is a2a.TaskState.completed
+    assert resumed.context_id == task.context_id and resumed.id != task.id
+    state: Any = await client.threads.get_state(task.context_id)
+    assert state["values"]["answer"] == "Ada!"
+
+    again = await rpc(http, "interrupting", call("message/send", reply), 400)
+    assert again["error"]["code"] == -32004  # that task waits for nothing now
+    reply["message"]["taskId"] = str(uuid4())
+    unknown = await rpc(http, "interrupting", call("message/send", reply), 404)
+    assert unknown["error"]["code"] == -32001
