@@ -5,8 +5,8 @@ answers any request, as LangGraph's is).
 As LangGraph documents it: the tool's name is the assistant's name, its description the
 assistant's, its input schema the graph's input schema. Calling a tool runs the
 assistant statelessly, as `POST /runs/wait` would (api/agents.py), and answers the
-last message's text, with the final values as structured content; a failed run is a
-tool error. Only tools are offered: any other method is the protocol's "method not found".
+last message's text, with the final values as structured content; a failed run, or
+one stopped at an interrupt (which nothing could resume), is a tool error. Only tools are offered: any other method is the protocol's "method not found".
 """
 
 from __future__ import annotations
@@ -136,6 +136,12 @@ async def _call_tool(
     output = await agents.output_of(runtime, submission)
     if (failed := agents.failure(output)) is not None:
         return _error(failed)
+    if "__interrupt__" in output:  # nothing can resume it: the call is stateless
+        asked = jsonable.dumps([i.get("value") for i in output["__interrupt__"]]).decode()
+        return _error(
+            f"The assistant stopped at an interrupt, asking {asked}: a tool call "
+            "cannot resume it (use a thread, or A2A)"
+        )
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=_answer(output))],
         structured_content=output,
@@ -153,20 +159,21 @@ async def _tools(runtime: Runtime, authorize: Authorizer) -> dict[str, Assistant
     """Tool name → assistant, for every assistant the caller may see; the oldest keeps
     a name that several share, the others get their id appended."""
     filter = await authorize("assistants", "search", {"graph_id": None, "metadata": {}})
-    tools: dict[str, Assistant] = {}
-    offset = 0
+    found: list[Assistant] = []
     while True:
         page, _ = await runtime.assistants.search(
-            limit=PAGE, offset=offset, sort_by="created_at", sort_order="asc", filter=filter
+            limit=PAGE, offset=len(found), sort_by="created_at", sort_order="asc", filter=filter
         )
-        for assistant in page:
-            name = _INVALID.sub("_", assistant.name)[:_NAME_LIMIT] or "assistant"
-            if name in tools:
-                name = f"{name[: _NAME_LIMIT - 37]}_{assistant.assistant_id}"
-            tools[name] = assistant
+        found += page
         if len(page) < PAGE:
-            return tools
-        offset += PAGE
+            break
+    tools: dict[str, Assistant] = {}
+    for assistant in sorted(found, key=lambda a: (a.created_at, str(a.assistant_id))):
+        name = _INVALID.sub("_", assistant.name)[:_NAME_LIMIT] or "assistant"
+        if name in tools:
+            name = f"{name[: _NAME_LIMIT - 37]}_{assistant.assistant_id}"
+        tools[name] = assistant
+    return tools
 
 
 async def _tool(runtime: Runtime, name: str, assistant: Assistant) -> types.Tool:

@@ -200,3 +200,22 @@ async def test_an_interrupt_is_input_required_and_a_reply_naming_the_task_resume
     reply["message"]["taskId"] = str(uuid4())
     unknown = await rpc(http, "interrupting", call("message/send", reply), 404)
     assert unknown["error"]["code"] == -32001
+
+
+async def test_a_task_sent_to_one_api_process_is_read_and_cancelled_on_another(
+    production_server: str, second_server: str
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=production_server, timeout=30) as one,
+        httpx.AsyncClient(base_url=second_server, timeout=30) as two,
+    ):
+        slow = message({"kind": "data", "data": {"steps": 400, "delay": 0.05}})
+        started = await rpc(
+            one, "slow", call("message/send", {**slow, "configuration": {"blocking": False}})
+        )
+        ids = {"id": started["result"]["id"], "contextId": started["result"]["contextId"]}
+        assert (await rpc(two, "slow", call("tasks/get", ids)))["result"]["id"] == ids["id"]
+        cancelled = await rpc(two, "slow", call("tasks/cancel", ids))
+        assert cancelled["result"]["status"]["state"] == "canceled"
+        after = await rpc(one, "slow", call("tasks/get", ids))
+        assert after["result"]["status"]["state"] == "canceled"

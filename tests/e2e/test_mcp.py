@@ -36,15 +36,21 @@ async def test_assistants_are_tools_with_their_input_schema(
     created = await client.assistants.create(
         "agent", name="weather desk", description="Answers about the weather"
     )
+    twins = [await client.assistants.create("counter", name="twin") for _ in range(2)]
     async with session(server) as mcp:
         tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+    # The older twin keeps the name; the other is told apart by its id.
+    older, newer = sorted(twins, key=lambda a: (a["created_at"], a["assistant_id"]))
+    assert {"twin", f"twin_{newer['assistant_id']}"} <= set(tools)
+    assert older["assistant_id"] != newer["assistant_id"]
     assert {"agent", "chat", "counter"} <= set(tools)
     assert tools["agent"].input_schema["required"] == ["messages"]
     assert tools["counter"].input_schema["type"] == "object"
     mine = tools["weather_desk"]  # MCP's tool names allow no space
     assert mine.description == "Answers about the weather"
     assert "messages" in mine.input_schema["properties"]
-    await client.assistants.delete(created["assistant_id"])
+    for made in [created, *twins]:
+        await client.assistants.delete(made["assistant_id"])
 
 
 async def test_calling_a_tool_runs_the_assistant(server: str) -> None:
@@ -59,17 +65,20 @@ async def test_calling_a_tool_runs_the_assistant(server: str) -> None:
     assert weather.content[0].text == "The tool says: It's always sunny in Paris."
 
 
-async def test_a_failing_run_is_a_tool_error_and_an_unknown_tool_a_protocol_error(
+async def test_a_failed_or_interrupted_run_is_a_tool_error_an_unknown_tool_a_protocol_error(
     server: str,
 ) -> None:
     async with session(server) as mcp:
         failed = await mcp.call_tool("failing", {"value": "x"})
+        stopped = await mcp.call_tool("interrupting", {"question": "Your name?"})
         with pytest.raises(MCPError) as unknown:
             await mcp.call_tool("no_such_agent", {})
     assert failed.is_error
     assert isinstance(failed.content[0], types.TextContent)
     assert failed.content[0].text == "ValueError: cannot handle 'x!'"
     assert unknown.value.code == types.INVALID_PARAMS
+    assert stopped.is_error and isinstance(stopped.content[0], types.TextContent)
+    assert '[{"question":"Your name?"}]' in stopped.content[0].text
 
 
 async def test_what_mcp_does_not_offer_is_refused(server: str) -> None:
