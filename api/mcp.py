@@ -132,6 +132,8 @@ async def _call_tool(
     try:
         submission = await agents.submit(runtime, authorize, None, request)
     except BrokerError as exc:  # refused as a run would be: the tool call failed
+        if exc.status_code >= 500:  # an outage is not the call's fault: a protocol error
+            raise
         return _error(exc.detail)
     output = await agents.output_of(runtime, submission)
     if (failed := agents.failure(output)) is not None:

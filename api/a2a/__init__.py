@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api.a2a import card, methods, stream
 from api.a2a.errors import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError
-from api.auth.authorize import AuthorizeDep, Forbidden, Refused
+from api.auth.authorize import AuthorizeDep, Authorizer, Forbidden, Refused
 from api.deps import RuntimeDep
 from api.responses import JSON
 from api.sse import SSE_HEADERS
@@ -61,8 +61,9 @@ async def rpc(
         return await _dispatch(runtime, authorize, assistant, envelope)
     except RpcError as exc:
         return JSON(exc.envelope(request_id), status_code=exc.status)
-    except (Forbidden, Refused) as exc:
-        return JSON(RpcError(INVALID_REQUEST, exc.detail).envelope(request_id), status_code=403)
+    except (Forbidden, Refused) as exc:  # an auth handler's refusal keeps its status
+        refused = RpcError(INVALID_REQUEST, exc.detail).envelope(request_id)
+        return JSON(refused, status_code=exc.status_code)
     except BrokerError as exc:
         if exc.status_code >= 500:  # a store outage (503), the operator's bug (500)
             raise
@@ -85,7 +86,7 @@ def _envelope(body: bytes) -> dict[str, Any]:
 
 
 async def _dispatch(
-    runtime: Runtime, authorize: Any, assistant: Assistant, envelope: dict[str, Any]
+    runtime: Runtime, authorize: Authorizer, assistant: Assistant, envelope: dict[str, Any]
 ) -> Response:
     method, params, request_id = envelope["method"], envelope.get("params"), envelope["id"]
     if method in TASK_METHODS:

@@ -57,7 +57,10 @@ def graph_input(message: a2a.Message, accepts_messages: bool) -> dict[str, Any]:
             "schema, and this assistant's has none; send a data part instead"
         )
     text = {"type": _ROLES[message.role], "content": "\n".join(texts), "id": message.message_id}
-    return {**data, "messages": [*data.get("messages", []), text]}
+    earlier = data.get("messages", [])
+    if not isinstance(earlier, list):
+        raise RpcError.params("message.parts: a data part's 'messages' must be a list")
+    return {**data, "messages": [*earlier, text]}
 
 
 def state(run: Run, interrupted: bool) -> a2a.TaskState:

@@ -165,6 +165,8 @@ async def test_refusals_name_what_is_wrong(http: httpx.AsyncClient) -> None:
         http, "agent", call("message/send", message(text("hi"), context_id="thread-123")), 400
     )
     assert bad_context["error"]["code"] == -32602
+    odd = message(text("hi"), {"kind": "data", "data": {"messages": "not a list"}})
+    assert (await rpc(http, "agent", call("message/send", odd), 400))["error"]["code"] == -32602
     files = message({"kind": "file", "file": {"uri": "https://example.test/a.pdf"}})
     assert (await rpc(http, "agent", call("message/send", files), 400))["error"]["code"] == -32005
     missing = await http.post(f"/a2a/{uuid4()}", json=call("message/send", message(text("x"))))
