@@ -116,5 +116,4 @@ async def _accepts_messages(runtime: Runtime, assistant: Assistant) -> bool:
     """Whether the assistant's input schema has `messages` (text parts go there)."""
     config: RunnableConfig = assistant.config  # type: ignore[assignment]
     graph = await runtime.service.graphs.get(assistant.graph_id, config, access="assistants.read")
-    schema = introspection.schemas(graph, assistant.config)["input_schema"] or {}
-    return "messages" in (schema.get("properties") or {})
+    return "messages" in introspection.input_fields(graph, assistant.config)
