@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import a2a, cors, custom, headers, mcp
-from api.routes import assistants, meta, runs, threads
+from api.routes import assistants, crons, meta, runs, threads
 from broker.config import HttpConfig
 
 
@@ -37,6 +37,7 @@ def include_routes(app: FastAPI, http: HttpConfig) -> list[mcp.Running]:
         app.include_router(threads.router)
     if not http.disable_runs:
         capture = headers.capture(http.configurable_headers)
+        app.include_router(crons.router)  # before runs: /runs/crons is not a run id
         app.include_router(runs.router, dependencies=[Depends(capture)])
     if not http.disable_a2a:
         app.include_router(a2a.router)

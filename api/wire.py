@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.models import Assistant, Run, Thread, ThreadTTL
+from broker.models import Assistant, Cron, Run, Thread, ThreadTTL
 
 
 def thread_json(thread: Thread, *, include_ttl: bool = False) -> dict[str, Any]:
@@ -66,6 +66,26 @@ def assistant_version_json(version: Assistant) -> dict[str, Any]:
     item = assistant_json(version)
     del item["updated_at"]
     return item
+
+
+def cron_json(cron: Cron) -> dict[str, Any]:
+    """The Cron schema (the creator's identity, never what auth said about them)."""
+    return {
+        "cron_id": cron.cron_id,
+        "assistant_id": cron.assistant_id,
+        "thread_id": cron.thread_id,
+        "on_run_completed": cron.on_run_completed,
+        "end_time": cron.end_time,
+        "schedule": cron.schedule,
+        "timezone": cron.timezone,
+        "created_at": cron.created_at,
+        "updated_at": cron.updated_at,
+        "user_id": cron.user_id,
+        "payload": {**cron.payload, "assistant_id": str(cron.assistant_id)},
+        "next_run_date": cron.next_run_date,
+        "metadata": cron.metadata,
+        "enabled": cron.enabled,
+    }
 
 
 def select(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from uuid import UUID
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
+from broker.crons import CronService
 from broker.events import Subscription
 from broker.graphs import GraphRegistry
 from broker.messaging import Messaging
@@ -33,6 +34,7 @@ class RunLifecycle:
     graphs: GraphRegistry
     checkpointer: BaseCheckpointSaver[str]
     max_attempts: int
+    crons: CronService  # every worker fires the due ones
 
     @property
     def queue(self) -> RunQueue:
@@ -45,6 +47,9 @@ class RunLifecycle:
 
     async def promote_due(self) -> int:
         return await self.queue.promote_due()
+
+    async def fire_crons(self) -> int:
+        return await self.crons.fire_due()
 
     async def graph(self, claim: Claim, config: Any) -> Pregel[Any, Any]:
         return await self.graphs.get(claim.options.graph_id, config, context=claim.options.context)

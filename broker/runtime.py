@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.config import ProjectConfig, read_config
+from broker.crons import CronService
 from broker.events import (
     LocalEventBus,
     LocalEventLog,
@@ -33,6 +34,7 @@ from broker.service import BrokerService, Stores
 from broker.settings import Settings
 from broker.state import StateReader
 from broker.storage.assistants import AssistantStore
+from broker.storage.crons import CronStore
 from broker.storage.engine import create_engine
 from broker.storage.ledger import open_ledger
 from broker.storage.runs import RunStore
@@ -58,6 +60,10 @@ class Runtime:
     @property
     def state(self) -> StateReader:
         return self.service.state
+
+    @property
+    def crons(self) -> CronService:
+        return self.lifecycle.crons
 
     @property
     def threads(self) -> ThreadStore:
@@ -113,7 +119,10 @@ def _assemble(
     ledger, runs = open_ledger(engine), RunStore(engine)
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
     service = BrokerService(stores, messaging, graphs, checkpointer)
-    lifecycle = RunLifecycle(ledger, runs, messaging, graphs, checkpointer, settings.max_attempts)
+    crons = CronService(CronStore(engine), service, seconds=settings.cron_seconds)
+    lifecycle = RunLifecycle(
+        ledger, runs, messaging, graphs, checkpointer, settings.max_attempts, crons
+    )
     return service, lifecycle
 
 

@@ -35,7 +35,7 @@ from broker.runspec import run_row
 from broker.state import StateReader, thread_output
 from broker.storage.assistants import AssistantSpec, AssistantStore, system_assistant_id
 from broker.storage.ledger import Ledger
-from broker.storage.ledger.outcomes import Submit
+from broker.storage.ledger.outcomes import Cancelled, Submit
 from broker.storage.runs import RunStore
 from broker.storage.threads import ThreadStore
 from broker.storage.visibility import Filter, params
@@ -194,9 +194,9 @@ class BrokerService:
         Redis outage refuses the request before anything is written. Once the row is in
         Postgres the run is accepted: a lost wake-up only delays it (the sweeper pushes it).
         """
-        _check_request(thread_id, request)
+        check_request(thread_id, request)
         assistant = await self.resolve_assistant(request.assistant_id)
-        submit = _submit(thread_id, request, assistant, filter)
+        submit = submit_for(thread_id, request, assistant, filter)
         channel = self.keys.run_channel(submit.row["run_id"])
         subscription = await self.bus.subscribe(channel) if subscribe else None
         try:
@@ -205,24 +205,32 @@ class BrokerService:
             if subscription is not None:
                 await subscription.close()
             raise
+        await self.accepted(run, cancelled, thread_id, request.after_seconds)
+        return Submission(run, subscription)
+
+    async def accepted(
+        self,
+        run: Run,
+        cancelled: Cancelled,
+        thread_id: UUID | None,
+        after_seconds: float | None = None,
+    ) -> None:
+        """After a run's insert is committed: what its strategy cancelled is told, its
+        thread's listeners hear of it, and a worker is woken (or the run is scheduled)."""
         try:
             await self.messaging.cancelled(cancelled)
             if thread_id is not None:  # before it is queued: see broker/threads.py
                 await self.thread_policy.announce_run(thread_id, run.run_id)
-            await self._wake(run, request)
+            if after_seconds:
+                await self.queue.schedule(run.run_id, time.time() + after_seconds)
+            else:
+                await self.queue.push(run.run_id)
         except StoreUnavailable as exc:
             log.warning(
                 "run %s accepted, but Redis is unreachable (%s): the sweeper will start it",
                 run.run_id,
                 exc,
             )
-        return Submission(run, subscription)
-
-    async def _wake(self, run: Run, request: RunRequest) -> None:
-        if request.after_seconds:
-            await self.queue.schedule(run.run_id, time.time() + request.after_seconds)
-        else:
-            await self.queue.push(run.run_id)
 
     async def submit_batch(self, requests: list[RunRequest]) -> list[Run]:
         return [(await self.submit(None, r, subscribe=False)).run for r in requests]
@@ -308,7 +316,7 @@ class BrokerService:
         await self.thread_policy.delete(thread_id, filter)
 
 
-def _submit(
+def submit_for(
     thread_id: UUID | None, request: RunRequest, assistant: Assistant, filter: Filter | None
 ) -> Submit:
     temporary = thread_id is None
@@ -328,7 +336,7 @@ def _submit(
     )
 
 
-def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
+def check_request(thread_id: UUID | None, request: RunRequest) -> None:
     configurable = request.config.get("configurable") or {}
     if set(configurable) - users.RUN_KEYS and request.context:  # the user's are ours
         raise BadRequest("Cannot specify both configurable and context. Use only one of them.")

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # A request body larger than this is refused (413) while it is read; 10 MiB holds a
     # long chat history.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="BROKER_MAX_BODY_BYTES")
+    # Every worker polls for due crons this often (one indexed query when none is due).
+    cron_poll_seconds: float = Field(default=1.0, gt=0, alias="BROKER_CRON_POLL_SECONDS")
+    # Allows 6-field cron schedules (seconds first): for tests, or who wants them.
+    cron_seconds: bool = Field(default=False, alias="BROKER_CRON_SECONDS")
 
     @cached_property
     def async_database_url(self) -> str:

@@ -1,8 +1,8 @@
 """The worker: claim → execute → publish → finish, N runs at a time.
 
 Side tasks, each named and watched (a crash of one stops the worker loudly): the
-cancel listener, the promoter of delayed runs and the sweeper that recovers runs
-whose worker died. Each run also has a heartbeat that renews its lease and notices
+cancel listener, the promoter of delayed runs, the sweeper that recovers runs
+whose worker died, and the cron scheduler (every worker runs it; broker/crons.py). Each run also has a heartbeat that renews its lease and notices
 cancels that missed the pub/sub signal.
 """
 
@@ -71,6 +71,10 @@ class Worker:
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
+            self._side_task(
+                self._every(self.settings.cron_poll_seconds, self.lifecycle.fire_crons),
+                "cron-scheduler",
+            ),
         ]
         try:
             await self._claim_loop(burst)

@@ -170,6 +170,44 @@ runs = Table(
     Index(None, "status", "created_at"),
 )
 
+# Scheduled runs. `next_run_date` is the tick the scheduler fires next (NULL: none is
+# left before `end_time`); due crons are found by the (enabled, next_run_date) index.
+crons = Table(
+    "crons",
+    metadata,
+    Column("cron_id", UUID(as_uuid=True), primary_key=True),
+    # Deleting the assistant or the thread deletes its crons (as LangGraph's server does).
+    Column(
+        "assistant_id",
+        UUID(as_uuid=True),
+        ForeignKey("assistants.assistant_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "thread_id",
+        UUID(as_uuid=True),
+        ForeignKey("threads.thread_id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("schedule", Text, nullable=False),
+    Column("timezone", Text, nullable=True),
+    Column("end_time", UtcDateTime(), nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("on_run_completed", Text, nullable=True),
+    # The run request each firing submits (the API's field names).
+    Column("payload", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("user_id", Text, nullable=True),
+    # The creator as custom auth described them: each firing's run carries them.
+    Column("auth_user", Json, nullable=True),
+    Column("next_run_date", UtcDateTime(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    Index(None, "enabled", "next_run_date"),
+    Index(None, "thread_id"),
+    Index(None, "assistant_id"),
+)
+
 # Checkpoints: the typed serialization round-trips exactly; `values` and `metadata`
 # are a readable JSONB rendering for ops (`SELECT values FROM checkpoints ...`).
 checkpoints = Table(

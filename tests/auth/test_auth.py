@@ -34,6 +34,7 @@ class Owned:
     thread_id: str
     run_id: str
     assistant_id: str
+    cron_id: str
 
 
 async def _drain(stream: AsyncIterator[Any] | Awaitable[AsyncIterator[Any]]) -> list[Any]:
@@ -43,6 +44,7 @@ async def _drain(stream: AsyncIterator[Any] | Awaitable[AsyncIterator[Any]]) -> 
 
 
 Op = Callable[[LangGraphClient, Owned], Awaitable[Any]]
+YEARLY = "0 0 1 1 *"
 
 MATRIX: list[tuple[str, Op]] = [
     ("threads.get", lambda c, o: c.threads.get(o.thread_id)),
@@ -73,6 +75,13 @@ MATRIX: list[tuple[str, Op]] = [
     ("assistants.get_graph", lambda c, o: c.assistants.get_graph(o.assistant_id)),
     ("assistants.get_schemas", lambda c, o: c.assistants.get_schemas(o.assistant_id)),
     (
+        "crons.create_for_thread",
+        lambda c, o: c.crons.create_for_thread(o.thread_id, "whoami", schedule=YEARLY),
+    ),
+    ("crons.get", lambda c, o: c.http.get(f"/runs/crons/{o.cron_id}")),
+    ("crons.update", lambda c, o: c.crons.update(o.cron_id, schedule="0 0 * * *")),
+    ("crons.delete", lambda c, o: c.crons.delete(o.cron_id)),
+    (
         "a2a.agent_card",
         lambda c, o: c.http.get(
             "/.well-known/agent-card.json", params={"assistant_id": o.assistant_id}
@@ -94,13 +103,14 @@ async def _owned(client: LangGraphClient) -> Owned:
     run = await client.runs.create(thread["thread_id"], "whoami", input={})
     await client.runs.join(thread["thread_id"], run["run_id"])
     assistant = await client.assistants.create("whoami", name="alice's")
-    return Owned(thread["thread_id"], run["run_id"], assistant["assistant_id"])
+    cron: Any = await client.crons.create_for_thread(thread["thread_id"], "whoami", schedule=YEARLY)
+    return Owned(thread["thread_id"], run["run_id"], assistant["assistant_id"], cron["cron_id"])
 
 
 @pytest.mark.parametrize(("name", "op"), MATRIX, ids=[name for name, _ in MATRIX])
 async def test_b_cannot_reach_a(users: Users, name: str, op: Op) -> None:
     owned = await _owned(users.a)
-    missing = Owned(str(uuid4()), str(uuid4()), str(uuid4()))
+    missing = Owned(str(uuid4()), str(uuid4()), str(uuid4()), str(uuid4()))
     status, body = await _refusal(op, users.b, owned)
     expected, _ = await _refusal(op, users.b, missing)
     assert (status, set(body)) == (expected, {"detail"}), f"{name}: {body}"
@@ -114,6 +124,8 @@ async def test_b_cannot_reach_a(users: Users, name: str, op: Op) -> None:
     assert len(await users.a.runs.list(owned.thread_id)) == 1
     assistant = await users.a.assistants.get(owned.assistant_id)
     assert (assistant["name"], assistant["version"]) == ("alice's", 1)
+    (cron,) = await users.a.crons.search(thread_id=owned.thread_id)
+    assert (cron["cron_id"], cron["schedule"]) == (owned.cron_id, YEARLY)
 
 
 async def test_owner_reaches_own_data(users: Users) -> None:
@@ -143,6 +155,11 @@ async def test_searches_and_counts_see_only_ones_own(users: Users) -> None:
     assert await users.b.assistants.search() == []
     assert await users.b.assistants.count() == 0
     assert await users.a.assistants.count() == 2
+    assert await users.b.crons.search() == []
+    assert await users.b.crons.count() == 0
+    assert await users.a.crons.count() == 2
+    (cron, _) = await users.a.crons.search()
+    assert cron["metadata"]["owner"] == users.a_id and cron["user_id"] == users.a_id
     pruned = await users.b.threads.prune([t["thread_id"] for t in await users.a.threads.search()])
     assert pruned == {"pruned_count": 0}
     assert await users.a.threads.count() == 2
@@ -156,7 +173,7 @@ async def test_no_token_is_401(users: Users) -> None:
         lambda c, o: c.assistants.get("whoami"),
     ]
     for op in ops:
-        status, body = await _refusal(op, users.anonymous, Owned("", "", ""))
+        status, body = await _refusal(op, users.anonymous, Owned("", "", "", ""))
         assert (status, body) == (401, {"detail": "Invalid token"})
 
 
@@ -198,7 +215,9 @@ async def test_a_cors_preflight_needs_no_token(auth_server: str) -> None:
 async def test_denied_action_is_403(users: Users) -> None:
     thread = await users.reader.threads.create()
     status, body = await _refusal(
-        lambda c, o: c.threads.delete(o.thread_id), users.reader, Owned(thread["thread_id"], "", "")
+        lambda c, o: c.threads.delete(o.thread_id),
+        users.reader,
+        Owned(thread["thread_id"], "", "", ""),
     )
     assert (status, body) == (403, {"detail": "Forbidden"})
     assert (await users.reader.threads.get(thread["thread_id"]))["thread_id"] == thread["thread_id"]
@@ -219,7 +238,7 @@ async def test_a_run_creating_its_thread_stamps_the_owner(users: Users) -> None:
     thread: Any = await users.a.threads.get(thread_id)
     assert thread["metadata"]["owner"] == users.a_id
     status, _ = await _refusal(
-        lambda c, o: c.threads.get(o.thread_id), users.b, Owned(thread_id, "", "")
+        lambda c, o: c.threads.get(o.thread_id), users.b, Owned(thread_id, "", "", "")
     )
     assert status == 404
 

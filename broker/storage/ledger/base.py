@@ -15,27 +15,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy import Executable
 
 from broker.errors import Conflict, NotFound, ThreadBusy
-from broker.models import CancelAction, Run, RunStatus, Thread, ThreadResult
+from broker.models import Assistant, CancelAction, Cron, Run, RunStatus, Thread, ThreadResult
 from broker.storage.ledger import statements as q
 from broker.storage.ledger.outcomes import (
     Cancelled,
     Claimed,
     Failure,
     Finished,
+    Fired,
+    Firing,
     Recovered,
     Released,
     Submit,
     Swept,
 )
 from broker.storage.ledger.spelling import Spelling
-from broker.storage.rows import to_run, to_thread
+from broker.storage.rows import to_assistant, to_cron, to_run, to_thread
 from broker.storage.runs import run_not_found
 from broker.storage.threads import thread_not_found
 from broker.storage.visibility import Filter, params
@@ -81,20 +83,23 @@ class Ledger(ABC):
         """
         if submit.temporary:
             return await self._submit_stateless(submit), Cancelled()
+        async with self.transaction() as tx:
+            return await self._submit_threaded(tx, submit)
+
+    async def _submit_threaded(self, tx: Tx, submit: Submit) -> tuple[Run, Cancelled]:
         s = self.spelling
         thread = {"p_thread_id": submit.row["thread_id"]}
-        async with self.transaction() as tx:
-            if submit.create_thread:
-                new = thread | {"p_metadata": submit.thread_metadata}
-                await tx.execute(q.create_thread(s), new)
-            busy = thread | {"p_tags": submit.tags} | submit.auth
-            if await tx.fetchval(q.mark_busy(s), busy) is None:
-                raise thread_not_found(submit.row["thread_id"])
-            replaced = await self._replaced(tx, submit)
-            row = await tx.fetchrow(q.insert_run(s, unless_active=submit.rejects), _run(submit))
-            if row is None:
-                raise ThreadBusy()
-            return to_run(row), await self._cancel_locked(tx, replaced, submit.cancel_action)
+        if submit.create_thread:
+            new = thread | {"p_metadata": submit.thread_metadata}
+            await tx.execute(q.create_thread(s), new)
+        busy = thread | {"p_tags": submit.tags} | submit.auth
+        if await tx.fetchval(q.mark_busy(s), busy) is None:
+            raise thread_not_found(submit.row["thread_id"])
+        replaced = await self._replaced(tx, submit)
+        row = await tx.fetchrow(q.insert_run(s, unless_active=submit.rejects), _run(submit))
+        if row is None:
+            raise ThreadBusy()
+        return to_run(row), await self._cancel_locked(tx, replaced, submit.cancel_action)
 
     async def _replaced(self, tx: Tx, submit: Submit) -> list[Run]:
         """The runs in flight that `interrupt` and `rollback` cancel."""
@@ -106,11 +111,50 @@ class Ledger(ABC):
         ]
 
     async def _submit_stateless(self, submit: Submit) -> Run:
-        s = self.spelling
         async with self.transaction() as tx:
-            params = {"p_thread_id": submit.row["thread_id"], "p_tags": submit.tags}
-            await tx.execute(q.insert_temporary(s), params)
-            return to_run(await tx.fetchrow(q.insert_run(s, unless_active=False), _run(submit)))
+            return await self._insert_stateless(tx, submit)
+
+    async def _insert_stateless(self, tx: Tx, submit: Submit) -> Run:
+        s = self.spelling
+        params = {"p_thread_id": submit.row["thread_id"], "p_tags": submit.tags}
+        await tx.execute(q.insert_temporary(s), params)
+        return to_run(await tx.fetchrow(q.insert_run(s, unless_active=False), _run(submit)))
+
+    # -- crons ----------------------------------------------------------------------------
+
+    async def fire_crons(
+        self, limit: int, plan: Callable[[Cron, Assistant, datetime], Firing]
+    ) -> list[Fired]:
+        """Fires up to `limit` due crons, each exactly once: in one transaction the due
+        rows are locked (skipping those another scheduler holds), each one's run is
+        submitted as `plan` says and its next tick stored, so a tick is fired by the
+        transaction that advances it or, if that one fails, by a later one. A run its
+        thread refuses (`reject` with a run in flight, or the thread gone) is skipped."""
+        s = self.spelling
+        fired: list[Fired] = []
+        async with self.statement() as tx:  # autocommitted: no transaction when none is due
+            if await tx.fetchval(q.any_due_cron(s), {}) is None:
+                return fired
+        async with self.transaction() as tx:
+            now: datetime = await tx.fetchval(q.clock(s), {})
+            for cron in [
+                to_cron(r) for r in await tx.fetch(q.lock_due_crons(s), {"p_limit": limit})
+            ]:
+                row = await tx.fetchrow(q.assistant_by_id(s), {"p_assistant_id": cron.assistant_id})
+                firing = plan(cron, to_assistant(row), now)
+                advanced = {"p_cron_id": cron.cron_id, "p_next_run_date": firing.next_run_date}
+                await tx.execute(q.advance_cron(s), advanced)
+                if firing.submit is not None and (run := await self._fire(tx, firing.submit)):
+                    fired.append(Fired(cron, *run))
+        return fired
+
+    async def _fire(self, tx: Tx, submit: Submit) -> tuple[Run, Cancelled] | None:
+        if submit.temporary:
+            return await self._insert_stateless(tx, submit), Cancelled()
+        try:
+            return await self._submit_threaded(tx, submit)
+        except (ThreadBusy, NotFound):  # raised before any statement failed: tx goes on
+            return None
 
     # -- the worker's side: claim, heartbeat, finish, hand back -----------------------------
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from broker.models import CancelAction, MultitaskStrategy, Run, ThreadResult
+from broker.models import CancelAction, Cron, MultitaskStrategy, Run, ThreadResult
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,21 @@ class Swept:
 class Recovered:
     orphans: list[Run]  # were running: resumed first
     waiting: list[Run]  # were pending
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What one due cron does now: the run to submit (None: none this tick) and its next
+    tick (None: no tick is left)."""
+
+    submit: Submit | None
+    next_run_date: datetime | None
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A run a cron submitted, with what its multitask strategy cancelled."""
+
+    cron: Cron
+    run: Run
+    cancelled: Cancelled

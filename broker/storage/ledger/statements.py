@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Delete,
     Insert,
+    Integer,
     Select,
     Text,
     Update,
@@ -30,7 +31,15 @@ from sqlalchemy.sql.dml import ReturningDelete
 from broker.models import RunStatus, ThreadStatus
 from broker.storage.ledger.spelling import Spelling
 from broker.storage.runs import active_on, head_of, on_visible_thread, owned
-from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
+from broker.storage.tables import (
+    UtcDateTime,
+    assistants,
+    checkpoint_writes,
+    checkpoints,
+    crons,
+    runs,
+    threads,
+)
 from broker.storage.visibility import visible
 
 PENDING = RunStatus.PENDING.value
@@ -368,4 +377,58 @@ def touch_stale(s: Spelling) -> Update:
         .where(runs.c.run_id.in_(stale))
         .values(updated_at=s.now())
         .returning(runs.c.run_id)
+    )
+
+
+# -- crons ------------------------------------------------------------------------------
+
+
+@functools.cache
+def clock(s: Spelling) -> Select[Any]:
+    """The transaction's time (Postgres': one clock for every process)."""
+    return select(s.now().label("now"))
+
+
+def _due(s: Spelling) -> Any:
+    """Enabled, its next tick come, and not past its end (the (enabled, next_run_date)
+    index finds them)."""
+    due = crons.c.next_run_date <= s.now()
+    within = crons.c.end_time.is_(None) | (crons.c.next_run_date <= crons.c.end_time)
+    return crons.c.enabled.is_(True) & due & within
+
+
+@functools.cache
+def any_due_cron(s: Spelling) -> Select[Any]:
+    """Whether a cron is due: the scheduler's one query when none is."""
+    return select(crons.c.cron_id).where(_due(s)).limit(1)
+
+
+@functools.cache
+def lock_due_crons(s: Spelling) -> Select[Any]:
+    """Up to `p_limit` due crons, locked; those another scheduler holds are skipped (it
+    is firing them), never waited for."""
+    return (
+        select(crons)
+        .where(_due(s))
+        .order_by(crons.c.next_run_date)
+        .limit(bindparam("p_limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def assistant_by_id(s: Spelling) -> Select[Any]:
+    return select(assistants).where(
+        assistants.c.assistant_id
+        == bindparam("p_assistant_id", type_=assistants.c.assistant_id.type)
+    )
+
+
+@functools.cache
+def advance_cron(s: Spelling) -> Update:
+    """The cron's next tick (`p_next_run_date`; NULL when none is left)."""
+    return (
+        update(crons)
+        .where(crons.c.cron_id == bindparam("p_cron_id", type_=crons.c.cron_id.type))
+        .values(next_run_date=bindparam("p_next_run_date", type_=UtcDateTime()))
     )
