@@ -86,21 +86,28 @@ async def start(call: Call, params: a2a.MessageSendParams, stream_mode: list[str
     message = params.message
     thread_id = mapping.context_id(message.context_id) or uuid4()
     if message.task_id is not None:
-        return await _resume(call, message, thread_id, stream_mode)
+        return await _resume(call, params, thread_id, stream_mode)
     request = RunRequest(
         str(call.assistant.assistant_id),
         input=mapping.graph_input(message, call.accepts_messages),
+        metadata=_metadata(params),
         stream_mode=stream_mode,
         if_not_exists="create",
     )
     return await agents.submit(call.runtime, call.authorize, thread_id, request)
 
 
+def _metadata(params: a2a.MessageSendParams) -> dict[str, Any]:
+    """The request's and the message's metadata: the run's (and a new thread's)."""
+    return {**(params.metadata or {}), **(params.message.metadata or {})}
+
+
 async def _resume(
-    call: Call, message: a2a.Message, thread_id: UUID, stream_mode: list[str]
+    call: Call, params: a2a.MessageSendParams, thread_id: UUID, stream_mode: list[str]
 ) -> Submission:
     """A new run resuming the thread's interrupt with the message (its text, or a data
     part's `resume`); the task named must be the thread's latest and waiting for input."""
+    message = params.message
     if message.context_id is None:
         raise RpcError.params("message.contextId: needed with taskId (the task's context)")
     task_id = message.task_id or ""
@@ -118,6 +125,7 @@ async def _resume(
     request = RunRequest(
         str(call.assistant.assistant_id),
         command={"resume": mapping.resume_value(message)},
+        metadata=_metadata(params),
         stream_mode=stream_mode,
     )
     return await agents.submit(call.runtime, call.authorize, thread_id, request)

@@ -63,7 +63,9 @@ async def test_the_agent_card_validates(http: httpx.AsyncClient, server: str) ->
 async def test_message_send_answers_and_the_context_is_a_thread(
     http: httpx.AsyncClient, client: LangGraphClient
 ) -> None:
-    first = await rpc(http, "agent", call("message/send", message(text("hello A2A"))))
+    sent = message(text("hello A2A"))
+    sent["message"]["metadata"] = {"source": "a2a-test"}
+    first = await rpc(http, "agent", call("message/send", sent))
     task = a2a.SendMessageSuccessResponse.model_validate(first).result
     assert isinstance(task, a2a.Task)
     assert task.status.state is a2a.TaskState.completed
@@ -78,8 +80,8 @@ async def test_message_send_answers_and_the_context_is_a_thread(
     assert follow.history is not None and len(follow.history) == 4  # both turns
     state: Any = await client.threads.get_state(task.context_id)
     assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai", "human", "ai"]
-    run = await client.runs.get(task.context_id, task.id)
-    assert run["status"] == "success"
+    run: Any = await client.runs.get(task.context_id, task.id)
+    assert run["status"] == "success" and run["metadata"]["source"] == "a2a-test"
 
 
 async def test_message_stream_streams_the_answer(http: httpx.AsyncClient) -> None:
