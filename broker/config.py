@@ -194,9 +194,9 @@ KEYS: Mapping[str, Key] = {
     "source": _build("where the build finds the uv project"),
     "auth": Key("accepted", "loaded by the API's custom auth (api/auth/loader.py)"),
     # Each typed field of the section is honoured (api/http_section.py applies them);
-    # disable_store/mcp/a2a/ui hold trivially (those groups are not served yet),
-    # logging_headers too (the broker logs no request headers); disable_webhooks stops
-    # deliveries (no outbox row is written).
+    # disable_store/ui hold trivially (those groups are not served yet), logging_headers
+    # too (the broker logs no request headers); disable_webhooks stops deliveries (no
+    # outbox row is written).
     "http": _fields(
         HttpConfig,
         cors=_fields(CorsConfig),

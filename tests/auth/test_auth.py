@@ -10,14 +10,19 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from uuid import uuid4
 
 import httpx
+import httpx2
 import pytest
 from langgraph_sdk.client import LangGraphClient
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.auth.conftest import Users
 
@@ -76,6 +81,12 @@ MATRIX: list[tuple[str, Op]] = [
     ("crons.get", lambda c, o: c.http.get(f"/runs/crons/{o.cron_id}")),
     ("crons.update", lambda c, o: c.crons.update(o.cron_id, schedule="0 0 * * *")),
     ("crons.delete", lambda c, o: c.crons.delete(o.cron_id)),
+    (
+        "a2a.agent_card",
+        lambda c, o: c.http.get(
+            "/.well-known/agent-card.json", params={"assistant_id": o.assistant_id}
+        ),
+    ),
 ]
 
 
@@ -253,3 +264,76 @@ def test_a_bad_auth_path_stops_the_api(broker_env: dict[str, str]) -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("broker api: Failed to load auth from './whoami.py:graph'")
     assert "Traceback" not in done.stderr
+
+
+# -- MCP and A2A: JSON-RPC answers in the envelope, so they are checked here, not above ----
+
+
+@asynccontextmanager
+async def _mcp(server: str, token: str) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(f"{server}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def _token(client: LangGraphClient) -> str:
+    return str(client.http.client.headers["Authorization"]).removeprefix("Bearer ")
+
+
+async def test_mcp_tools_are_the_callers_own_assistants(users: Users, auth_server: str) -> None:
+    owned = await _owned(users.a)
+    async with _mcp(auth_server, _token(users.a)) as mcp:
+        tools = {tool.name for tool in (await mcp.list_tools()).tools}
+        result = await mcp.call_tool("alice_s", {})
+    async with _mcp(auth_server, _token(users.b)) as mcp:
+        theirs = {tool.name for tool in (await mcp.list_tools()).tools}
+        with pytest.raises(MCPError):
+            await mcp.call_tool("alice_s", {})
+    assert "alice_s" in tools and "alice_s" not in theirs  # "alice's": MCP allows no quote
+    assert result.structured_content == {"user_id": users.a_id, "permissions": ["delete"]}
+    assert (await users.a.assistants.get(owned.assistant_id))["version"] == 1
+
+
+async def _a2a(client: LangGraphClient, assistant: str, method: str, params: Any) -> Any:
+    """The JSON-RPC answer, whatever its HTTP status (the SDK's client raises on 4xx)."""
+    body = {"jsonrpc": "2.0", "id": "1", "method": method, "params": params}
+    return (await client.http.client.post(f"/a2a/{assistant}", json=body)).json()
+
+
+async def test_a2a_tasks_of_others_are_not_found(users: Users) -> None:
+    owned = await _owned(users.a)
+    ids = {"id": owned.run_id, "contextId": owned.thread_id}
+    missing = {"id": str(uuid4()), "contextId": str(uuid4())}
+    for method in ("tasks/get", "tasks/cancel"):
+        theirs = await _a2a(users.b, "whoami", method, ids)
+        nobodys = await _a2a(users.b, "whoami", method, missing)
+        assert theirs["error"]["code"] == nobodys["error"]["code"] == -32001
+    mine = await _a2a(users.a, "whoami", "tasks/get", ids)
+    assert mine["result"]["status"]["state"] == "completed"
+
+    # B cannot send into A's context either, and A's thread is as A left it.
+    data = {"kind": "data", "data": {"permissions": []}}
+    sent = {"role": "user", "parts": [data], "messageId": "m", "contextId": owned.thread_id}
+    refused = await _a2a(users.b, "whoami", "message/send", {"message": sent})
+    assert "error" in refused
+    assert len(await users.a.runs.list(owned.thread_id)) == 1
+
+    # A's own message runs as A.
+    answered = await _a2a(users.a, "whoami", "message/send", {"message": sent})
+    assert answered["result"]["status"]["state"] == "completed"
+    state: Any = await users.a.threads.get_state(owned.thread_id)
+    assert state["values"]["user_id"] == users.a_id
+
+
+async def test_mcp_and_a2a_need_a_token(auth_server: str) -> None:
+    async with httpx.AsyncClient(base_url=auth_server) as http:
+        for path in ("/mcp", "/mcp/", "/a2a/whoami"):
+            refused = await http.post(path, json={"jsonrpc": "2.0", "id": 1, "method": "x"})
+            assert (refused.status_code, refused.json()) == (401, {"detail": "Invalid token"})
+        card = await http.get("/.well-known/agent-card.json", params={"assistant_id": "whoami"})
+        assert card.status_code == 401
