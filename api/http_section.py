@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import cors, custom, headers
-from api.routes import assistants, meta, runs, threads
+from api.routes import assistants, meta, protocol, runs, threads
 from broker.config import HttpConfig
 
 
@@ -37,6 +37,8 @@ def include_routes(app: FastAPI, http: HttpConfig) -> None:
     if not http.disable_runs:
         capture = headers.capture(http.configurable_headers)
         app.include_router(runs.router, dependencies=[Depends(capture)])
+        if not http.disable_threads:  # thread streaming starts runs too
+            app.include_router(protocol.router, dependencies=[Depends(capture)])
 
 
 async def _ok() -> dict[str, bool]:

@@ -17,6 +17,7 @@ import anyio
 from starlette.responses import StreamingResponse
 
 from broker import jsonable
+from broker.errors import NotFound
 from broker.events import (
     Subscription,
     event_id_key,
@@ -27,6 +28,7 @@ from broker.events import (
     sse_frame,
 )
 from broker.models import Run
+from broker.runtime import Runtime
 from broker.threads import announced_run
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
@@ -315,3 +317,21 @@ class ThreadRelay:
     async def _close_all(self) -> None:
         for source in list(self._pumps):
             await self._drop(source)
+
+
+def follower(runtime: Runtime) -> Follow:
+    async def follow(run_id: UUID) -> Subscription:
+        return await runtime.service.bus.subscribe(runtime.service.keys.run_channel(run_id))
+
+    return follow
+
+
+def run_ended(runtime: Runtime) -> RunEnded:
+    async def ended(run_id: UUID) -> str | None:
+        try:
+            run = await runtime.runs.get(run_id)
+        except NotFound:  # deleted with its thread, or a stateless run's
+            return "interrupted"
+        return None if run.status.active else run.status.value
+
+    return ended
