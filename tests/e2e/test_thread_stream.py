@@ -4,13 +4,17 @@ commands start and resume runs, the thread's events arrive as protocol events.""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from langgraph.pregel.remote import RemoteGraph
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import LangGraphClient
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 TRANSPORTS = ["sse", "websocket"]
 LIMIT = 20.0  # seconds any one stream may take
@@ -247,3 +251,76 @@ async def test_bad_input(server: str) -> None:
             "params": {"interrupt_id": "x", "response": 1},
         }
         assert (await http.post(f"/threads/{tid}/commands", json=respond)).status_code == 404
+
+
+async def test_remote_graph(server: str) -> None:
+    """LangGraph's RemoteGraph: invoke and stream (the runs API), and its v3 events (the
+    thread-centric stream)."""
+    remote = RemoteGraph("chat", url=server, api_key=None)
+    output = await remote.ainvoke(said("remote"))
+    assert output["messages"][1]["content"] == "You said: remote"
+    chunks = [c async for c in remote.astream(said("streamed"), stream_mode="values")]
+    assert chunks[-1]["messages"][-1]["content"] == "That is all."
+    async with await remote.astream_events(said("v3"), version="v3") as run:
+        async with asyncio.timeout(LIMIT):
+            messages = [m async for m in run.messages]
+            final = await run.output()
+    assert [await m.text for m in messages] == ["You said: v3", "That is all."]
+    assert final["messages"][-1]["content"] == "That is all."
+
+
+async def test_a_command_on_one_api_reaches_a_stream_on_another(
+    production_server: str, second_server: str
+) -> None:
+    tid = str(uuid.uuid4())
+    start = {
+        "id": 1,
+        "method": "run.start",
+        "params": {"assistant_id": "counter", "input": {"count": 1}},
+    }
+    async with (
+        httpx.AsyncClient(base_url=production_server, timeout=LIMIT) as one,
+        httpx.AsyncClient(base_url=second_server, timeout=LIMIT) as two,
+    ):
+        assert (await two.post(f"/threads/{tid}/commands", json=start)).status_code == 200
+        async with asyncio.timeout(LIMIT):
+            first = await _sse(one, tid, {"channels": ["lifecycle", "values"]})
+            # a second run, started on process 2 while process 1 streams the thread
+            listening = asyncio.ensure_future(
+                _sse(one, tid, {"channels": ["lifecycle"], "since": first[-1]["seq"]})
+            )
+            await asyncio.sleep(0.3)
+            again = {**start, "id": 2}
+            run = (await two.post(f"/threads/{tid}/commands", json=again)).json()["result"]
+            heard = await listening
+    assert [e["params"]["data"]["event"] for e in first if e["method"] == "lifecycle"] == [
+        "running",
+        "completed",
+    ]
+    assert [(e["params"]["data"]["event"], e["params"]["data"]["run_id"]) for e in heard] == [
+        ("running", run["run_id"]),
+        ("completed", run["run_id"]),
+    ]
+
+
+async def test_websocket_refuses_bad_commands_in_band(server: str) -> None:
+    tid = str(uuid.uuid4())
+    url = server.replace("http", "ws", 1) + f"/threads/{tid}/stream/events"
+    async with connect(url) as socket:
+        await socket.send("not json")
+        assert json.loads(await socket.recv())["error"] == "invalid_argument"
+        await socket.send(json.dumps({"id": 5, "method": "run.fly"}))
+        refused = json.loads(await socket.recv())
+        assert (refused["id"], refused["error"]) == (5, "unknown_command")
+        await socket.send(
+            json.dumps({"id": 6, "method": "subscription.subscribe", "params": {"channels": ["x"]}})
+        )
+        assert json.loads(await socket.recv())["error"] == "invalid_argument"
+        await socket.send(
+            json.dumps(
+                {"id": 7, "method": "subscription.subscribe", "params": {"channels": ["values"]}}
+            )
+        )
+        with pytest.raises(ConnectionClosed) as closed:  # no such thread
+            await socket.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
