@@ -324,3 +324,26 @@ async def test_websocket_refuses_bad_commands_in_band(server: str) -> None:
         with pytest.raises(ConnectionClosed) as closed:  # no such thread
             await socket.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_sdk_projections(client: LangGraphClient, transport: str) -> None:
+    """The SDK's typed projections: subgraph handles, tool-call handles, values."""
+    kind: Any = transport
+    async with client.threads.stream(assistant_id="nested", transport=kind) as thread:
+        await thread.run.start(input={"steps": []})
+        async with asyncio.timeout(LIMIT):
+            children = [c async for c in thread.subgraphs]
+    assert [(c.graph_name, c.status) for c in children] == [("inner", "completed")]
+    async with client.threads.stream(assistant_id="agent", transport=kind) as thread:
+        await thread.run.start(input=said("weather in Rome"))
+        async with asyncio.timeout(LIMIT):
+            calls = [c async for c in thread.tool_calls]
+            outputs = [await c.output for c in calls]
+    assert [(c.name, c.input) for c in calls] == [("get_weather", {"city": "Rome"})]
+    assert outputs == ["It's always sunny in Rome."]
+    async with client.threads.stream(assistant_id="counter", transport=kind) as thread:
+        await thread.run.start(input={"count": 1})
+        async with asyncio.timeout(LIMIT):
+            values = [v async for v in thread.values]
+    assert values[-1] == {"count": 112, "log": ["one", "two", "three"]}
