@@ -309,14 +309,23 @@ class ThreadRelay:
 
     async def _drop(self, source: UUID | None) -> None:
         subscription, task = self._pumps.pop(source)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _stopped(task)
         await subscription.close()
 
     async def _close_all(self) -> None:
         for source in list(self._pumps):
             await self._drop(source)
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancels a pump until it is done. Python 3.11's `asyncio.wait_for` (under the
+    subscription's `get`) swallows a cancel that arrives as its message does, which on a
+    busy channel left the pump running and whoever awaited it hanging."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 def follower(runtime: Runtime) -> Follow:

@@ -1,5 +1,5 @@
 """The protocol's commands on a thread: `run.start` submits a run, `input.respond`
-resumes the thread's interrupted run. Both go through `BrokerService.submit`, so the
+resumes the thread's interrupted run, `state.get` reads its values. Both go through `BrokerService.submit`, so the
 run is queued, durable and heard by a stream on any API process."""
 
 from __future__ import annotations
@@ -96,11 +96,18 @@ async def execute(
         return await _run_start(runtime, authorize, thread_id, _parse(RunStart, command))
     if command.method == "input.respond":
         return await _respond(runtime, authorize, thread_id, _parse(InputRespond, command))
+    if command.method == "state.get":
+        return await _state(runtime, authorize, thread_id, _parse(StateGet, command))
     if command.method.startswith("subscription."):
         raise CommandFailed(
             "not_supported", f"{command.method}: only over the WebSocket of /stream/events"
         )
     raise CommandFailed("unknown_command", f"method: unknown command '{command.method[:64]}'")
+
+
+class StateGet(_Params):
+    namespace: list[str] = Field(default_factory=list)
+    keys: list[str] | None = None
 
 
 P = TypeVar("P", bound=_Params)
@@ -183,3 +190,24 @@ async def _respond(
         "metadata": params.metadata or {},
     }
     return await _submit(runtime, authorize, thread_id, body)
+
+
+async def _state(
+    runtime: Runtime, authorize: Authorizer, thread_id: UUID, params: StateGet
+) -> dict[str, Any]:
+    """The thread's current values (those named by `keys`) and their checkpoint."""
+    if params.namespace:
+        raise CommandFailed("not_supported", "params.namespace: only the root graph's state")
+    read = await authorize("threads", "read", {"thread_id": thread_id})
+    state = await runtime.state.get(await runtime.threads.get(thread_id, filter=read))
+    values = state.get("values") or {}
+    if params.keys is not None and isinstance(values, dict):
+        values = {k: v for k, v in values.items() if k in params.keys}
+    result: dict[str, Any] = {"values": values}
+    checkpoint = state.get("checkpoint") or {}
+    if checkpoint.get("checkpoint_id"):
+        result["checkpoint"] = {
+            "id": checkpoint["checkpoint_id"],
+            "ns": checkpoint.get("checkpoint_ns") or "",
+        }
+    return result

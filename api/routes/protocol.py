@@ -24,7 +24,7 @@ from api.protocol.stream import EventFilter, open_thread, sse_event
 from api.responses import JSON
 from api.sse import SSE_HEADERS
 from broker import jsonable
-from broker.errors import BrokerError
+from broker.errors import BrokerError, StoreUnavailable
 from broker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,14 @@ async def stream_events(
 async def _sse(
     events: AsyncIterator[dict[str, Any] | None], wanted: EventFilter
 ) -> AsyncIterator[bytes]:
-    async for event in events:
-        if event is None:
-            yield b": heartbeat\n\n"
-        elif wanted.wants(event):
-            yield sse_event(event)
+    try:
+        async for event in events:
+            if event is None:
+                yield b": heartbeat\n\n"
+            elif wanted.wants(event):
+                yield sse_event(event)
+    except StoreUnavailable as exc:  # mid-stream: the status line is long gone
+        yield b"event: error\ndata: " + jsonable.dumps(stream_failed(exc)) + b"\n\n"
 
 
 # -- WebSocket ---------------------------------------------------------------------------
@@ -167,9 +170,16 @@ class _Socket:
         self.pump = asyncio.create_task(self._forward(events))
 
     async def _forward(self, events: AsyncIterator[dict[str, Any] | None]) -> None:
-        async for event in events:
-            if event is not None and any(f.wants(event) for f in self.filters.values()):
-                await self.send(event)
+        try:
+            async for event in events:
+                if event is not None and any(f.wants(event) for f in self.filters.values()):
+                    await self.send(event)
+        except StoreUnavailable as exc:
+            await self.send(stream_failed(exc))
+            await self.websocket.close(code=1011, reason="store unavailable")
+        except Exception:
+            log.exception("thread stream of %s failed", self.thread_id)
+            raise
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.lock:
@@ -180,3 +190,8 @@ class _Socket:
             self.pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.pump
+
+
+def stream_failed(exc: StoreUnavailable) -> dict[str, Any]:
+    """The unsolicited error the SDK reads (`id: null`) before a stream's end."""
+    return {"type": "error", "id": None, "error": "unknown_error", "message": str(exc)}
