@@ -355,10 +355,16 @@ class V2Encoder:
         return self._terminal(run, "failed")
 
     def _end(self, data: Any) -> list[tuple[str, list[str], Any]]:
+        data = data if isinstance(data, dict) else {}
+        run_id = str(data.get("run_id") or "")
         run = self._run
-        if run is None or run.ended:
+        if run is None or (run_id and run.run_id not in ("", run_id)):
+            # A run that ended without a frame we saw (cancelled while pending, or
+            # not resumable and over before we joined) still ends for the client.
+            run = self._run = _Run(run_id)
+        if run.ended:
             return []
-        status = str(data.get("status")) if isinstance(data, dict) else "success"
+        status = str(data.get("status") or "success")
         if status == "success":
             return self._terminal(run, "interrupted" if run.interrupted else "completed")
         if status == "error":

@@ -100,3 +100,13 @@ def test_filters_match_as_the_sdk_does() -> None:
     assert not EventFilter(["custom"], namespaces=[[]], depth=0).wants(event)
     assert EventFilter(["custom"], namespaces=[["a"]], depth=0).wants(event)
     assert not EventFilter(["values"]).wants(event)
+
+
+def test_a_run_ended_unseen_still_ends() -> None:
+    encoder = V2Encoder()
+    encoder.feed(frame("metadata", {"run_id": "r1"}))
+    encoder.feed(frame("run_done", {"run_id": "r1", "status": "success"}, None))
+    cancelled = encoder.feed(frame("run_done", {"run_id": "r2", "status": "interrupted"}, None))
+    assert [e["params"]["data"] for e in cancelled] == [
+        {"event": "failed", "run_id": "r2", "error": "Run was cancelled"}
+    ]
