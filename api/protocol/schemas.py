@@ -42,7 +42,10 @@ class EventStreamRequest(BaseModel):
     depth: int | None = Field(default=None, ge=0, le=2**31)
     since: int | None = Field(default=None, ge=0, lt=2**63)
 
-    _channels = field_validator("channels")(classmethod(lambda cls, v: check_channels(v)))
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        return check_channels(value)
 
 
 class ProtocolCommand(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from api.auth.authorize import AuthorizeDep, Authorizer, authorizer_of
 from api.deps import RuntimeDep
 from api.protocol.commands import CODES, CommandFailed, execute
-from api.protocol.schemas import EventStreamRequest, ProtocolCommand, check_channels
+from api.protocol.schemas import EventStreamRequest, ProtocolCommand
 from api.protocol.stream import EventFilter, open_thread, sse_event
 from api.responses import JSON
 from api.sse import SSE_HEADERS
@@ -105,6 +106,7 @@ class _Socket:
         self.websocket, self.runtime, self.authorize = websocket, runtime, authorize
         self.thread_id = thread_id
         self.filters: dict[str, EventFilter] = {}
+        self.subscriptions = itertools.count(1)
         self.pump: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()  # one message at a time on the socket
 
@@ -144,10 +146,11 @@ class _Socket:
     async def subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         try:
             body = EventStreamRequest.model_validate(params)
-            check_channels(body.channels)
-        except (ValidationError, ValueError) as exc:
-            raise CommandFailed("invalid_argument", f"params: {exc}") from None
-        subscription_id = str(len(self.filters) + 1)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in ("params", *first["loc"]))
+            raise CommandFailed("invalid_argument", f"{where}: {first['msg']}") from None
+        subscription_id = str(next(self.subscriptions))
         self.filters[subscription_id] = EventFilter(
             body.channels, body.namespaces, body.depth, body.since
         )
