@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import a2a, cors, custom, headers, mcp
-from api.routes import assistants, crons, meta, runs, threads
+from api.routes import assistants, crons, meta, protocol, runs, threads
 from broker.config import HttpConfig
 
 
@@ -40,6 +40,8 @@ def include_routes(app: FastAPI, http: HttpConfig) -> list[mcp.Running]:
         capture = headers.capture(http.configurable_headers)
         app.include_router(crons.router)  # before runs: /runs/crons is not a run id
         app.include_router(runs.router, dependencies=[Depends(capture)])
+        if not http.disable_threads:  # thread streaming starts runs too
+            app.include_router(protocol.router, dependencies=[Depends(capture)])
     if not http.disable_a2a:
         app.include_router(a2a.router)
     return [] if http.disable_mcp else [mcp.install(app)]

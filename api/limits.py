@@ -16,8 +16,8 @@ import math
 import re
 from typing import Any
 
-from fastapi import Request
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.responses import JSON
@@ -181,7 +181,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def checked_params(request: Request) -> None:
+async def checked_params(request: HTTPConnection) -> None:
     """An app-wide dependency: path and query parameters reach storage too."""
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     for name, value in params:

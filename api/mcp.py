@@ -154,7 +154,7 @@ async def _caller(ctx: ServerRequestContext[Any, Any]) -> tuple[Runtime, Authori
     request = ctx.request
     assert isinstance(request, Request)  # the streamable HTTP transport attaches it
     runtime: Runtime = request.app.state.runtime
-    return runtime, await authorizer_of(request)
+    return runtime, authorizer_of(request)
 
 
 async def _tools(runtime: Runtime, authorize: Authorizer) -> dict[str, Assistant]:

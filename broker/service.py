@@ -287,6 +287,24 @@ class BrokerService:
                 logged += [(run.run_id, event_id, data) for event_id, data in entries]
         return logged
 
+    async def thread_log(
+        self, thread_id: UUID, last_event_id: str | None
+    ) -> list[tuple[UUID, str, bytes]]:
+        """What a protocol stream replays: after `last_event_id`, every resumable run's
+        log (as `thread_history`); without one, the logs of the thread's active runs and
+        of its newest run from their start, so a stream opened just after a run started
+        (or ended) still sees all of it."""
+        if last_event_id is not None:
+            return await self.thread_history(thread_id, last_event_id)
+        runs = await self.runs.list(thread_id, limit=1000)  # newest first
+        chosen = [r for i, r in enumerate(runs) if i == 0 or r.status.active]
+        logged: list[tuple[UUID, str, bytes]] = []
+        for run in reversed(chosen):
+            if run.options.resumable:
+                entries = await self.replay(run.run_id, "-")
+                logged += [(run.run_id, event_id, data) for event_id, data in entries]
+        return logged
+
     async def result(self, run_id: UUID) -> dict[str, Any] | None:
         """The final output of a run that has ended, or None while it is active."""
         try:

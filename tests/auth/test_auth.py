@@ -7,6 +7,7 @@ it was. Each new endpoint joins it with one row.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,8 @@ from langgraph_sdk.client import LangGraphClient
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.auth.conftest import Users
 
@@ -45,6 +48,15 @@ async def _drain(stream: AsyncIterator[Any] | Awaitable[AsyncIterator[Any]]) -> 
 
 Op = Callable[[LangGraphClient, Owned], Awaitable[Any]]
 YEARLY = "0 0 1 1 *"
+_RESPOND = {"id": 1, "method": "input.respond", "params": {"interrupt_id": "x", "response": 1}}
+
+
+async def _protocol_events(client: LangGraphClient, thread_id: str) -> None:
+    """The request `client.threads.stream` opens its events with (refused: no stream)."""
+    path = f"/threads/{thread_id}/stream/events"
+    response = await client.http.client.post(path, json={"channels": ["values"]})
+    response.raise_for_status()
+
 
 MATRIX: list[tuple[str, Op]] = [
     ("threads.get", lambda c, o: c.threads.get(o.thread_id)),
@@ -58,6 +70,11 @@ MATRIX: list[tuple[str, Op]] = [
     ),
     ("threads.get_history", lambda c, o: c.threads.get_history(o.thread_id)),
     ("threads.join_stream", lambda c, o: _drain(c.threads.join_stream(o.thread_id))),
+    ("threads.stream events", lambda c, o: _protocol_events(c, o.thread_id)),
+    (
+        "threads.stream input.respond",
+        lambda c, o: c.http.post(f"/threads/{o.thread_id}/commands", json=_RESPOND),
+    ),
     ("runs.create", lambda c, o: c.runs.create(o.thread_id, "whoami")),
     ("runs.stream", lambda c, o: _drain(c.runs.stream(o.thread_id, "whoami"))),
     ("runs.wait", lambda c, o: c.runs.wait(o.thread_id, "whoami")),
@@ -337,3 +354,31 @@ async def test_mcp_and_a2a_need_a_token(auth_server: str) -> None:
             assert (refused.status_code, refused.json()) == (401, {"detail": "Invalid token"})
         card = await http.get("/.well-known/agent-card.json", params={"assistant_id": "whoami"})
         assert card.status_code == 401
+
+
+async def test_thread_stream_commands_and_socket_obey_auth(users: Users, auth_server: str) -> None:
+    """run.start on A's thread is refused for B (threads.create_run) and A's thread keeps
+    its runs; the WebSocket is authenticated at the handshake and authorized as a read."""
+    owned = await _owned(users.a)
+    start = {"id": 1, "method": "run.start", "params": {"assistant_id": "whoami", "input": {}}}
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        await users.b.http.post(f"/threads/{owned.thread_id}/commands", json=start)
+    assert raised.value.response.status_code == 404
+    assert len(await users.a.runs.list(owned.thread_id)) == 1
+    mine = await users.a.http.post(f"/threads/{owned.thread_id}/commands", json=start)
+    assert mine["type"] == "success"
+
+    url = auth_server.replace("http", "ws", 1) + f"/threads/{owned.thread_id}/stream/events"
+    subscribe = json.dumps(
+        {"id": 1, "method": "subscription.subscribe", "params": {"channels": ["values"]}}
+    )
+    with pytest.raises(InvalidStatus) as refused:  # no token: closed before it is accepted
+        async with connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+    bob = {"Authorization": cast(Any, users.b.http.client.headers)["authorization"]}
+    async with connect(url, additional_headers=bob) as socket:
+        await socket.send(subscribe)
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
