@@ -118,7 +118,27 @@ class HttpConfig(_Section):
         return value
 
 
-_NO_STORE = "not supported yet: the broker has no long-term store (/store) yet"
+class IndexSection(_Section):
+    """store.index: semantic search (broker/memory.py embeds what is put and queried)."""
+
+    embed: str  # "./file.py:attr" (a function or an Embeddings), or "provider:model"
+    dims: int = Field(gt=0)
+    fields: list[str] | None = None  # JSON paths to embed; default ["$"] (the whole value)
+
+
+class TTLSection(_Section):
+    """store.ttl: item expiry, in minutes (fractions allowed)."""
+
+    default_ttl: float | None = Field(default=None, gt=0)
+    refresh_on_read: bool = True
+    sweep_interval_minutes: float | None = Field(default=None, gt=0)
+
+
+class StoreSection(_Section):
+    index: IndexSection | None = None
+    ttl: TTLSection | None = None
+
+
 _PATTERNS = _fields(HeaderPatterns, include=HONOURED, exclude=HONOURED)
 
 KEYS: Mapping[str, Key] = {
@@ -139,7 +159,7 @@ KEYS: Mapping[str, Key] = {
     "source": _build("where the build finds the uv project"),
     "auth": Key("accepted", "loaded by the API's custom auth (api/auth/loader.py)"),
     # Each typed field of the section is honoured (api/http_section.py applies them);
-    # disable_store/mcp/a2a/ui/webhooks hold trivially (those groups are not served
+    # disable_mcp/a2a/ui/webhooks hold trivially (those groups are not served
     # yet), logging_headers too (the broker logs no request headers).
     "http": _fields(
         HttpConfig,
@@ -150,10 +170,7 @@ KEYS: Mapping[str, Key] = {
             "not supported yet: routes are served at the root; put a proxy in front to add a prefix"
         ),
     ),
-    "store": _section(
-        index=_refused(f"{_NO_STORE}, so no semantic search"),
-        ttl=_refused(_NO_STORE),
-    ),
+    "store": _fields(StoreSection, index=_fields(IndexSection), ttl=_fields(TTLSection)),
     "checkpointer": _section(
         path=_refused(
             "not supported: the broker's own checkpointer fences every write by the run's "
@@ -240,6 +257,7 @@ class ProjectConfig:
     dependencies: list[str] = field(default_factory=list)
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthSection | None = None
+    store: StoreSection = field(default_factory=StoreSection)
 
     @property
     def base(self) -> Path:
@@ -264,6 +282,7 @@ def read_config(path: Path) -> ProjectConfig:
         dependencies=list(raw.get("dependencies") or []),
         http=_typed(HttpConfig, "http", raw.get("http"), path),
         auth=_typed(AuthSection, "auth", raw["auth"], path) if raw.get("auth") else None,
+        store=_typed(StoreSection, "store", raw.get("store"), path),
     )
 
 
