@@ -1,8 +1,8 @@
 """langgraph.json's `http` section, applied to the app: which built-in route groups are
 served, configurable headers, the custom app (api/custom.py) and CORS (api/cors.py).
 
-A `disable_*` key removes its group (404). Groups the broker does not serve yet (store,
-mcp, a2a, ui, webhooks) are disabled already, so those keys hold trivially.
+A `disable_*` key removes its group (404). Groups the broker does not serve yet (mcp,
+a2a, ui, webhooks) are disabled already, so those keys hold trivially.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import cors, custom, headers
-from api.routes import assistants, meta, runs, threads
+from api.routes import assistants, meta, runs, store, threads
 from broker.config import HttpConfig
 
 
@@ -37,6 +37,8 @@ def include_routes(app: FastAPI, http: HttpConfig) -> None:
     if not http.disable_runs:
         capture = headers.capture(http.configurable_headers)
         app.include_router(runs.router, dependencies=[Depends(capture)])
+    if not http.disable_store:
+        app.include_router(store.router)
 
 
 async def _ok() -> dict[str, bool]:
