@@ -15,10 +15,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.config import IndexSection, StoreSection, TTLSection
+from broker.errors import NotFound
 from broker.memory import Store, StoreInvalid
 from broker.storage.dialect import is_postgres
 from broker.storage.store import open_store_tables
 from broker.storage.tables import store_items, store_vectors
+from broker.store_access import NotAuthorized, StoreAccess
 
 GRAPHS = Path(__file__).parents[1] / "graphs"
 INDEX = IndexSection(embed="./embeddings.py:embed", dims=64)
@@ -301,3 +303,23 @@ async def _expires(store: Store, root: str) -> Any:
     async with store.tables.engine.connect() as conn:
         query = select(store_items.c.expires_at).where(store_items.c.prefix == root)
         return (await conn.execute(query)).scalar_one()
+
+
+async def test_an_auth_filter_hides_and_guards_items(store: Store, root: str) -> None:
+    """A store handler's filter, matched against the value with namespace and key."""
+    await store.aput((root, "a"), "theirs", {"owner": "bob"})
+    alice = StoreAccess(store, {"owner": "alice"})
+    await alice.put([root, "a"], "mine", {"owner": "alice", "n": 1}, None)
+    with pytest.raises(NotAuthorized):
+        await alice.put([root, "a"], "unstamped", {"n": 2}, None)
+    with pytest.raises(NotFound):
+        await alice.put([root, "a"], "theirs", {"owner": "alice"}, None)
+    with pytest.raises(NotFound):
+        await alice.delete([root, "a"], "theirs")
+    assert await alice.get([root, "a"], "theirs", None) is None
+    assert (await alice.get([root, "a"], "mine", None)) is not None
+    found = await alice.search([root], limit=10, offset=0)
+    assert [item.key for item in found] == ["mine"]
+    by_namespace = StoreAccess(store, {"namespace": [root, "a"]})
+    assert await by_namespace.namespaces(10, 0, prefix=(root,)) == [(root, "a")]
+    assert (await store.aget((root, "a"), "theirs")) is not None
