@@ -227,11 +227,8 @@ class Store(BaseStore):
 
     async def _namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions_ = op.match_conditions or ()
-        found = [
-            namespace
-            for prefix in await self.tables.prefixes(_literal_start(conditions_))
-            if all(_matches(namespace := namespace_of(prefix), c) for c in conditions_)
-        ]
+        namespaces = map(namespace_of, await self.tables.prefixes(_literal_start(conditions_)))
+        found = [ns for ns in namespaces if all(_matches(ns, c) for c in conditions_)]
         if op.max_depth is not None:
             found = [namespace[: op.max_depth] for namespace in found]
         unique = sorted(set(found))

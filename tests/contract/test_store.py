@@ -323,3 +323,10 @@ async def test_an_auth_filter_hides_and_guards_items(store: Store, root: str) ->
     by_namespace = StoreAccess(store, {"namespace": [root, "a"]})
     assert await by_namespace.namespaces(10, 0, prefix=(root,)) == [(root, "a")]
     assert (await store.aget((root, "a"), "theirs")) is not None
+
+
+async def test_list_namespaces_without_a_prefix(store: Store, root: str) -> None:
+    await store.aput((root, "x", "tail"), "k", {"x": 1})
+    assert (root, "x", "tail") in await store.alist_namespaces(limit=1000)
+    assert (root, "x", "tail") in await store.alist_namespaces(suffix=("tail",), limit=1000)
+    assert (root, "x") in await store.alist_namespaces(max_depth=2, limit=1000)
