@@ -18,17 +18,20 @@ import logging
 import math
 import operator
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
-    BaseStore,
+    NOT_PROVIDED,
     GetOp,
     Item,
     ListNamespacesOp,
     MatchCondition,
+    NamespacePath,
+    NotProvided,
     Op,
     PutOp,
     Result,
@@ -36,6 +39,7 @@ from langgraph.store.base import (
     SearchOp,
     TTLConfig,
 )
+from langgraph.store.base.batch import AsyncBatchedBaseStore
 from langgraph.store.base.embed import get_text_at_path
 
 from broker.config import IndexSection, StoreSection
@@ -107,12 +111,17 @@ def conditions(field: str, filter: Mapping[str, Any] | None) -> list[Condition]:
 # -- the store ---------------------------------------------------------------------------
 
 
-class Store(BaseStore):
-    """The broker's store: async, with the sync API run on the store's event loop."""
+class Store(AsyncBatchedBaseStore):
+    """The broker's store. Concurrent calls made in one turn of the event loop are run
+    as one batch (LangGraph's AsyncBatchedBaseStore, as its Postgres store does): one
+    transaction for their writes, one query per kind of read. Each call's input is
+    checked before it joins a batch, so one caller's mistake fails no other's. The sync
+    API (for sync nodes, which LangGraph runs in threads) runs on the store's loop."""
 
     supports_ttl = True
 
     def __init__(self, tables: StoreTables, section: StoreSection, base: Path) -> None:
+        super().__init__()  # needs the running loop: the store is built inside it
         self.tables = tables
         self.index: IndexSection | None = section.index
         self.embeddings: Embeddings | None = (
@@ -126,7 +135,6 @@ class Store(BaseStore):
         )
         minutes = (ttl.sweep_interval_minutes if ttl else None) or DEFAULT_SWEEP_MINUTES
         self.sweep_seconds = minutes * 60
-        self._loop = asyncio.get_running_loop()
 
     async def start(self) -> None:
         """Says which semantic search path is in use (with store.index configured)."""
@@ -149,18 +157,63 @@ class Store(BaseStore):
 
     # -- LangGraph's entry points --------------------------------------------------
 
-    def batch(self, ops: Iterable[Op]) -> list[Result]:
-        """For sync nodes, which LangGraph runs in threads: the work goes to the loop."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            raise RuntimeError(
-                "Store.batch was called on the event loop it serves, where it would block; "
-                "use the a-prefixed methods (aget, aput, asearch, …) in async code"
-            )
-        return asyncio.run_coroutine_threadsafe(self.abatch(ops), self._loop).result()
+    async def aget(
+        self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None
+    ) -> Item | None:
+        _check(GetOp(namespace, key))
+        return await super().aget(namespace, key, refresh_ttl=refresh_ttl)
+
+    async def aput(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        index: Literal[False] | list[str] | None = None,
+        *,
+        ttl: float | NotProvided | None = NOT_PROVIDED,
+    ) -> None:
+        check_namespace("namespace", namespace)
+        check_value("value", value)
+        await super().aput(namespace, key, value, index, ttl=ttl)
+
+    async def asearch(
+        self,
+        namespace_prefix: tuple[str, ...],
+        /,
+        *,
+        query: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        refresh_ttl: bool | None = None,
+    ) -> list[SearchItem]:
+        _check(SearchOp(namespace_prefix, filter))
+        return await super().asearch(
+            namespace_prefix,
+            query=query,
+            filter=filter,
+            limit=limit,
+            offset=offset,
+            refresh_ttl=refresh_ttl,
+        )
+
+    async def alist_namespaces(
+        self,
+        *,
+        prefix: NamespacePath | None = None,
+        suffix: NamespacePath | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[tuple[str, ...]]:
+        conditions_ = [
+            MatchCondition("prefix", prefix or ()),
+            MatchCondition("suffix", suffix or ()),
+        ]
+        _check(ListNamespacesOp(tuple(conditions_)))
+        return await super().alist_namespaces(
+            prefix=prefix, suffix=suffix, max_depth=max_depth, limit=limit, offset=offset
+        )
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Reads see the store as it was before the batch's writes (as LangGraph's
@@ -170,11 +223,14 @@ class Store(BaseStore):
             _check(op)
         results: list[Result] = [None] * len(ops)
         await self._gets(ops, results)
-        for i, op in enumerate(ops):
-            if isinstance(op, SearchOp):
-                results[i] = await self._search(op)
-            elif isinstance(op, ListNamespacesOp):
-                results[i] = await self._namespaces(op)
+        reads: dict[int, Awaitable[Result]] = {
+            i: self._search(op) if isinstance(op, SearchOp) else self._namespaces(op)
+            for i, op in enumerate(ops)
+            if isinstance(op, SearchOp | ListNamespacesOp)
+        }
+        # Each on a connection of its own, at once (a batch holds many callers' reads).
+        for i, result in zip(reads, await asyncio.gather(*reads.values()), strict=True):
+            results[i] = result
         await self._write([op for op in ops if isinstance(op, PutOp)])
         return results
 
@@ -213,17 +269,16 @@ class Store(BaseStore):
             found = await self.tables.search(search, refresh=op.refresh_ttl)
             return [_to_search_item(item, None) for item in found]
         query = _unit(await self.embeddings.aembed_query(op.query))
-        candidates = await self.tables.candidates(search)
-        scored = sorted(
-            (
-                (max(_dot(query, v) for v in candidates.vectors[key]), item)
-                for key, item in candidates.items.items()
-            ),
-            key=lambda pair: (-pair[0], -pair[1].updated_at.timestamp(), pair[1].key),
-        )[op.offset : op.offset + op.limit]
-        if op.refresh_ttl:
-            await self.tables.refresh(item for _, item in scored)
-        return [_to_search_item(item, score) for score, item in scored]
+        best: dict[Key, tuple[float, datetime]] = {}  # an item's best field counts
+        for vector in await self.tables.vectors(search):
+            score = _dot(query, vector.embedding)
+            key = (vector.prefix, vector.key)
+            if key not in best or score > best[key][0]:
+                best[key] = (score, vector.updated_at)
+        ranked = sorted(best, key=lambda k: (-best[k][0], -best[k][1].timestamp(), k))
+        kept = ranked[op.offset : op.offset + op.limit]
+        items = await self.tables.get(kept, refresh=op.refresh_ttl)
+        return [_to_search_item(items[k], best[k][0]) for k in kept if k in items]
 
     async def _namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions_ = op.match_conditions or ()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -88,12 +88,14 @@ class Search:
     offset: int = 0
 
 
-@dataclass
-class Candidates:
-    """A semantic search's candidates: every matching item with its field vectors."""
+@dataclass(frozen=True)
+class Vector:
+    """One indexed field's unit vector (float32 bytes) of a matching item."""
 
-    items: dict[Key, StoredItem] = field(default_factory=dict)
-    vectors: dict[Key, list[bytes]] = field(default_factory=dict)
+    prefix: str
+    key: str
+    updated_at: datetime
+    embedding: bytes
 
 
 class StoreTables(ABC):
@@ -135,7 +137,7 @@ class StoreTables(ABC):
         if not keys:
             return {}
         query = _items().where(tuple_(_it.prefix, _it.key).in_(list(keys)), self._live())
-        async with self._begin() as conn:
+        async with self._single() as conn:
             found = {(r.prefix, r.key): r for r in map(_item, await conn.execute(query))}
             if refresh:
                 await self._refresh(conn, found.values())
@@ -150,28 +152,22 @@ class StoreTables(ABC):
             .limit(search.limit)
             .offset(search.offset)
         )
-        async with self._begin() as conn:
+        async with self._single() as conn:
             found = [_item(row) for row in await conn.execute(query)]
             if refresh:
                 await self._refresh(conn, found)
         return found
 
-    async def candidates(self, search: Search) -> Candidates:
-        """Every matching live item that has vectors, with them (limit and offset are
-        the ranker's: scores are computed over all of them)."""
+    async def vectors(self, search: Search) -> list[Vector]:
+        """The field vectors of every matching live item (no limit: the ranker scores
+        them all, then reads the items it keeps with `get`)."""
         query = (
-            select(*_ITEM_COLUMNS, _vec.embedding)
+            select(_it.prefix, _it.key, _it.updated_at, _vec.embedding)
             .select_from(store_items.join(store_vectors, _same_item()))
             .where(*self._matching(search))
         )
-        found = Candidates()
-        async with self._begin() as conn:
-            for row in await conn.execute(query):
-                key = (row.prefix, row.key)
-                if key not in found.items:
-                    found.items[key] = _item(row)
-                found.vectors.setdefault(key, []).append(row.embedding)
-        return found
+        async with self._single() as conn:
+            return [Vector(*row) for row in await conn.execute(query)]
 
     async def refresh(self, items: Iterable[StoredItem]) -> None:
         async with self._begin() as conn:
@@ -182,28 +178,30 @@ class StoreTables(ABC):
         query = select(_it.prefix).distinct().where(self._live()).order_by(_it.prefix)
         if start:
             query = query.where(_at_or_under(start))
-        async with self._begin() as conn:
+        async with self._single() as conn:
             return list((await conn.scalars(query)).all())
 
     # -- writes ----------------------------------------------------------------------
 
     async def write(self, puts: Sequence[ItemWrite], deletes: Sequence[Key]) -> None:
         """Upserts and deletes, in one transaction (a key in both: the put wins)."""
+        params = [self._put_params(p) for p in puts]
+        vectors = [
+            {"prefix": p.prefix, "key": p.key, "field_path": path, "embedding": blob}
+            for p in puts
+            for path, blob in (p.vectors or {}).items()
+        ]
+        if not deletes and not vectors:  # the upsert alone
+            async with self._single() as conn:
+                await self._upsert_dropping_vectors(conn, params)
+            return
         async with self._begin() as conn:
             if deletes:
                 await conn.execute(_delete_items(), [_key_params(k) for k in deletes])
-            if puts:
-                await conn.execute(self._upsert(), [self._put_params(p) for p in puts])
-                await conn.execute(
-                    _delete_vectors(), [_key_params((p.prefix, p.key)) for p in puts]
-                )
-                vectors = [
-                    {"prefix": p.prefix, "key": p.key, "field_path": path, "embedding": blob}
-                    for p in puts
-                    for path, blob in (p.vectors or {}).items()
-                ]
-                if vectors:
-                    await conn.execute(store_vectors.insert(), vectors)
+            if params:
+                await self._upsert_dropping_vectors(conn, params)
+            if vectors:
+                await conn.execute(store_vectors.insert(), vectors)
 
     async def sweep(self, batch: int) -> int | None:
         """Deletes up to `batch` expired items; None if another process holds the turn."""
@@ -224,6 +222,20 @@ class StoreTables(ABC):
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def _single(self) -> AsyncIterator[AsyncConnection]:
+        """Where statements that need no transaction run (reads, a read's ttl refresh,
+        a put of items without vectors): a transaction unless the backend can do without."""
+        async with self._begin() as conn:
+            yield conn
+
+    async def _upsert_dropping_vectors(
+        self, conn: AsyncConnection, params: list[dict[str, Any]]
+    ) -> None:
+        """The items upserted, their old vectors gone (new ones are inserted next)."""
+        await conn.execute(self.upsert(), params)
+        await conn.execute(delete_vectors(), params)
 
     def _live(self) -> ColumnElement[bool]:
         return or_(_it.expires_at.is_(None), _it.expires_at > sql.now(self.engine.dialect))
@@ -251,7 +263,7 @@ class StoreTables(ABC):
                 return left <= right
         return false()  # unreachable: the policy admits only OPERATORS
 
-    def _upsert(self) -> Any:
+    def upsert(self) -> Any:
         now = sql.now(self.engine.dialect)
         insert = sql.insert(self.engine.dialect, store_items).values(
             prefix=bindparam("b_prefix"),
@@ -335,7 +347,7 @@ def _delete_items() -> Delete:
     )
 
 
-def _delete_vectors() -> Delete:
+def delete_vectors() -> Delete:
     return delete(store_vectors).where(
         _vec.prefix == bindparam("b_prefix"), _vec.key == bindparam("b_key")
     )

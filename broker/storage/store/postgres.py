@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Interval, Text, bindparam, cast, func, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import jsonable
-from broker.storage.store.base import StoreTables
+from broker.storage.store.base import StoreTables, delete_vectors
 from broker.storage.tables import store_items
 
 _SWEEPER_TURN = text("SELECT pg_try_advisory_xact_lock(hashtext('langgraph-broker:store-sweeper'))")
@@ -20,6 +22,23 @@ _PGVECTOR = text("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE nam
 
 
 class PostgresStoreTables(StoreTables):
+    """Reads run outside a transaction (autocommit: one round trip, not three); a put is
+    one statement, its item's old vectors deleted in a CTE of the upsert."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def _single(self) -> AsyncIterator[AsyncConnection]:
+        async with self._autocommit.connect() as conn:
+            yield conn
+
+    async def _upsert_dropping_vectors(
+        self, conn: AsyncConnection, params: list[dict[str, Any]]
+    ) -> None:
+        await conn.execute(self.upsert().add_cte(delete_vectors().cte("dropped")), params)
+
     async def has_pgvector(self) -> bool:
         async with self.engine.connect() as conn:
             return bool((await conn.execute(_PGVECTOR)).scalar_one())
