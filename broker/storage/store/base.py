@@ -308,7 +308,7 @@ class StoreTables(ABC):
             await conn.execute(refreshed, params)
 
 
-_ITEM_COLUMNS = (
+ITEM_COLUMNS = (
     _it.prefix,
     _it.key,
     _it.value,
@@ -319,7 +319,7 @@ _ITEM_COLUMNS = (
 
 
 def _items() -> Select[Any]:
-    return select(*_ITEM_COLUMNS)
+    return select(*ITEM_COLUMNS)
 
 
 def _item(row: Any) -> StoredItem:

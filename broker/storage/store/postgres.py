@@ -1,19 +1,59 @@
-"""The store's tables on Postgres: time in the database, JSONB paths, an advisory lock."""
+"""The store's tables on Postgres: time in the database, JSONB paths, an advisory lock.
+
+The operations every graph and client makes most (a get, a put without vectors) are
+prebuilt statements on the pooled asyncpg connection itself (broker.storage.driver),
+one round trip each whatever the batch: rows come as arrays (`unnest`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Interval, Text, bindparam, cast, func, literal, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Float,
+    Interval,
+    Select,
+    TableValuedAlias,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    column,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Insert
 
 from broker import jsonable
-from broker.storage.store.base import StoreTables, delete_vectors
-from broker.storage.tables import store_items
+from broker.storage.driver import Driver
+from broker.storage.store.base import (
+    ITEM_COLUMNS,
+    ItemWrite,
+    Key,
+    StoredItem,
+    StoreTables,
+    delete_vectors,
+)
+from broker.storage.tables import store_items, store_vectors
+
+_it = store_items.c
+_vec = store_vectors.c
 
 _SWEEPER_TURN = text("SELECT pg_try_advisory_xact_lock(hashtext('langgraph-broker:store-sweeper'))")
 
@@ -28,6 +68,7 @@ class PostgresStoreTables(StoreTables):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._driver = Driver(engine)
 
     @asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
@@ -38,6 +79,26 @@ class PostgresStoreTables(StoreTables):
         self, conn: AsyncConnection, params: list[dict[str, Any]]
     ) -> None:
         await conn.execute(self.upsert().add_cte(delete_vectors().cte("dropped")), params)
+
+    async def get(self, keys: Sequence[Key], *, refresh: bool) -> dict[Key, StoredItem]:
+        if not keys:
+            return {}
+        prefixes, names = zip(*keys, strict=True)
+        params = {"w_prefixes": list(prefixes), "w_keys": list(names), "w_refresh": refresh}
+        rows = await self._driver.fetch(_get_statement(), params)
+        return {(row["prefix"], row["key"]): StoredItem(**row) for row in rows}
+
+    async def write(self, puts: Sequence[ItemWrite], deletes: Sequence[Key]) -> None:
+        if deletes or any(put.vectors for put in puts):
+            await super().write(puts, deletes)
+            return
+        params = {
+            "w_prefixes": [p.prefix for p in puts],
+            "w_keys": [p.key for p in puts],
+            "w_values": [jsonable.dumps(p.value).decode() for p in puts],
+            "w_ttls": [p.ttl_minutes for p in puts],
+        }
+        await self._driver.fetch(_put_statement(), params)
 
     async def has_pgvector(self) -> bool:
         async with self.engine.connect() as conn:
@@ -58,3 +119,91 @@ class PostgresStoreTables(StoreTables):
 
     async def _sweep_turn(self, conn: AsyncConnection) -> bool:
         return bool((await conn.execute(_SWEEPER_TURN)).scalar_one())
+
+
+def _minutes(amount: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An interval of `amount` minutes (NULL for NULL), as seconds: make_interval's
+    minutes are whole, its seconds fractional."""
+    zero: ColumnElement[int] = literal_column("0")
+    seconds = amount * literal_column("60.0")
+    return func.make_interval(zero, zero, zero, zero, zero, zero, seconds, type_=Interval())
+
+
+_LIVE = or_(_it.expires_at.is_(None), _it.expires_at > func.now())
+
+
+def _wanted() -> TableValuedAlias:
+    """(prefix, key) rows from the array parameters `w_prefixes`, `w_keys`."""
+    return (
+        func.unnest(
+            bindparam("w_prefixes", type_=ARRAY(Text())), bindparam("w_keys", type_=ARRAY(Text()))
+        )
+        .table_valued(column("prefix", Text()), column("key", Text()))
+        .render_derived(name="wanted")
+    )
+
+
+@functools.cache
+def _get_statement() -> Select[Any]:
+    """The live items at the wanted keys; with `w_refresh`, their ttl restarted (a CTE)."""
+    wanted = _wanted()
+    same = and_(_it.prefix == wanted.c.prefix, _it.key == wanted.c.key)
+    picked = select(*ITEM_COLUMNS).select_from(store_items.join(wanted, same)).where(_LIVE)
+    found = picked.cte("found")
+    refreshed = (
+        update(store_items)
+        .where(
+            bindparam("w_refresh", type_=Boolean()),
+            _it.ttl_minutes.is_not(None),
+            tuple_(_it.prefix, _it.key).in_(select(found.c.prefix, found.c.key)),
+        )
+        .values(expires_at=func.now() + _minutes(_it.ttl_minutes))
+        .cte("refreshed")
+    )
+    return select(*found.c).add_cte(refreshed)
+
+
+@functools.cache
+def _put_statement() -> Insert:
+    """The upsert of rows given as arrays; the items' old vectors deleted in a CTE."""
+    source = (
+        func.unnest(
+            bindparam("w_prefixes", type_=ARRAY(Text())),
+            bindparam("w_keys", type_=ARRAY(Text())),
+            bindparam("w_values", type_=ARRAY(Text())),
+            bindparam("w_ttls", type_=ARRAY(Float())),
+        )
+        .table_valued(
+            column("prefix", Text()),
+            column("key", Text()),
+            column("value", Text()),
+            column("ttl", Float()),
+        )
+        .render_derived(name="source")
+    )
+    now = func.now()
+    rows = select(
+        source.c.prefix,
+        source.c.key,
+        cast(source.c.value, JSONB),
+        source.c.ttl,
+        now + _minutes(source.c.ttl),  # NULL without a ttl
+        now,
+        now,
+    )
+    names = ["prefix", "key", "value", "ttl_minutes", "expires_at", "created_at", "updated_at"]
+    insert = pg_insert(store_items).from_select(names, rows)
+    excluded = insert.excluded
+    upsert = insert.on_conflict_do_update(
+        index_elements=[_it.prefix, _it.key],
+        set_={
+            "value": excluded.value,
+            "ttl_minutes": excluded.ttl_minutes,
+            "expires_at": excluded.expires_at,
+            "updated_at": excluded.updated_at,
+        },
+    )
+    dropped = delete(store_vectors).where(
+        tuple_(_vec.prefix, _vec.key).in_(select(source.c.prefix, source.c.key))
+    )
+    return upsert.add_cte(dropped.cte("dropped"))
