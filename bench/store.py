@@ -128,7 +128,7 @@ async def _rate(concurrency: int, jobs: Sequence[Callable[[], Awaitable[Any]]]) 
     return len(jobs) / (time.perf_counter() - started)
 
 
-async def _round(
+async def measure_round(
     store: BaseStore, items: int, queries: int, concurrency: int, *, semantic: bool
 ) -> dict[str, float]:
     """put `items`, get each, `queries` filtered listings (and semantic searches)."""
@@ -176,14 +176,16 @@ async def compare(
             "theirs": await stack.enter_async_context(theirs(their_uri)),
         }
         for name, store in stores.items():  # warm-up: pools filled, statements prepared
-            await _round(store, 50, 10, concurrency, semantic=name == "ours_indexed")
+            await measure_round(store, 50, 10, concurrency, semantic=name == "ours_indexed")
         measured: dict[str, list[dict[str, float]]] = {name: [] for name in stores}
         for index in range(rounds):
             order = list(stores) if index % 2 == 0 else list(reversed(stores))
             for name in order:
                 semantic = name == "ours_indexed"
                 measured[name].append(
-                    await _round(stores[name], items, queries, concurrency, semantic=semantic)
+                    await measure_round(
+                        stores[name], items, queries, concurrency, semantic=semantic
+                    )
                 )
     figures: dict[str, Any] = {"items": items, "queries": queries, "concurrency": concurrency}
     for name, rounds_ in measured.items():

@@ -148,7 +148,7 @@ class StoreTables(ABC):
         query = (
             _items()
             .where(*self._matching(search))
-            .order_by(_it.updated_at.desc(), _it.prefix, _it.key)
+            .order_by(*NEWEST_FIRST)
             .limit(search.limit)
             .offset(search.offset)
         )
@@ -248,20 +248,7 @@ class StoreTables(ABC):
 
     def _condition(self, condition: Condition) -> ColumnElement[bool]:
         left, right = self._at_path(condition.path), self._literal(condition.value)
-        match condition.operator:
-            case "$eq":
-                return left == right
-            case "$ne":
-                return left.is_distinct_from(right)
-            case "$gt":
-                return left > right
-            case "$gte":
-                return left >= right
-            case "$lt":
-                return left < right
-            case "$lte":
-                return left <= right
-        return false()  # unreachable: the policy admits only OPERATORS
+        return compare(condition.operator, left, right)
 
     def upsert(self) -> Any:
         now = sql.now(self.engine.dialect)
@@ -326,6 +313,29 @@ def _item(row: Any) -> StoredItem:
     return StoredItem(
         row.prefix, row.key, row.value, row.created_at, row.updated_at, row.ttl_minutes
     )
+
+
+def compare(
+    operator: str, left: ColumnElement[Any], right: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """A filter's operator between the item's JSON value and the filter's."""
+    match operator:
+        case "$eq":
+            return left == right
+        case "$ne":
+            return left.is_distinct_from(right)
+        case "$gt":
+            return left > right
+        case "$gte":
+            return left >= right
+        case "$lt":
+            return left < right
+        case "$lte":
+            return left <= right
+    return false()  # unreachable: the policy admits only OPERATORS
+
+
+NEWEST_FIRST = (_it.updated_at.desc(), _it.prefix, _it.key)
 
 
 def _at_or_under(prefix: str) -> ColumnElement[bool]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Float,
+    Integer,
     Interval,
     Select,
     TableValuedAlias,
@@ -44,10 +45,13 @@ from broker import jsonable
 from broker.storage.driver import Driver
 from broker.storage.store.base import (
     ITEM_COLUMNS,
+    NEWEST_FIRST,
     ItemWrite,
     Key,
+    Search,
     StoredItem,
     StoreTables,
+    compare,
     delete_vectors,
 )
 from broker.storage.tables import store_items, store_vectors
@@ -87,6 +91,21 @@ class PostgresStoreTables(StoreTables):
         params = {"w_prefixes": list(prefixes), "w_keys": list(names), "w_refresh": refresh}
         rows = await self._driver.fetch(_get_statement(), params)
         return {(row["prefix"], row["key"]): StoredItem(**row) for row in rows}
+
+    async def search(self, search: Search, *, refresh: bool) -> list[StoredItem]:
+        """A prebuilt statement per shape of search (prefix or not, the operators)."""
+        params: dict[str, Any] = {"s_limit": search.limit, "s_offset": search.offset}
+        if search.prefix:
+            params["s_prefix"], params["s_under"] = search.prefix, _like_under(search.prefix)
+        for n, condition in enumerate(search.conditions):
+            params[f"s_path{n}"] = list(condition.path)
+            params[f"s_value{n}"] = jsonable.dumps(condition.value).decode()
+        shape = (bool(search.prefix), tuple(c.operator for c in search.conditions))
+        rows = await self._driver.fetch(_search_statement(shape), params)
+        found = [StoredItem(**row) for row in rows]
+        if refresh:
+            await self.refresh(found)
+        return found
 
     async def write(self, puts: Sequence[ItemWrite], deletes: Sequence[Key]) -> None:
         if deletes or any(put.vectors for put in puts):
@@ -207,3 +226,30 @@ def _put_statement() -> Insert:
         tuple_(_vec.prefix, _vec.key).in_(select(source.c.prefix, source.c.key))
     )
     return upsert.add_cte(dropped.cte("dropped"))
+
+
+def _like_under(prefix: str) -> str:
+    """LIKE's pattern for the namespaces below `prefix` (its wildcards escaped)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + ".%"
+
+
+@functools.cache
+def _search_statement(shape: tuple[bool, tuple[str, ...]]) -> Select[Any]:
+    """Live items under `s_prefix` (if given) passing each condition, newest first."""
+    has_prefix, operators = shape
+    where = [_LIVE]
+    if has_prefix:
+        under = _it.prefix.like(bindparam("s_under", type_=Text()), escape="\\")
+        where.append(or_(_it.prefix == bindparam("s_prefix", type_=Text()), under))
+    for n, operator in enumerate(operators):
+        path = bindparam(f"s_path{n}", type_=ARRAY(Text()))
+        left = _it.value.op("#>", return_type=JSONB)(path)
+        where.append(compare(operator, left, cast(bindparam(f"s_value{n}", type_=Text()), JSONB)))
+    return (
+        select(*ITEM_COLUMNS)
+        .where(*where)
+        .order_by(*NEWEST_FIRST)
+        .limit(bindparam("s_limit", type_=Integer()))
+        .offset(bindparam("s_offset", type_=Integer()))
+    )
