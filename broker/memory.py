@@ -14,6 +14,7 @@ float32 bytes, and a query ranks the matching items in Python by cosine similari
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import operator
@@ -270,13 +271,13 @@ class Store(AsyncBatchedBaseStore):
             return [_to_search_item(item, None) for item in found]
         query = _unit(await self.embeddings.aembed_query(op.query))
         best: dict[Key, tuple[float, datetime]] = {}  # an item's best field counts
-        for vector in await self.tables.vectors(search):
-            score = _dot(query, vector.embedding)
-            key = (vector.prefix, vector.key)
-            if key not in best or score > best[key][0]:
-                best[key] = (score, vector.updated_at)
-        ranked = sorted(best, key=lambda k: (-best[k][0], -best[k][1].timestamp(), k))
-        kept = ranked[op.offset : op.offset + op.limit]
+        for prefix, key, updated_at, embedding in await self.tables.vectors(search):
+            score = _dot(query, embedding)
+            if (prefix, key) not in best or score > best[(prefix, key)][0]:
+                best[(prefix, key)] = (score, updated_at)
+        # Best first; equal scores: the newest first.
+        ranked = heapq.nlargest(op.offset + op.limit, best, key=best.__getitem__)
+        kept = ranked[op.offset :]
         items = await self.tables.get(kept, refresh=op.refresh_ttl)
         return [_to_search_item(items[k], best[k][0]) for k in kept if k in items]
 
@@ -382,7 +383,7 @@ def _unit(vector: Sequence[float]) -> array[float]:
 
 
 def _dot(query: array[float], blob: bytes) -> float:
-    return float(sum(map(operator.mul, query, array("f", blob))))
+    return float(sum(map(operator.mul, query, memoryview(blob).cast("f"))))
 
 
 def _to_item(stored: StoredItem) -> Item:

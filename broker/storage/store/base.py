@@ -88,14 +88,9 @@ class Search:
     offset: int = 0
 
 
-@dataclass(frozen=True)
-class Vector:
-    """One indexed field's unit vector (float32 bytes) of a matching item."""
-
-    prefix: str
-    key: str
-    updated_at: datetime
-    embedding: bytes
+# One indexed field's unit vector of a matching item: prefix, key, the item's
+# updated_at, the vector as float32 bytes (a tuple: a search reads thousands).
+Vector = tuple[str, str, datetime, bytes]
 
 
 class StoreTables(ABC):
@@ -161,13 +156,9 @@ class StoreTables(ABC):
     async def vectors(self, search: Search) -> list[Vector]:
         """The field vectors of every matching live item (no limit: the ranker scores
         them all, then reads the items it keeps with `get`)."""
-        query = (
-            select(_it.prefix, _it.key, _it.updated_at, _vec.embedding)
-            .select_from(store_items.join(store_vectors, _same_item()))
-            .where(*self._matching(search))
-        )
+        query = select(*VECTOR_COLUMNS).select_from(WITH_VECTORS).where(*self._matching(search))
         async with self._single() as conn:
-            return [Vector(*row) for row in await conn.execute(query)]
+            return [(row[0], row[1], row[2], row[3]) for row in await conn.execute(query)]
 
     async def refresh(self, items: Iterable[StoredItem]) -> None:
         async with self._begin() as conn:
@@ -343,8 +334,8 @@ def _at_or_under(prefix: str) -> ColumnElement[bool]:
     return or_(_it.prefix == prefix, _it.prefix.startswith(prefix + ".", autoescape=True))
 
 
-def _same_item() -> ColumnElement[bool]:
-    return and_(_vec.prefix == _it.prefix, _vec.key == _it.key)
+WITH_VECTORS = store_items.join(store_vectors, and_(_vec.prefix == _it.prefix, _vec.key == _it.key))
+VECTOR_COLUMNS = (_it.prefix, _it.key, _it.updated_at, _vec.embedding)
 
 
 def _key_params(key: Key) -> Mapping[str, str]:

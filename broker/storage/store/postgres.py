@@ -42,15 +42,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from broker import jsonable
-from broker.storage.driver import Driver
+from broker.storage.driver import Driver, compile_once
 from broker.storage.store.base import (
     ITEM_COLUMNS,
     NEWEST_FIRST,
+    VECTOR_COLUMNS,
+    WITH_VECTORS,
     ItemWrite,
     Key,
     Search,
     StoredItem,
     StoreTables,
+    Vector,
     compare,
     delete_vectors,
 )
@@ -94,18 +97,22 @@ class PostgresStoreTables(StoreTables):
 
     async def search(self, search: Search, *, refresh: bool) -> list[StoredItem]:
         """A prebuilt statement per shape of search (prefix or not, the operators)."""
-        params: dict[str, Any] = {"s_limit": search.limit, "s_offset": search.offset}
-        if search.prefix:
-            params["s_prefix"], params["s_under"] = search.prefix, _like_under(search.prefix)
-        for n, condition in enumerate(search.conditions):
-            params[f"s_path{n}"] = list(condition.path)
-            params[f"s_value{n}"] = jsonable.dumps(condition.value).decode()
-        shape = (bool(search.prefix), tuple(c.operator for c in search.conditions))
-        rows = await self._driver.fetch(_search_statement(shape), params)
+        params = _search_params(search) | {"s_limit": search.limit, "s_offset": search.offset}
+        rows = await self._driver.fetch(_search_statement(_shape(search)), params)
         found = [StoredItem(**row) for row in rows]
         if refresh:
             await self.refresh(found)
         return found
+
+    async def vectors(self, search: Search) -> list[Vector]:
+        """asyncpg's own records: thousands of rows, and these columns need no processing
+        (aware datetimes and bytes as they come)."""
+        async with self._driver.connect() as conn:
+            compiled = compile_once(_vectors_statement(_shape(search)), conn.dialect)
+            records = await conn.raw.fetch(
+                compiled.sql, *compiled.arguments(_search_params(search))
+            )
+        return [(r[0], r[1], r[2], r[3]) for r in records]
 
     async def write(self, puts: Sequence[ItemWrite], deletes: Sequence[Key]) -> None:
         if deletes or any(put.vectors for put in puts):
@@ -234,9 +241,42 @@ def _like_under(prefix: str) -> str:
     return escaped + ".%"
 
 
+Shape = tuple[bool, tuple[str, ...]]  # a prefix or not; the conditions' operators
+
+
+def _shape(search: Search) -> Shape:
+    return bool(search.prefix), tuple(c.operator for c in search.conditions)
+
+
+def _search_params(search: Search) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if search.prefix:
+        params["s_prefix"], params["s_under"] = search.prefix, _like_under(search.prefix)
+    for n, condition in enumerate(search.conditions):
+        params[f"s_path{n}"] = list(condition.path)
+        params[f"s_value{n}"] = jsonable.dumps(condition.value).decode()
+    return params
+
+
 @functools.cache
-def _search_statement(shape: tuple[bool, tuple[str, ...]]) -> Select[Any]:
+def _search_statement(shape: Shape) -> Select[Any]:
     """Live items under `s_prefix` (if given) passing each condition, newest first."""
+    return (
+        select(*ITEM_COLUMNS)
+        .where(*_matching(shape))
+        .order_by(*NEWEST_FIRST)
+        .limit(bindparam("s_limit", type_=Integer()))
+        .offset(bindparam("s_offset", type_=Integer()))
+    )
+
+
+@functools.cache
+def _vectors_statement(shape: Shape) -> Select[Any]:
+    """The vectors of the live items a search of `shape` matches."""
+    return select(*VECTOR_COLUMNS).select_from(WITH_VECTORS).where(*_matching(shape))
+
+
+def _matching(shape: Shape) -> list[ColumnElement[bool]]:
     has_prefix, operators = shape
     where = [_LIVE]
     if has_prefix:
@@ -246,10 +286,4 @@ def _search_statement(shape: tuple[bool, tuple[str, ...]]) -> Select[Any]:
         path = bindparam(f"s_path{n}", type_=ARRAY(Text()))
         left = _it.value.op("#>", return_type=JSONB)(path)
         where.append(compare(operator, left, cast(bindparam(f"s_value{n}", type_=Text()), JSONB)))
-    return (
-        select(*ITEM_COLUMNS)
-        .where(*where)
-        .order_by(*NEWEST_FIRST)
-        .limit(bindparam("s_limit", type_=Integer()))
-        .offset(bindparam("s_offset", type_=Integer()))
-    )
+    return where
