@@ -5,6 +5,7 @@ deterministic fake embedding, TTL and the sweeper, and the sync API from a threa
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,14 @@ async def test_list_namespaces_without_a_prefix(store: Store, root: str) -> None
     assert (root, "x", "tail") in await store.alist_namespaces(limit=1000)
     assert (root, "x", "tail") in await store.alist_namespaces(suffix=("tail",), limit=1000)
     assert (root, "x") in await store.alist_namespaces(max_depth=2, limit=1000)
+
+
+async def test_start_says_which_semantic_search_path_is_in_use(
+    indexed: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="broker.memory"):
+        await indexed.start()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "broker.memory"]
+    assert "semantic search uses the portable path" in line
+    pgvector = await indexed.tables.has_pgvector()
+    assert ("pgvector is available" in line) == pgvector
