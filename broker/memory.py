@@ -310,7 +310,8 @@ class Store(AsyncBatchedBaseStore):
         )
 
     async def _embed(self, puts: list[PutOp]) -> list[dict[str, bytes] | None]:
-        """Each put's field vectors, from one call to the embeddings for the whole batch."""
+        """Each put's field vectors, from one call to the embeddings for the whole batch:
+        None without store.index (vectors are left alone), {} for an item not indexed."""
         if self.embeddings is None:
             return [None] * len(puts)
         texts: list[tuple[int, str, str]] = []  # (put, field path, text)
@@ -320,7 +321,7 @@ class Store(AsyncBatchedBaseStore):
             for path in self.fields if op.index is None else op.index:
                 for n, text in enumerate(get_text_at_path(op.value, path)):
                     texts.append((i, path if n == 0 else f"{path}.{n}", text))
-        vectors: list[dict[str, bytes] | None] = [None] * len(puts)
+        vectors: list[dict[str, bytes] | None] = [{} for _ in puts]
         if not texts:
             return vectors
         embedded = await self.embeddings.aembed_documents([text for _, _, text in texts])

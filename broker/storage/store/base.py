@@ -62,7 +62,8 @@ class StoredItem:
 @dataclass(frozen=True)
 class ItemWrite:
     """An upsert: the value, its ttl (None: never expires), and its embeddings
-    (None: keep no vectors; {field path: unit vector as float32 bytes})."""
+    ({field path: unit vector as float32 bytes}, replacing the item's; None without
+    store.index: whatever vectors it has are left alone, and no search reads them)."""
 
     prefix: str
     key: str
@@ -177,20 +178,19 @@ class StoreTables(ABC):
     async def write(self, puts: Sequence[ItemWrite], deletes: Sequence[Key]) -> None:
         """Upserts and deletes, in one transaction (a key in both: the put wins)."""
         params = [self._put_params(p) for p in puts]
+        reindexed = [_key_params((p.prefix, p.key)) for p in puts if p.vectors is not None]
         vectors = [
             {"prefix": p.prefix, "key": p.key, "field_path": path, "embedding": blob}
             for p in puts
             for path, blob in (p.vectors or {}).items()
         ]
-        if not deletes and not vectors:  # the upsert alone
-            async with self._single() as conn:
-                await self._upsert_dropping_vectors(conn, params)
-            return
         async with self._begin() as conn:
             if deletes:
                 await conn.execute(_delete_items(), [_key_params(k) for k in deletes])
             if params:
-                await self._upsert_dropping_vectors(conn, params)
+                await conn.execute(self.upsert(), params)
+            if reindexed:
+                await conn.execute(delete_vectors(), reindexed)
             if vectors:
                 await conn.execute(store_vectors.insert(), vectors)
 
@@ -216,17 +216,10 @@ class StoreTables(ABC):
 
     @asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
-        """Where statements that need no transaction run (reads, a read's ttl refresh,
-        a put of items without vectors): a transaction unless the backend can do without."""
+        """Where statements that need no transaction run (reads, a read's ttl refresh):
+        a transaction unless the backend can do without."""
         async with self._begin() as conn:
             yield conn
-
-    async def _upsert_dropping_vectors(
-        self, conn: AsyncConnection, params: list[dict[str, Any]]
-    ) -> None:
-        """The items upserted, their old vectors gone (new ones are inserted next)."""
-        await conn.execute(self.upsert(), params)
-        await conn.execute(delete_vectors(), params)
 
     def _live(self) -> ColumnElement[bool]:
         return or_(_it.expires_at.is_(None), _it.expires_at > sql.now(self.engine.dialect))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Interval,
+    LargeBinary,
     Select,
     TableValuedAlias,
     Text,
@@ -55,7 +56,6 @@ from broker.storage.store.base import (
     StoreTables,
     Vector,
     compare,
-    delete_vectors,
 )
 from broker.storage.tables import store_items, store_vectors
 
@@ -69,8 +69,8 @@ _PGVECTOR = text("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE nam
 
 
 class PostgresStoreTables(StoreTables):
-    """Reads run outside a transaction (autocommit: one round trip, not three); a put is
-    one statement, its item's old vectors deleted in a CTE of the upsert."""
+    """Gets, puts and searches are prebuilt statements on the driver (one round trip);
+    other reads autocommit through SQLAlchemy (no BEGIN and COMMIT around them)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
@@ -81,11 +81,6 @@ class PostgresStoreTables(StoreTables):
     async def _single(self) -> AsyncIterator[AsyncConnection]:
         async with self._autocommit.connect() as conn:
             yield conn
-
-    async def _upsert_dropping_vectors(
-        self, conn: AsyncConnection, params: list[dict[str, Any]]
-    ) -> None:
-        await conn.execute(self.upsert().add_cte(delete_vectors().cte("dropped")), params)
 
     async def get(self, keys: Sequence[Key], *, refresh: bool) -> dict[Key, StoredItem]:
         if not keys:
@@ -115,16 +110,28 @@ class PostgresStoreTables(StoreTables):
         return [(r[0], r[1], r[2], r[3]) for r in records]
 
     async def write(self, puts: Sequence[ItemWrite], deletes: Sequence[Key]) -> None:
-        if deletes or any(put.vectors for put in puts):
+        """On the driver: one statement (the upsert; with store.index, the old vectors
+        deleted in its CTE), and the new vectors in the same transaction."""
+        if deletes:  # a delete (rarer: the SDK's delete_item) goes the general way
             await super().write(puts, deletes)
             return
+        reindex = any(p.vectors is not None for p in puts)
+        vectors = [(p.prefix, p.key, f, v) for p in puts for f, v in (p.vectors or {}).items()]
         params = {
             "w_prefixes": [p.prefix for p in puts],
             "w_keys": [p.key for p in puts],
             "w_values": [jsonable.dumps(p.value).decode() for p in puts],
             "w_ttls": [p.ttl_minutes for p in puts],
         }
-        await self._driver.fetch(_put_statement(), params)
+        async with self._driver.connect() as conn:
+            if not vectors:
+                await conn.execute(_put_statement(reindex), params)
+                return
+            prefixes, keys, fields, blobs = (list(column) for column in zip(*vectors, strict=True))
+            rows = {"v_prefixes": prefixes, "v_keys": keys, "v_fields": fields, "v_blobs": blobs}
+            async with conn.transaction():
+                await conn.execute(_put_statement(reindex), params)
+                await conn.execute(_vectors_insert(), rows)
 
     async def has_pgvector(self) -> bool:
         async with self.engine.connect() as conn:
@@ -190,8 +197,9 @@ def _get_statement() -> Select[Any]:
 
 
 @functools.cache
-def _put_statement() -> Insert:
-    """The upsert of rows given as arrays; the items' old vectors deleted in a CTE."""
+def _put_statement(reindex: bool) -> Insert:
+    """The upsert of rows given as arrays; with `reindex`, the items' old vectors
+    deleted in a CTE."""
     source = (
         func.unnest(
             bindparam("w_prefixes", type_=ARRAY(Text())),
@@ -229,10 +237,34 @@ def _put_statement() -> Insert:
             "updated_at": excluded.updated_at,
         },
     )
+    if not reindex:
+        return upsert
     dropped = delete(store_vectors).where(
         tuple_(_vec.prefix, _vec.key).in_(select(source.c.prefix, source.c.key))
     )
     return upsert.add_cte(dropped.cte("dropped"))
+
+
+@functools.cache
+def _vectors_insert() -> Insert:
+    """Vectors given as arrays (`v_prefixes`, `v_keys`, `v_fields`, `v_blobs`)."""
+    source = (
+        func.unnest(
+            bindparam("v_prefixes", type_=ARRAY(Text())),
+            bindparam("v_keys", type_=ARRAY(Text())),
+            bindparam("v_fields", type_=ARRAY(Text())),
+            bindparam("v_blobs", type_=ARRAY(LargeBinary())),
+        )
+        .table_valued(
+            column("prefix", Text()),
+            column("key", Text()),
+            column("field_path", Text()),
+            column("embedding", LargeBinary()),
+        )
+        .render_derived(name="source")
+    )
+    names = ["prefix", "key", "field_path", "embedding"]
+    return pg_insert(store_vectors).from_select(names, select(*source.c))
 
 
 def _like_under(prefix: str) -> str:
