@@ -16,15 +16,20 @@ from api.auth.authorize import AuthorizeDep
 from api.deps import RuntimeDep
 from api.responses import JSON
 from api.schemas import StoreDelete, StoreNamespaces, StorePut, StoreSearch
-from broker.memory import check_namespace, conditions
+from broker.memory import StoreInvalid, check_namespace, conditions
 from broker.store_access import StoreAccess
 
 router = APIRouter(prefix="/store", tags=["store"])
+
+# A client asking for semantic search where there is none is told so, not given a listing.
+NO_INDEX = "semantic search needs store.index in langgraph.json, which this server has not"
 
 
 @router.put("/items", status_code=204)
 async def put_item(body: StorePut, runtime: RuntimeDep, authorize: AuthorizeDep) -> Response:
     check_namespace("namespace", body.namespace)
+    if isinstance(body.index, list) and runtime.store.index is None:
+        raise StoreInvalid(f"index: {NO_INDEX}")
     value: dict[str, Any] = {
         "namespace": tuple(body.namespace),
         "key": body.key,
@@ -70,6 +75,8 @@ async def search_items(body: StoreSearch, runtime: RuntimeDep, authorize: Author
     prefix = body.namespace_prefix or []
     check_namespace("namespace_prefix", prefix, allow_empty=True)
     conditions("filter", body.filter)  # refused before the handler sees it
+    if body.query is not None and runtime.store.index is None:
+        raise StoreInvalid(f"query: {NO_INDEX}")
     value: dict[str, Any] = {
         "namespace": tuple(prefix),
         "filter": body.filter,

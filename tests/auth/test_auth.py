@@ -223,6 +223,17 @@ async def test_a_store_handler_namespacing_by_user_isolates_users(users: Users) 
     assert (status, body) == (403, {"detail": "Forbidden"})
 
 
+async def test_semantic_search_without_an_index_is_refused(users: Users) -> None:
+    """auth.json has no store.index: a query or a list of fields to index is refused."""
+    for op in (
+        lambda c, o: c.store.search_items(["prefs"], query="green"),
+        lambda c, o: c.store.put_item(["prefs"], "k", {"x": 1}, index=["x"]),
+    ):
+        status, body = await _refusal(op, users.a, Owned("", "", ""))
+        assert status == 422 and body["detail"].split(":")[0] in ("query", "index")
+    await users.a.store.put_item(["prefs"], "k", {"x": 1}, index=False)  # nothing to refuse
+
+
 async def test_the_graph_sees_its_user(users: Users) -> None:
     thread = await users.a.threads.create()
     output: Any = await users.a.runs.wait(thread["thread_id"], "whoami", input={})
