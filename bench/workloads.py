@@ -496,6 +496,11 @@ async def store(url: str, sizes: Sizes) -> dict[str, Any]:
             )
             for q in range(sizes.store_queries)
         ]
+        warm = [  # connections opened, statements prepared: not counted
+            lambda c, n=n: c.store.put_item([f"{root}-warm"], f"k{n}", {"n": n})
+            for n in range(4 * sizes.store_concurrency)
+        ]
+        await timed(warm)()
         for name, calls in (("put", puts), ("get", gets), ("semantic_search", searches)):
             rate, results, times = await timed(calls)()
             if name == "get" and any(r is None for r in results):
