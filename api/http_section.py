@@ -1,8 +1,8 @@
 """langgraph.json's `http` section, applied to the app: which built-in route groups are
 served, configurable headers, the custom app (api/custom.py) and CORS (api/cors.py).
 
-A `disable_*` key removes its group (404). Groups the broker does not serve yet (store,
-ui) are disabled already, so those keys hold trivially; `disable_webhooks` is the
+A `disable_*` key removes its group (404). Groups the broker does not serve yet (ui)
+are disabled already, so that key holds trivially; `disable_webhooks` is the
 runtime's (broker/runtime.py: no deliveries are written).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import a2a, cors, custom, headers, mcp
-from api.routes import assistants, crons, meta, protocol, runs, threads
+from api.routes import assistants, crons, meta, protocol, runs, store, threads
 from broker.config import HttpConfig
 
 
@@ -42,6 +42,8 @@ def include_routes(app: FastAPI, http: HttpConfig) -> list[mcp.Running]:
         app.include_router(runs.router, dependencies=[Depends(capture)])
         if not http.disable_threads:  # thread streaming starts runs too
             app.include_router(protocol.router, dependencies=[Depends(capture)])
+    if not http.disable_store:
+        app.include_router(store.router)
     if not http.disable_a2a:
         app.include_router(a2a.router)
     return [] if http.disable_mcp else [mcp.install(app)]

@@ -425,3 +425,41 @@ class CronSearch(CronCount):
     sort_by: CronSortField = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     select: list[CronField] | None = None
+
+
+# -- the store (/store/*) ------------------------------------------------------------
+
+Labels = list[Annotated[str, Field(strict=True)]]
+Depth = Annotated[int, Field(ge=1, le=1000, strict=True)]
+
+
+class StorePut(Body):
+    namespace: Labels
+    key: str
+    value: dict[str, Any]
+    index: Literal[False] | list[str] | None = None
+    ttl: float | None = Field(
+        default=None, gt=0, le=MAX_TTL_MINUTES, description="minutes; null: the default ttl"
+    )
+
+
+class StoreDelete(Body):
+    namespace: Labels = Field(default_factory=list)
+    key: str
+
+
+class StoreSearch(Body):
+    namespace_prefix: Labels | None = None
+    filter: dict[str, Any] | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    query: str | None = None
+    refresh_ttl: Flag | None = None
+
+
+class StoreNamespaces(Body):
+    prefix: Labels | None = None
+    suffix: Labels | None = None
+    max_depth: Depth | None = None
+    limit: Limit = 100
+    offset: Offset = 0

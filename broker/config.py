@@ -118,6 +118,27 @@ class HttpConfig(_Section):
         return value
 
 
+class IndexSection(_Section):
+    """store.index: semantic search (broker/memory.py embeds what is put and queried)."""
+
+    embed: str  # "./file.py:attr" (a function or an Embeddings), or "provider:model"
+    dims: int = Field(gt=0)
+    fields: list[str] | None = None  # JSON paths to embed; default ["$"] (the whole value)
+
+
+class TTLSection(_Section):
+    """store.ttl: item expiry, in minutes (fractions allowed)."""
+
+    default_ttl: float | None = Field(default=None, gt=0)
+    refresh_on_read: bool = True
+    sweep_interval_minutes: float | None = Field(default=None, gt=0)
+
+
+class StoreSection(_Section):
+    index: IndexSection | None = None
+    ttl: TTLSection | None = None
+
+
 class WebhookUrlPolicy(_Section):
     """Which webhook URLs a run (or cron) may name; checked at creation (422)."""
 
@@ -173,7 +194,6 @@ class ThreadTTLConfig(_Section):
     sweep_limit: int | None = Field(default=None, ge=1)  # threads per sweep
 
 
-_NO_STORE = "not supported yet: the broker has no long-term store (/store) yet"
 _PATTERNS = _fields(HeaderPatterns, include=HONOURED, exclude=HONOURED)
 
 KEYS: Mapping[str, Key] = {
@@ -194,9 +214,9 @@ KEYS: Mapping[str, Key] = {
     "source": _build("where the build finds the uv project"),
     "auth": Key("accepted", "loaded by the API's custom auth (api/auth/loader.py)"),
     # Each typed field of the section is honoured (api/http_section.py applies them);
-    # disable_store/ui hold trivially (those groups are not served yet), logging_headers
-    # too (the broker logs no request headers); disable_webhooks stops deliveries (no
-    # outbox row is written).
+    # disable_ui holds trivially (not served yet), logging_headers too (the broker
+    # logs no request headers); disable_webhooks stops deliveries (no outbox row is
+    # written).
     "http": _fields(
         HttpConfig,
         cors=_fields(CorsConfig),
@@ -206,10 +226,7 @@ KEYS: Mapping[str, Key] = {
             "not supported yet: routes are served at the root; put a proxy in front to add a prefix"
         ),
     ),
-    "store": _section(
-        index=_refused(f"{_NO_STORE}, so no semantic search"),
-        ttl=_refused(_NO_STORE),
-    ),
+    "store": _fields(StoreSection, index=_fields(IndexSection), ttl=_fields(TTLSection)),
     "checkpointer": _section(
         path=_refused(
             "not supported: the broker's own checkpointer fences every write by the run's "
@@ -293,6 +310,7 @@ class ProjectConfig:
     dependencies: list[str] = field(default_factory=list)
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthSection | None = None
+    store: StoreSection = field(default_factory=StoreSection)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     thread_ttl: ThreadTTLConfig | None = None  # checkpointer.ttl
 
@@ -326,6 +344,7 @@ def read_config(path: Path, *, quiet: bool = False) -> ProjectConfig:
         dependencies=list(raw.get("dependencies") or []),
         http=_typed(HttpConfig, "http", raw.get("http"), path),
         auth=_typed(AuthSection, "auth", raw["auth"], path) if raw.get("auth") else None,
+        store=_typed(StoreSection, "store", raw.get("store"), path),
         webhooks=webhooks,
         thread_ttl=_typed(ThreadTTLConfig, "checkpointer.ttl", ttl, path) if ttl else None,
     )

@@ -29,6 +29,7 @@ from broker.graphs import GraphRegistry
 from broker.graphs import load_graphs as graphs_of
 from broker.keys import Keys
 from broker.lifecycle import RunLifecycle
+from broker.memory import Store
 from broker.messaging import Messaging
 from broker.queue import LocalRunQueue, RedisRunQueue
 from broker.retention import RetentionPolicy, RetentionSweeper
@@ -43,6 +44,7 @@ from broker.storage.outbox import OutboxStore
 from broker.storage.retention import RetentionStore
 from broker.storage.runs import RunStore
 from broker.storage.saver import FencingSaver
+from broker.storage.store import open_store_tables
 from broker.storage.threads import ThreadStore
 from broker.webhooks.payload import Webhooks
 from broker.webhooks.policy import WebhookPolicy
@@ -57,6 +59,7 @@ class Runtime:
     engine: AsyncEngine
     service: BrokerService  # the API's side of runs and threads
     lifecycle: RunLifecycle  # the worker's side
+    store: Store  # long-term memory: the /store routes' and every graph's
     closers: list[Closer] = field(default_factory=list)
 
     @property
@@ -111,9 +114,10 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     bus = RedisEventBus(redis)
     checkpointer = PostgresCheckpointer(engine)
     messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys)
-    service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
+    service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
-    return Runtime(settings, engine, service, lifecycle, [bus.close, redis.aclose])
+    await store.start()
+    return Runtime(settings, engine, service, lifecycle, store, [bus.close, redis.aclose])
 
 
 def _assemble(
@@ -122,7 +126,12 @@ def _assemble(
     messaging: Messaging,
     graphs: GraphRegistry,
     checkpointer: BaseCheckpointSaver[str],
-) -> tuple[BrokerService, RunLifecycle]:
+) -> tuple[BrokerService, RunLifecycle, Store]:
+    """The service and lifecycle on these stores; the store every graph is given.
+
+    Called inside the event loop: the store's sync API runs its work there."""
+    store = Store(open_store_tables(engine), graphs.store_section, graphs.base)
+    graphs.attach_store(store)
     project = read_config(settings.config, quiet=True) if settings.config else None
     hooks = _webhook_policy(project)
     retention = RetentionPolicy.of(
@@ -156,7 +165,7 @@ def _assemble(
             RetentionStore(engine), outbox, ledger, messaging, checkpointer, retention
         ),
     )
-    return service, lifecycle
+    return service, lifecycle, store
 
 
 def _webhook_policy(project: ProjectConfig | None) -> WebhookPolicy:
@@ -200,6 +209,7 @@ async def open_in_process(
     that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
     messaging = Messaging(LocalRunQueue(), LocalEventBus(), LocalEventLog(), keys)
-    service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
+    service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
-    return Runtime(settings, engine, service, lifecycle)
+    await store.start()
+    return Runtime(settings, engine, service, lifecycle, store)

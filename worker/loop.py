@@ -26,6 +26,7 @@ from broker import jsonable
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription
 from broker.lifecycle import RunLifecycle
+from broker.memory import Store
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.outcome import end_marker, error_frame, exception_payload, failed
 from broker.settings import Settings
@@ -81,6 +82,10 @@ class Worker:
                 "cron-scheduler",
             ),
         ]
+        store = self.lifecycle.graphs.store
+        if isinstance(store, Store):  # expired store items: one sweeper at a time, too
+            sweep_store = self._every(store.sweep_seconds, lambda: _sweep_store(store))
+            side.append(self._side_task(sweep_store, "store-sweeper"))
         if self.lifecycle.retention is not None:
             every = self.lifecycle.retention.policy.sweep_seconds
             sweeping = self._every(every, self._sweep_threads, first_after=every)
@@ -177,7 +182,9 @@ class Worker:
             await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
             return
         execution = asyncio.create_task(
-            execute(claim, graph, self._checkpointer(claim), publisher.emit)
+            execute(
+                claim, graph, self._checkpointer(claim), publisher.emit, self.lifecycle.graphs.store
+            )
         )
         control.start(execution)
         try:
@@ -239,7 +246,9 @@ class Worker:
         checkpointer = self._checkpointer(claim)
         if checkpointer is None:
             return ThreadResult(ThreadStatus.IDLE)
-        bound = graph.copy(update={"checkpointer": checkpointer})
+        bound = graph.copy(
+            update={"checkpointer": checkpointer, "store": self.lifecycle.graphs.store}
+        )
         return thread_result(await bound.aget_state(run_config(claim)))
 
     def _publisher(self, claim: Claim) -> Publisher:
@@ -353,3 +362,9 @@ def _graph_failure(claim: Claim, publisher: Publisher, exc: Exception) -> Outcom
     publisher.emit(metadata_frame(claim))
     publisher.emit(error_frame(error))
     return failed(error), ThreadResult(ThreadStatus.ERROR, None, {}, error)
+
+
+async def _sweep_store(store: Store) -> None:
+    deleted = await store.sweep()
+    if deleted:
+        log.info("store sweeper: deleted %d expired items", deleted)

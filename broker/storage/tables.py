@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -241,6 +242,36 @@ checkpoint_writes = Table(
     Column("type", Text, nullable=False),
     Column("blob", LargeBinary, nullable=False),
     Column("task_path", Text, nullable=False, server_default=text("''")),
+)
+
+# Long-term memory (the Store API). A namespace is its labels joined by "." (a label
+# may not hold one), so a namespace prefix is a text prefix; `value` is readable JSON.
+store_items = Table(
+    "store_items",
+    metadata,
+    Column("prefix", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", Json, nullable=False),
+    _created_at(),
+    _updated_at(),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("ttl_minutes", Minutes(), nullable=True),
+    # LIKE 'a.b.%' uses it on Postgres whatever the database's collation.
+    Index(None, "prefix", postgresql_ops={"prefix": "text_pattern_ops"}),
+    Index(None, "expires_at"),
+)
+
+# One embedding per indexed field of an item (the portable path: float32 bytes, unit length).
+store_vectors = Table(
+    "store_vectors",
+    metadata,
+    Column("prefix", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("field_path", Text, primary_key=True),
+    Column("embedding", LargeBinary, nullable=False),
+    ForeignKeyConstraint(
+        ["prefix", "key"], ["store_items.prefix", "store_items.key"], ondelete="CASCADE"
+    ),
 )
 
 # Webhook deliveries (an outbox): a row is written in the transaction that ends its run,

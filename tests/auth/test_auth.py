@@ -188,6 +188,11 @@ async def test_no_token_is_401(users: Users) -> None:
         lambda c, o: c.threads.create(),
         lambda c, o: _drain(c.runs.stream(None, "whoami", input={})),
         lambda c, o: c.assistants.get("whoami"),
+        lambda c, o: c.store.put_item(["a"], "k", {"x": 1}),
+        lambda c, o: c.store.get_item(["a"], "k"),
+        lambda c, o: c.store.delete_item(["a"], "k"),
+        lambda c, o: c.store.search_items(["a"]),
+        lambda c, o: c.store.list_namespaces(),
     ]
     for op in ops:
         status, body = await _refusal(op, users.anonymous, Owned("", "", "", ""))
@@ -238,6 +243,42 @@ async def test_denied_action_is_403(users: Users) -> None:
     )
     assert (status, body) == (403, {"detail": "Forbidden"})
     assert (await users.reader.threads.get(thread["thread_id"]))["thread_id"] == thread["thread_id"]
+
+
+async def test_a_store_handler_namespacing_by_user_isolates_users(users: Users) -> None:
+    """tests/graphs/auth.py scopes every store namespace to its user, as LangGraph
+    documents: B neither reads, finds, lists nor deletes what A put."""
+    b_id = users.a_id.replace("alice", "bob")
+    await users.a.store.put_item(["prefs"], "color", {"favorite": "green"})
+    mine = await users.a.store.get_item(["prefs"], "color")
+    assert mine["namespace"] == [users.a_id, "prefs"] and mine["value"] == {"favorite": "green"}
+    assert await users.b.store.get_item(["prefs"], "color") is None
+    assert await users.b.store.get_item([users.a_id, "prefs"], "color") is None
+    await users.b.store.put_item(["prefs"], "color", {"favorite": "red"})
+    await users.b.store.delete_item([users.a_id, "prefs"], "color")
+    await users.b.store.delete_item(["prefs"], "color")
+    assert (await users.a.store.get_item(["prefs"], "color"))["value"] == {"favorite": "green"}
+    assert (await users.b.store.search_items([], limit=100))["items"] == []
+    found = (await users.a.store.search_items([], limit=100))["items"]
+    assert [item["value"] for item in found] == [{"favorite": "green"}]
+    assert (await users.a.store.list_namespaces())["namespaces"] == [[users.a_id, "prefs"]]
+    assert (await users.b.store.list_namespaces())["namespaces"] == []
+    assert b_id != users.a_id
+    status, body = await _refusal(
+        lambda c, o: c.store.put_item(["prefs"], "k", {"x": 1}), users.reader, Owned("", "", "", "")
+    )
+    assert (status, body) == (403, {"detail": "Forbidden"})
+
+
+async def test_semantic_search_without_an_index_is_refused(users: Users) -> None:
+    """auth.json has no store.index: a query or a list of fields to index is refused."""
+    for op in (
+        lambda c, o: c.store.search_items(["prefs"], query="green"),
+        lambda c, o: c.store.put_item(["prefs"], "k", {"x": 1}, index=["x"]),
+    ):
+        status, body = await _refusal(op, users.a, Owned("", "", "", ""))
+        assert status == 422 and body["detail"].split(":")[0] in ("query", "index")
+    await users.a.store.put_item(["prefs"], "k", {"x": 1}, index=False)  # nothing to refuse
 
 
 async def test_the_graph_sees_its_user(users: Users) -> None:
