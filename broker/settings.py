@@ -52,3 +52,11 @@ class Settings(BaseSettings):
     @cached_property
     def async_database_url(self) -> str:
         return async_database_url(self.database_uri)
+
+
+def environment() -> list[tuple[str, str]]:
+    """Every variable Settings reads, with its default (for `broker --help`)."""
+    return [
+        (str(field.alias), "" if field.default is None else str(field.default))
+        for field in Settings.model_fields.values()
+    ]

@@ -33,6 +33,7 @@ from broker.state import thread_result
 from broker.storage.saver import FencingSaver
 from worker.control import RunControl, StopReason
 from worker.execute import execute, metadata_frame, run_config
+from worker.outages import Outages
 from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Worker:
         self._running: dict[UUID, RunControl] = {}
         self._stopping = asyncio.Event()
         self._side_failure: BaseException | None = None
+        self.outages = Outages()
 
     def stop(self) -> None:
         """Stop claiming; in-flight runs get the shutdown grace period to finish."""
@@ -108,11 +110,12 @@ class Worker:
 
     async def _next(self, timeout: float) -> UUID | None:
         try:
-            return await self.lifecycle.next_run(timeout)
+            run_id = await self.lifecycle.next_run(timeout)
         except StoreUnavailable as exc:
-            log.warning("worker: %s Retrying in 1s.", exc.detail)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.outages.down("claim", exc))
             return None
+        self.outages.up("claim")
+        return run_id
 
     def _spawn(self, run_id: UUID) -> None:
         task = asyncio.create_task(self._process(run_id), name=f"run:{run_id}")
@@ -266,9 +269,9 @@ class Worker:
             try:
                 subscription = await self.lifecycle.cancels()
             except StoreUnavailable as exc:  # the heartbeat still delivers cancels meanwhile
-                log.warning("worker: no cancel signals: %s Retrying in 1s.", exc.detail)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self.outages.down("cancel-listener", exc))
                 continue
+            self.outages.up("cancel-listener")
             try:
                 await self._relay_cancels(subscription)
             finally:
@@ -295,14 +298,19 @@ class Worker:
     ) -> Callable[[], Awaitable[None]]:
         """A periodic side task that survives outages of Redis or Postgres, saying so."""
 
+        name = getattr(work, "__name__", str(work))
+
         async def loop() -> None:
             while True:
                 try:
                     await work()
+                except StoreUnavailable as exc:
+                    await asyncio.sleep(self.outages.down(name, exc))
+                    continue
                 except Exception as exc:
-                    log.warning(
-                        "worker: %s failed (%r); retrying", getattr(work, "__name__", work), exc
-                    )
+                    log.warning("worker: %s failed (%r); retrying", name, exc)
+                else:
+                    self.outages.up(name)
                 await asyncio.sleep(seconds)
 
         return loop

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from langgraph_sdk import get_client
 
-from api.dev import _listen
+from api.listen import listen
 from tests.processes import free_port, start_dev
 
 
@@ -60,7 +60,7 @@ def test_default_port_taken_takes_the_next(capsys: pytest.CaptureFixture[str]) -
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
-    sock = _listen("127.0.0.1", None, default=port)
+    sock = listen("dev", "127.0.0.1", None, default=port)
     try:
         assert sock.getsockname()[1] > port
         assert (
@@ -77,12 +77,12 @@ def test_explicit_port_taken_is_an_error() -> None:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     with pytest.raises(SystemExit, match="pass another --port"):
-        _listen("127.0.0.1", taken.getsockname()[1])
+        listen("dev", "127.0.0.1", taken.getsockname()[1])
     taken.close()
 
 
 def test_explicit_free_port_is_used() -> None:
     port = free_port()
-    sock = _listen("127.0.0.1", port)
+    sock = listen("dev", "127.0.0.1", port)
     assert sock.getsockname()[1] == port
     sock.close()
