@@ -16,6 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.board import RedisWorkerBoard
 from broker.config import ProjectConfig, read_config
 from broker.events import (
     LocalEventBus,
@@ -97,7 +98,8 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     keys = Keys(settings.redis_prefix)
     bus = RedisEventBus(redis)
     checkpointer = PostgresCheckpointer(engine)
-    messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys)
+    board = RedisWorkerBoard(redis, keys)
+    messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys, board)
     service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     return Runtime(settings, engine, service, lifecycle, [bus.close, redis.aclose])

@@ -14,15 +14,16 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
-from broker import jsonable
+from broker import jsonable, metrics
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription
 from broker.lifecycle import RunLifecycle
@@ -39,6 +40,8 @@ from worker.publisher import Publisher
 log = logging.getLogger(__name__)
 
 Outcome = tuple[RunOutcome, ThreadResult]
+# How often a worker publishes its metrics to the board (a SET and a SADD on Redis).
+BOARD_SECONDS = 1.0
 
 
 class Worker:
@@ -56,6 +59,7 @@ class Worker:
         self._slots = asyncio.Semaphore(settings.n_jobs_per_worker)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[UUID, RunControl] = {}
+        self._claimed_at: dict[UUID, float] = {}  # monotonic, for the run duration histogram
         self._stopping = asyncio.Event()
         self._side_failure: BaseException | None = None
         self.outages = Outages()
@@ -69,7 +73,9 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
+        metrics.SLOTS.set(self.settings.n_jobs_per_worker)
         side = [
+            self._side_task(self._every(BOARD_SECONDS, self._publish_metrics), "metrics"),
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
@@ -81,6 +87,7 @@ class Worker:
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            await self._leave_board()
         if self._side_failure is not None:
             raise RuntimeError("worker stopped: a side task crashed") from self._side_failure
 
@@ -134,13 +141,18 @@ class Worker:
         claim = await self.lifecycle.claim(run_id, self.worker_id, self.lease)
         if claim is None:
             return
+        _count_claim(claim)
+        self._claimed_at[claim.run.run_id] = time.monotonic()
         claim = await self._resume_point(claim)
         control = self._running[claim.run.run_id] = RunControl()
+        metrics.SLOTS_BUSY.set(len(self._running))
         heartbeat = asyncio.create_task(self._heartbeat(claim, control), name=f"heartbeat:{run_id}")
         try:
             await self._execute(claim, control)
         finally:
             del self._running[claim.run.run_id]
+            self._claimed_at.pop(claim.run.run_id, None)
+            metrics.SLOTS_BUSY.set(len(self._running))
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -195,13 +207,17 @@ class Worker:
         await publisher.drain()
         if not await self.lifecycle.finish(claim, run_outcome, result):
             log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
+            metrics.RUNS_HANDED_BACK.labels(StopReason.LOST.value).inc()
             return
+        _count_end(run_outcome.status.value, self._claimed_at.get(claim.run.run_id))
         await publisher.end(end_marker(run_outcome.status, run_outcome.output))
 
     async def _stopped(
         self, claim: Claim, graph: Pregel[Any, Any], reason: StopReason, publisher: Publisher
     ) -> None:
         """After a cancel, a lost lease or a hand-off at shutdown."""
+        if reason in (StopReason.LOST, StopReason.HANDOFF, StopReason.RETRY):
+            metrics.RUNS_HANDED_BACK.labels(reason.value).inc()
         if reason == StopReason.LOST:
             log.warning("run %s attempt %d: lease lost, stopped", claim.run.run_id, claim.attempt)
             await publisher.close(None)
@@ -288,6 +304,16 @@ class Worker:
         if control is not None:
             control.cancel(CancelAction(request["action"]))
 
+    async def _publish_metrics(self) -> None:
+        """This worker's counters to the board, where the API's /metrics finds them."""
+        ttl = 5 * BOARD_SECONDS  # missed five times: the worker is gone
+        rendered = metrics.render(metrics.WORKER)
+        await self.lifecycle.messaging.board.publish(self.worker_id, rendered, ttl)
+
+    async def _leave_board(self) -> None:
+        with contextlib.suppress(StoreUnavailable):  # its entry expires on its own
+            await self.lifecycle.messaging.board.leave(self.worker_id)
+
     async def _sweep(self) -> None:
         report = await self.lifecycle.sweep(self.settings.requeue_seconds)
         if report:
@@ -329,6 +355,19 @@ class Worker:
         )
         self._side_failure = task.exception()
         self.stop()
+
+
+def _count_claim(claim: Claim) -> None:
+    metrics.RUNS_CLAIMED.inc()
+    if claim.attempt == 1:  # a retry's wait would count the earlier attempts too
+        waited = (datetime.now(UTC) - claim.run.created_at).total_seconds()
+        metrics.QUEUE_WAIT.observe(max(0.0, waited))
+
+
+def _count_end(status: str, claimed_at: float | None) -> None:
+    metrics.RUNS_FINISHED.labels(status).inc()
+    if claimed_at is not None:
+        metrics.RUN_DURATION.labels(status).observe(time.monotonic() - claimed_at)
 
 
 def _cancelling() -> bool:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import RuntimeDep
+from api.responses import JSON
+from broker import scrape
 from broker.errors import Store, StoreUnavailable
 from broker.storage import health
 
@@ -44,6 +48,32 @@ async def _within(check: Awaitable[object], store: Store) -> None:
         await asyncio.wait_for(check, _CHECK_SECONDS)
     except TimeoutError as exc:
         raise StoreUnavailable(store, exc) from exc
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Prometheus text format (default), or the same figures as JSON",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def metrics(
+    runtime: RuntimeDep,
+    format: Literal["prometheus", "json"] = Query(
+        "prometheus", description="prometheus (text format) or json"
+    ),
+) -> Response:
+    """Runs, queue, workers and stores now (names: docs/production.md)."""
+    found = await scrape.families(runtime.engine, runtime.service.messaging.board)
+    if format == "json":
+        return JSON(scrape.as_json(found))
+    return Response(scrape.exposition(found), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/info")
