@@ -1,4 +1,4 @@
-"""The `broker` command: migrate, api, worker, dev.
+"""The `broker` command: migrate, api, worker, dev, inspect.
 
 `api` and `worker` are resolved by name at call time: the core never imports the
 processes built on it (api → broker ← worker), it only knows where they start.
@@ -7,15 +7,18 @@ processes built on it (api → broker ← worker), it only knows where they star
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
-from broker import logs, reach
-from broker.errors import ConfigError, StoreUnavailable
+from broker import inspect, logs, reach
+from broker.errors import ConfigError, NotFound, StoreUnavailable
+from broker.models import RunStatus
 from broker.settings import Settings, environment
 
 PROCESSES = {"api": "api.main:serve", "worker": "worker.main:serve", "dev": "api.dev:serve"}
@@ -83,7 +86,34 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--data", type=Path, default=Path(".broker/dev.sqlite3"), help="the SQLite file"
     )
+    _add_inspect(command("inspect", "show runs, a thread's checkpoints, the queue (read-only)"))
     return parser
+
+
+def _add_inspect(inspect: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data", type=Path, default=None, help="a `broker dev` SQLite file instead of DATABASE_URI"
+    )
+    common.add_argument("--json", action="store_true", help="JSON for scripts, not tables")
+    common.add_argument("--limit", type=int, default=50, help="rows at most")
+    views = inspect.add_subparsers(dest="view", required=True, metavar="VIEW")
+
+    def view(name: str, help: str) -> argparse.ArgumentParser:
+        return views.add_parser(
+            name, help=help, description=help, parents=[common], formatter_class=_Help
+        )
+
+    runs = view("runs", "the newest runs of every thread")
+    runs.add_argument("--status", choices=[s.value for s in RunStatus], help="only these")
+    runs.add_argument("--thread", type=UUID, help="only this thread's")
+    view("thread", "a thread: its status, runs and checkpoints by step and node").add_argument(
+        "thread_id", type=UUID
+    )
+    checkpoint = view("checkpoint", "a checkpoint's values and what changed from the previous")
+    checkpoint.add_argument("thread_id", type=UUID)
+    checkpoint.add_argument("--step", type=int, help="this step's (default: the latest)")
+    view("queue", "pending and running runs: lease left, stuck and over-attempted ones")
 
 
 def _add_config(parser: argparse.ArgumentParser, default: str = "$BROKER_CONFIG") -> None:
@@ -105,15 +135,21 @@ def _uri(service: reach.Service, settings: Settings) -> str:
     return settings.database_uri if service is reach.POSTGRES else settings.redis_uri
 
 
-def _preflight(command: str) -> None:
+def _preflight(args: argparse.Namespace) -> None:
     """Each store the command needs answers, or the command stops with one line."""
     settings = Settings()
-    for service in NEEDS.get(command, ()):
+    needs = NEEDS.get(args.command, ())
+    if args.command == "inspect" and args.data is None:
+        needs = (reach.POSTGRES,)
+    for service in needs:
         reach.require(service, reach.libpq(_uri(service, settings)))
 
 
 def _run(args: argparse.Namespace) -> None:
-    _preflight(args.command)
+    _preflight(args)
+    if args.command == "inspect":
+        print(asyncio.run(inspect.show(args)))
+        return
     if args.command == "migrate":
         from broker import migrate
 
@@ -137,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.configure()
     try:
         _run(args)
-    except ConfigError as exc:
+    except (ConfigError, NotFound) as exc:
         sys.exit(f"broker {args.command}: {exc}")
     except (reach.Unreachable, StoreUnavailable) as exc:
         if args.debug or logs.debugging():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,3 +47,40 @@ def _aware(value: datetime | str | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """A pending or running run with what the queue view shows of its claim."""
+
+    run_id: UUID
+    thread_id: UUID
+    status: str
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None
+    lease_until: datetime | None
+    worker_id: str | None
+
+
+_ACTIVE_RUNS = (
+    select(
+        runs.c.run_id,
+        runs.c.thread_id,
+        runs.c.status,
+        runs.c.attempt,
+        runs.c.created_at,
+        runs.c.started_at,
+        runs.c.lease_until,
+        runs.c.worker_id,
+    )
+    .where(runs.c.status.in_(_ACTIVE))
+    .order_by(runs.c.created_at)
+)
+
+
+async def active_runs(engine: AsyncEngine, limit: int = 50) -> list[ActiveRun]:
+    """The oldest pending and running runs (`broker inspect queue`)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_ACTIVE_RUNS.limit(limit))).all()
+    return [ActiveRun(**row._mapping) for row in rows]
