@@ -10,7 +10,9 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from api import serving
+from fastapi import FastAPI
+
+from api import dev_lock, serving
 from api.app import Companion, create_app
 from api.listen import listen
 from broker.graphs import GraphRegistry, load_graphs
@@ -23,15 +25,38 @@ def serve(config: Path, host: str, port: int | None, data: Path, embed: Companio
     project = read_project(settings)
     graphs = load_graphs(project)
     sock = listen("dev", host, port)
+    host, bound = sock.getsockname()[:2]
+    lock = dev_lock.hold(data, f"http://{host}:{bound}")
     runtime = partial(_open, data=data)
     app = create_app(settings, graphs, project=project, runtime=runtime, companions=[embed])
-    serving.run(
-        app,
-        sock,
-        name="broker dev",
-        access_log=False,
-        ready=lambda url: _banner(url, config, data, graphs.ids),
+    try:
+        serving.run(
+            app,
+            sock,
+            name="broker dev",
+            access_log=False,
+            ready=lambda url: _banner(url, config, data, graphs.ids),
+            stopping=lambda: _stopping(settings.shutdown_grace_seconds),
+            on_force=lambda: _hurry(app),
+        )
+    finally:
+        lock.close()
+
+
+def _stopping(grace: float) -> None:
+    print(
+        f"broker dev: stopping; running runs get up to {grace:.0f}s to finish "
+        "(Ctrl-C again to hand them back and exit now)",
+        file=sys.stderr,
+        flush=True,
     )
+
+
+def _hurry(app: FastAPI) -> None:
+    print("broker dev: handing running runs back and exiting", file=sys.stderr, flush=True)
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    if runtime is not None:
+        runtime.hurry.set()
 
 
 async def _open(settings: Settings, graphs: GraphRegistry, *, data: Path) -> Runtime:

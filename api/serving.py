@@ -44,7 +44,9 @@ def run(
     server = _Server(config)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    asyncio.run(_serve(server, sock, url, ready, stopping, on_force))
+    # uvicorn's choice of loop (uvloop when installed), as `uvicorn.run` would make it.
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve(server, sock, url, ready, stopping, on_force))
     print(f"{name}: stopped", file=sys.stderr, flush=True)
 
 

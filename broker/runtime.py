@@ -50,6 +50,8 @@ class Runtime:
     service: BrokerService  # the API's side of runs and threads
     lifecycle: RunLifecycle  # the worker's side
     closers: list[Closer] = field(default_factory=list)
+    # Set when the process must stop now (a second Ctrl-C): workers hand their runs back.
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def checkpointer(self) -> FencingSaver:

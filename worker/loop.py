@@ -40,6 +40,8 @@ from worker.publisher import Publisher
 log = logging.getLogger(__name__)
 
 Outcome = tuple[RunOutcome, ThreadResult]
+# While draining, how often a worker says what it still waits for.
+_DRAIN_REPORT_SECONDS = 5.0
 # How often a worker publishes its metrics to the board (a SET and a SADD on Redis).
 BOARD_SECONDS = 1.0
 
@@ -50,6 +52,7 @@ class Worker:
         settings: Settings,
         lifecycle: RunLifecycle,
         checkpointer: FencingSaver,
+        hurry: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
         self.lifecycle = lifecycle
@@ -61,6 +64,7 @@ class Worker:
         self._running: dict[UUID, RunControl] = {}
         self._claimed_at: dict[UUID, float] = {}  # monotonic, for the run duration histogram
         self._stopping = asyncio.Event()
+        self._hurry = hurry or asyncio.Event()  # set: hand runs back now, grace or not
         self._side_failure: BaseException | None = None
         self.outages = Outages()
 
@@ -103,14 +107,36 @@ class Worker:
             self._spawn(run_id)
 
     async def drain(self, grace: float) -> None:
-        """Lets in-flight runs finish for `grace` seconds, then hands the rest back."""
+        """Lets in-flight runs finish for `grace` seconds (saying what it waits for, and
+        how long is left, every few seconds), then hands the rest back."""
         if not self._tasks:
             return
-        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-        if late:
-            log.info(
-                "worker %s: handing %d runs back after %.0fs", self.worker_id, len(late), grace
-            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        finished = asyncio.ensure_future(asyncio.wait(set(self._tasks)))  # cancels no run
+        try:
+            while not finished.done() and not hurried.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                log.info(
+                    "worker %s: waiting up to %.0fs for %d running runs: %s",
+                    self.worker_id,
+                    left,
+                    len(self._running),
+                    ", ".join(str(r) for r in self._running),
+                )
+                await asyncio.wait(
+                    {finished, hurried},
+                    timeout=min(left, _DRAIN_REPORT_SECONDS),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            hurried.cancel()
+            finished.cancel()
+        if self._tasks:
+            log.info("worker %s: handing %d runs back", self.worker_id, len(self._tasks))
             for control in self._running.values():
                 control.stop(StopReason.HANDOFF)
         await asyncio.gather(*self._tasks, return_exceptions=True)
