@@ -31,10 +31,6 @@ NEEDS: dict[str, tuple[reach.Service, ...]] = {
     "api": (reach.POSTGRES, reach.REDIS),
     "worker": (reach.POSTGRES, reach.REDIS),
 }
-_LOGGING = {
-    "BROKER_LOG_LEVEL": "debug | info | warning (default info); debug also shows tracebacks",
-    "BROKER_LOG_FORMAT": "text | json (default text)",
-}
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -43,7 +39,6 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 def _epilog() -> str:
     lines = [f"  {name:<34} {default}" for name, default in environment()]
-    lines += [f"  {name:<34} {meaning}" for name, meaning in _LOGGING.items()]
     return "environment variables (with their defaults):\n" + "\n".join(lines)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from broker.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -28,7 +29,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def level() -> str:
-    return os.environ.get("BROKER_LOG_LEVEL", "info").upper()
+    """BROKER_LOG_LEVEL as logging spells it; an unknown name means INFO."""
+    name = Settings().log_level.upper()
+    return name if name in logging.getLevelNamesMapping() else "INFO"
 
 
 def debugging() -> bool:
@@ -37,7 +40,7 @@ def debugging() -> bool:
 
 def configure() -> None:
     handler = logging.StreamHandler()
-    if os.environ.get("BROKER_LOG_FORMAT", "text").lower() == "json":
+    if Settings().log_format.lower() == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # A request body larger than this is refused (413) while it is read; 10 MiB holds a
     # long chat history.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="BROKER_MAX_BODY_BYTES")
+    # debug | info | warning | error; debug also shows tracebacks of start-up failures.
+    log_level: str = Field(default="info", alias="BROKER_LOG_LEVEL")
+    # text, or json (one object a line, for log shippers).
+    log_format: str = Field(default="text", alias="BROKER_LOG_FORMAT")
 
     @cached_property
     def async_database_url(self) -> str:
