@@ -69,7 +69,19 @@ def _banner(url: str, config: Path, data: Path, graph_ids: list[str]) -> None:
         f"  ➜  API:     {url}\n"
         f"  ➜  Graphs:  {', '.join(graph_ids)}  ({config})\n"
         f"  ➜  Data:    {data}  (SQLite; delete it to start afresh)\n"
-        f"  Try it:     python examples/quickstart.py {url}\n",
+        f"  Try it:     {try_it(url)}\n",
         file=sys.stderr,
         flush=True,
     )
+
+
+def try_it(url: str) -> str:
+    """A command that works from here: the quickstart with this interpreter, if the
+    examples are here (a checkout), else a plain request (an installed wheel)."""
+    quickstart = Path("examples") / "quickstart.py"
+    if not quickstart.is_file():
+        return f"curl {url}/info"
+    python = Path(sys.executable)
+    if python.is_relative_to(Path.cwd()):
+        python = python.relative_to(Path.cwd())
+    return f"{python} {quickstart} {url}"

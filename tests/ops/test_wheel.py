@@ -110,6 +110,7 @@ def test_a_run_through_dev_from_the_wheel(
             client.close()
         assert result == {"count": 111, "log": ["one", "two", "three"]}
         assert (tmp_path / ".broker" / "dev.sqlite3").exists()  # migrated in its own cwd
+        assert f"Try it:     curl {url}/info" in log.read_text()  # no examples/ here
     finally:
         dev.terminate()
         dev.wait(30)
