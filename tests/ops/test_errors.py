@@ -14,7 +14,12 @@ from broker import reach
 from tests.chaos.test_outages import PrivateRedis
 from tests.processes import BROKER, GRAPHS, Process, free_port, start_api, start_worker
 
-COMMANDS = [["migrate"], ["api", "--config", str(GRAPHS)], ["worker", "--config", str(GRAPHS)]]
+COMMANDS = [
+    ["migrate"],
+    ["api", "--config", str(GRAPHS)],
+    ["worker", "--config", str(GRAPHS)],
+    ["inspect", "queue"],
+]
 
 
 def _closed_port() -> int:
@@ -40,7 +45,7 @@ def test_postgres_unreachable_is_one_line(args: list[str], broker_env: dict[str,
     assert "Postgres is not usable there" in lines[0] and "fix it" in lines[0]
 
 
-@pytest.mark.parametrize("args", COMMANDS[1:], ids=lambda a: a[0])
+@pytest.mark.parametrize("args", COMMANDS[1:3], ids=lambda a: a[0])
 def test_redis_unreachable_is_one_line(args: list[str], broker_env: dict[str, str]) -> None:
     env = {**broker_env, "REDIS_URI": f"redis://127.0.0.1:{_closed_port()}/0"}
     result = _broker(args, env)
@@ -124,3 +129,15 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 def _answers(redis: PrivateRedis) -> bool:
     return reach.problem(reach.REDIS, redis.uri) is None
+
+
+def test_help_lists_every_command_its_defaults_and_the_environment() -> None:
+    result = _broker(["--help"], {})
+    assert result.returncode == 0
+    for command in ("migrate", "api", "worker", "dev", "inspect"):
+        assert f"\n    {command} " in result.stdout, result.stdout
+    for variable in ("DATABASE_URI", "REDIS_URI", "N_JOBS_PER_WORKER", "BROKER_LOG_FORMAT"):
+        assert f"\n  {variable} " in result.stdout
+    dev = _broker(["dev", "--help"], {})
+    assert "(default: .broker/dev.sqlite3)" in dev.stdout
+    assert "(default: 2024, or the next free one)" in dev.stdout
