@@ -159,7 +159,7 @@ class Worker:
         self._tasks.discard(task)
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
-            log.error("worker: run task crashed", exc_info=task.exception())
+            log.error("worker: %s crashed", task.get_name(), exc_info=task.exception())
 
     # -- one run ------------------------------------------------------------------------
 
