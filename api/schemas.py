@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api import headers as configurable_headers
+from broker.crons import CronChanges, CronSpec
 from broker.models import MultitaskStrategy, RunRequest
 from broker.state import StateEdit
 from broker.storage.assistants import AssistantSpec
@@ -259,18 +261,10 @@ class RunCreate(Body):
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     after_seconds: Seconds | None = None
-    webhook: str | None = None
+    webhook: str | None = None  # checked by the service against langgraph.json's policy
     feedback_keys: list[str] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     checkpoint_during: Flag | None = None
-
-    @field_validator("webhook")
-    @classmethod
-    def _no_webhooks_yet(cls, value: str | None) -> str | None:
-        # Accepted and never called would be worse than refused: the caller would wait.
-        if value:
-            raise ValueError("not supported yet: the broker sends no webhooks")
-        return value
 
     @field_validator("stream_mode")
     @classmethod
@@ -306,3 +300,128 @@ class RunCreate(Body):
             durability=durability,
             headers=configurable_headers.carried(),
         )
+
+
+# -- crons ------------------------------------------------------------------------------
+
+Nodes = list[str] | Literal["*"] | None
+
+
+class CronRun(Body):
+    """The run each firing submits."""
+
+    input: Any = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    webhook: str | None = None  # checked by the cron service against the webhooks policy
+    interrupt_before: Nodes = None
+    interrupt_after: Nodes = None
+    stream_mode: list[str] | str | None = None
+    stream_subgraphs: Flag | None = None
+    stream_resumable: Flag | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+    checkpoint_during: Flag | None = None
+
+    @field_validator("stream_mode")
+    @classmethod
+    def _modes(cls, value: list[str] | str | None) -> list[str] | None:
+        if value is None:
+            return None
+        return check_modes([value] if isinstance(value, str) else list(value))
+
+    def run_fields(self) -> dict[str, Any]:
+        """The run's fields given (RunRequest's names), as a cron stores them."""
+        fields = self.model_dump(
+            include=set(CronRun.model_fields) - {"checkpoint_during"}, exclude_none=True
+        )
+        if self.durability is None and self.checkpoint_during is not None:
+            fields["durability"] = "async" if self.checkpoint_during else "exit"
+        return fields
+
+
+class ThreadCronCreate(CronRun):
+    assistant_id: str
+    schedule: str
+    timezone: str | None = None
+    end_time: datetime | None = None
+    enabled: Flag = True
+    multitask_strategy: MultitaskStrategy = MultitaskStrategy.ENQUEUE
+
+    def spec(self, on_run_completed: str | None = None) -> CronSpec:
+        payload = self.run_fields() | {"multitask_strategy": self.multitask_strategy.value}
+        return CronSpec(
+            assistant_id=self.assistant_id,
+            schedule=self.schedule,
+            payload=payload,
+            metadata=dict(self.metadata or {}),
+            timezone=self.timezone,
+            end_time=self.end_time,
+            enabled=self.enabled,
+            on_run_completed=on_run_completed,
+        )
+
+
+class CronCreate(ThreadCronCreate):
+    on_run_completed: Literal["delete", "keep"] = "delete"
+
+    def spec(self, on_run_completed: str | None = None) -> CronSpec:
+        return super().spec(on_run_completed or self.on_run_completed)
+
+
+class CronPatch(CronRun):
+    schedule: str | None = None
+    timezone: str | None = None
+    end_time: datetime | None = None
+    enabled: Flag | None = None
+    on_run_completed: Literal["delete", "keep"] | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> CronPatch:
+        for name in self.model_fields_set - {"end_time"}:  # only end_time may be cleared
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} may be left out, but not null")
+        return self
+
+    def changes(self) -> CronChanges:
+        own = {"schedule", "timezone", "end_time", "enabled", "on_run_completed"}
+        given = {f: getattr(self, f) for f in own & self.model_fields_set}
+        run = self.run_fields()
+        run.pop("metadata", None)  # merged, into the cron's metadata and its runs'
+        return CronChanges(given, run, self.metadata)
+
+
+CronSortField = Literal[
+    "cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"
+]
+CronField = Literal[
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "on_run_completed",
+    "end_time",
+    "schedule",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "user_id",
+    "payload",
+    "next_run_date",
+    "metadata",
+    "enabled",
+]
+
+
+class CronCount(Body):
+    assistant_id: str | None = None
+    thread_id: UUID | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class CronSearch(CronCount):
+    enabled: Flag | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    sort_by: CronSortField = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[CronField] | None = None

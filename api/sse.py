@@ -27,6 +27,7 @@ from broker.events import (
     sse_frame,
 )
 from broker.models import Run
+from broker.service import BrokerService
 from broker.threads import announced_run
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
@@ -171,6 +172,31 @@ async def final_output(
         await _shielded(subscription.close())
         if not ended and on_disconnect is not None:
             _spawn(on_disconnect())
+
+
+async def await_output(subscription: Subscription, heartbeat: float, poll: Poll) -> dict[str, Any]:
+    """The run's final output once it has ended, for protocols that answer only then
+    (MCP's tools/call, A2A's message/send): from its end marker, or asked on silence."""
+    try:
+        while True:
+            message = await subscription.get(heartbeat)
+            end = parse_end(message) if message is not None else None
+            if end is not None:
+                output: dict[str, Any] = end.get("output") or {}
+                return output
+            if message is None and (polled := await poll()) is not None:
+                return polled
+    finally:
+        await _shielded(subscription.close())
+
+
+def poller(service: BrokerService, run: Run) -> Poll:
+    """Checks, on silence, whether the run ended without our seeing its end marker."""
+
+    async def poll() -> dict[str, Any] | None:
+        return await service.result(run.run_id)
+
+    return poll
 
 
 async def _shielded(work: Awaitable[None]) -> None:

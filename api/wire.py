@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.models import Assistant, Run, Thread, ThreadTTL
+from broker.models import Assistant, Cron, Thread, ThreadTTL
+from broker.wire import run_json
+
+__all__ = [
+    "assistant_json",
+    "assistant_version_json",
+    "cron_json",
+    "run_json",
+    "select",
+    "thread_json",
+    "ttl_json",
+]
 
 
 def thread_json(thread: Thread, *, include_ttl: bool = False) -> dict[str, Any]:
@@ -32,20 +43,6 @@ def ttl_json(ttl: ThreadTTL | None) -> dict[str, Any] | None:
     return {"strategy": ttl.strategy, "ttl_minutes": ttl.minutes, "expires_at": ttl.expires_at}
 
 
-def run_json(run: Run) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "thread_id": run.thread_id,
-        "assistant_id": run.assistant_id,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-        "status": run.status.value,
-        "metadata": run.metadata,
-        "kwargs": run.kwargs,
-        "multitask_strategy": run.multitask_strategy.value,
-    }
-
-
 def assistant_json(assistant: Assistant) -> dict[str, Any]:
     return {
         "assistant_id": assistant.assistant_id,
@@ -66,6 +63,26 @@ def assistant_version_json(version: Assistant) -> dict[str, Any]:
     item = assistant_json(version)
     del item["updated_at"]
     return item
+
+
+def cron_json(cron: Cron) -> dict[str, Any]:
+    """The Cron schema (the creator's identity, never what auth said about them)."""
+    return {
+        "cron_id": cron.cron_id,
+        "assistant_id": cron.assistant_id,
+        "thread_id": cron.thread_id,
+        "on_run_completed": cron.on_run_completed,
+        "end_time": cron.end_time,
+        "schedule": cron.schedule,
+        "timezone": cron.timezone,
+        "created_at": cron.created_at,
+        "updated_at": cron.updated_at,
+        "user_id": cron.user_id,
+        "payload": {**cron.payload, "assistant_id": str(cron.assistant_id)},
+        "next_run_date": cron.next_run_date,
+        "metadata": cron.metadata,
+        "enabled": cron.enabled,
+    }
 
 
 def select(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:

@@ -106,6 +106,28 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class Cron:
+    """A schedule of runs: each tick of `schedule` (in `timezone`) submits `payload`'s run,
+    on `thread_id` or (None) on a new thread of its own."""
+
+    cron_id: UUID
+    assistant_id: UUID
+    thread_id: UUID | None
+    schedule: str
+    timezone: str | None
+    end_time: datetime | None
+    enabled: bool
+    on_run_completed: str | None
+    payload: dict[str, Any]  # the run request's fields (RunRequest's names)
+    metadata: dict[str, Any]
+    user_id: str | None
+    auth_user: dict[str, Any] | None  # the creator, as custom auth described them
+    next_run_date: datetime | None  # the tick fired next; None: no tick is left
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A worker's hold on a run: the attempt number is the fencing token."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.board import RedisWorkerBoard
 from broker.config import ProjectConfig, read_config
+from broker.crons import CronService
 from broker.events import (
     LocalEventBus,
     LocalEventLog,
@@ -30,15 +32,22 @@ from broker.keys import Keys
 from broker.lifecycle import RunLifecycle
 from broker.messaging import Messaging
 from broker.queue import LocalRunQueue, RedisRunQueue
-from broker.service import BrokerService, Stores
+from broker.retention import RetentionPolicy, RetentionSweeper
+from broker.service import BrokerService, Policies, Stores
 from broker.settings import Settings
 from broker.state import StateReader
 from broker.storage.assistants import AssistantStore
+from broker.storage.crons import CronStore
 from broker.storage.engine import create_engine
 from broker.storage.ledger import open_ledger
+from broker.storage.outbox import OutboxStore
+from broker.storage.retention import RetentionStore
 from broker.storage.runs import RunStore
 from broker.storage.saver import FencingSaver
 from broker.storage.threads import ThreadStore
+from broker.webhooks.payload import Webhooks
+from broker.webhooks.policy import WebhookPolicy
+from broker.webhooks.sender import SendPolicy, WebhookSender
 
 Closer = Callable[[], Awaitable[Any]]
 
@@ -61,6 +70,10 @@ class Runtime:
     @property
     def state(self) -> StateReader:
         return self.service.state
+
+    @property
+    def crons(self) -> CronService:
+        return self.lifecycle.crons
 
     @property
     def threads(self) -> ThreadStore:
@@ -114,11 +127,54 @@ def _assemble(
     graphs: GraphRegistry,
     checkpointer: BaseCheckpointSaver[str],
 ) -> tuple[BrokerService, RunLifecycle]:
-    ledger, runs = open_ledger(engine), RunStore(engine)
+    project = read_config(settings.config, quiet=True) if settings.config else None
+    hooks = _webhook_policy(project)
+    retention = RetentionPolicy.of(
+        project.thread_ttl if project else None,
+        sweep_seconds=settings.retention_sweep_seconds,
+        batch=settings.retention_batch,
+        deliveries_kept=timedelta(days=settings.webhook_retention_days),
+    )
+    ledger, runs, outbox = open_ledger(engine), RunStore(engine), OutboxStore(engine)
+    webhooks = Webhooks(enabled=hooks.enabled)
+    ledger.deliveries = webhooks.delivery  # a cancelled pending run's webhook
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
-    service = BrokerService(stores, messaging, graphs, checkpointer)
-    lifecycle = RunLifecycle(ledger, runs, messaging, graphs, checkpointer, settings.max_attempts)
+    service = BrokerService(
+        stores, messaging, graphs, checkpointer, Policies(hooks, retention.default_ttl)
+    )
+    crons = CronService(CronStore(engine), service, seconds=settings.cron_seconds)
+    lifecycle = RunLifecycle(
+        ledger,
+        runs,
+        messaging,
+        graphs,
+        checkpointer,
+        settings.max_attempts,
+        crons,
+        webhooks=webhooks,
+        # http.disable_webhooks: nothing is sent, not even what an earlier process wrote.
+        sender=WebhookSender(outbox, _send_policy(settings), hooks.headers)
+        if hooks.enabled
+        else None,
+        retention=RetentionSweeper(
+            RetentionStore(engine), outbox, ledger, messaging, checkpointer, retention
+        ),
+    )
     return service, lifecycle
+
+
+def _webhook_policy(project: ProjectConfig | None) -> WebhookPolicy:
+    if project is None:
+        return WebhookPolicy()
+    return WebhookPolicy.of(project.webhooks, enabled=not project.http.disable_webhooks)
+
+
+def _send_policy(settings: Settings) -> SendPolicy:
+    return SendPolicy(
+        timeout=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff=settings.webhook_backoff_seconds,
+    )
 
 
 def _migrate_file(data: Path) -> None:

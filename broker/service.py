@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -35,13 +35,14 @@ from broker.runspec import run_row
 from broker.state import StateReader, thread_output
 from broker.storage.assistants import AssistantSpec, AssistantStore, system_assistant_id
 from broker.storage.ledger import Ledger
-from broker.storage.ledger.outcomes import Submit
+from broker.storage.ledger.outcomes import Cancelled, Submit
 from broker.storage.runs import RunStore
-from broker.storage.threads import ThreadStore
+from broker.storage.threads import ThreadStore, TTLRequest
 from broker.storage.visibility import Filter, params
 from broker.threads import NewThread, ThreadService
+from broker.webhooks.policy import WebhookPolicy
 
-__all__ = ["BrokerService", "Stores", "Submission", "ThreadResult"]
+__all__ = ["BrokerService", "Policies", "Stores", "Submission", "ThreadResult"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,15 @@ class Stores:
 
 
 @dataclass(frozen=True)
+class Policies:
+    """What langgraph.json decides for requests: which webhooks a run may name, and the
+    ttl of a thread created without one (checkpointer.ttl)."""
+
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    default_ttl: TTLRequest | None = None
+
+
+@dataclass(frozen=True)
 class Submission:
     run: Run
     subscription: Subscription | None
@@ -69,7 +79,9 @@ class BrokerService:
         messaging: Messaging,
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver[str],
+        policies: Policies | None = None,
     ) -> None:
+        self.policies = policies or Policies()
         self.ledger = stores.ledger
         self.assistants, self.threads, self.runs = stores.assistants, stores.threads, stores.runs
         self.queue, self.bus, self.keys = messaging.queue, messaging.bus, messaging.keys
@@ -78,7 +90,12 @@ class BrokerService:
         self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
         self.thread_policy = ThreadService(
-            self.ledger, self.threads, messaging, self.state, checkpointer
+            self.ledger,
+            self.threads,
+            messaging,
+            self.state,
+            checkpointer,
+            default_ttl=self.policies.default_ttl,
         )
 
     async def start(self) -> None:
@@ -194,9 +211,10 @@ class BrokerService:
         Redis outage refuses the request before anything is written. Once the row is in
         Postgres the run is accepted: a lost wake-up only delays it (the sweeper pushes it).
         """
-        _check_request(thread_id, request)
+        check_request(thread_id, request)
+        self.check_webhook(request.webhook)
         assistant = await self.resolve_assistant(request.assistant_id)
-        submit = _submit(thread_id, request, assistant, filter)
+        submit = submit_for(thread_id, request, assistant, filter, self.policies.default_ttl)
         channel = self.keys.run_channel(submit.row["run_id"])
         subscription = await self.bus.subscribe(channel) if subscribe else None
         try:
@@ -205,24 +223,37 @@ class BrokerService:
             if subscription is not None:
                 await subscription.close()
             raise
+        await self.accepted(run, cancelled, thread_id, request.after_seconds)
+        return Submission(run, subscription)
+
+    async def accepted(
+        self,
+        run: Run,
+        cancelled: Cancelled,
+        thread_id: UUID | None,
+        after_seconds: float | None = None,
+    ) -> None:
+        """After a run's insert is committed: what its strategy cancelled is told, its
+        thread's listeners hear of it, and a worker is woken (or the run is scheduled)."""
         try:
             await self.messaging.cancelled(cancelled)
             if thread_id is not None:  # before it is queued: see broker/threads.py
                 await self.thread_policy.announce_run(thread_id, run.run_id)
-            await self._wake(run, request)
+            if after_seconds:
+                await self.queue.schedule(run.run_id, time.time() + after_seconds)
+            else:
+                await self.queue.push(run.run_id)
         except StoreUnavailable as exc:
             log.warning(
                 "run %s accepted, but Redis is unreachable (%s): the sweeper will start it",
                 run.run_id,
                 exc,
             )
-        return Submission(run, subscription)
 
-    async def _wake(self, run: Run, request: RunRequest) -> None:
-        if request.after_seconds:
-            await self.queue.schedule(run.run_id, time.time() + request.after_seconds)
-        else:
-            await self.queue.push(run.run_id)
+    def check_webhook(self, url: str | None) -> None:
+        """Invalid (422 `webhook: …`) unless langgraph.json's webhooks policy accepts `url`:
+        for runs here, and for crons when they are created or changed."""
+        self.policies.webhooks.check(url)
 
     async def submit_batch(self, requests: list[RunRequest]) -> list[Run]:
         return [(await self.submit(None, r, subscribe=False)).run for r in requests]
@@ -308,8 +339,12 @@ class BrokerService:
         await self.thread_policy.delete(thread_id, filter)
 
 
-def _submit(
-    thread_id: UUID | None, request: RunRequest, assistant: Assistant, filter: Filter | None
+def submit_for(
+    thread_id: UUID | None,
+    request: RunRequest,
+    assistant: Assistant,
+    filter: Filter | None,
+    default_ttl: TTLRequest | None = None,
 ) -> Submit:
     temporary = thread_id is None
     row = run_row(uuid7(), thread_id or uuid7(), request, assistant, temporary=temporary)
@@ -320,6 +355,7 @@ def _submit(
         row=row,
         tags={**request.metadata, **tags} if temporary else tags,
         thread_metadata=request.metadata,  # of a thread `if_not_exists: create` makes
+        thread_ttl=(default_ttl.strategy, default_ttl.minutes) if default_ttl else None,
         auth=params(filter),
         temporary=temporary,
         strategy=request.multitask_strategy,
@@ -328,7 +364,7 @@ def _submit(
     )
 
 
-def _check_request(thread_id: UUID | None, request: RunRequest) -> None:
+def check_request(thread_id: UUID | None, request: RunRequest) -> None:
     configurable = request.config.get("configurable") or {}
     if set(configurable) - users.RUN_KEYS and request.context:  # the user's are ours
         raise BadRequest("Cannot specify both configurable and context. Use only one of them.")

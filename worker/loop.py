@@ -1,8 +1,8 @@
 """The worker: claim → execute → publish → finish, N runs at a time.
 
 Side tasks, each named and watched (a crash of one stops the worker loudly): the
-cancel listener, the promoter of delayed runs and the sweeper that recovers runs
-whose worker died. Each run also has a heartbeat that renews its lease and notices
+cancel listener, the promoter of delayed runs, the sweeper that recovers runs
+whose worker died, and the cron scheduler (every worker runs it; broker/crons.py). Each run also has a heartbeat that renews its lease and notices
 cancels that missed the pub/sub signal.
 """
 
@@ -78,12 +78,25 @@ class Worker:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
         metrics.SLOTS.set(self.settings.n_jobs_per_worker)
+        poll = self.settings.webhook_poll_seconds
         side = [
             self._side_task(self._every(BOARD_SECONDS, self._publish_metrics), "metrics"),
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
+            self._side_task(
+                self._every(poll, self.lifecycle.deliver_webhooks, first_after=poll),
+                "webhook-sender",
+            ),
+            self._side_task(
+                self._every(self.settings.cron_poll_seconds, self.lifecycle.fire_crons),
+                "cron-scheduler",
+            ),
         ]
+        if self.lifecycle.retention is not None:
+            every = self.lifecycle.retention.policy.sweep_seconds
+            sweeping = self._every(every, self._sweep_threads, first_after=every)
+            side.append(self._side_task(sweeping, "retention"))
         try:
             await self._claim_loop(burst)
             await self.drain(self.settings.shutdown_grace_seconds)
@@ -345,14 +358,20 @@ class Worker:
         if report:
             log.info("sweeper: %s", report)
 
+    async def _sweep_threads(self) -> None:
+        report = await self.lifecycle.sweep_threads()
+        if report:
+            log.info("retention: %s", report)
+
     def _every(
-        self, seconds: float, work: Callable[[], Awaitable[Any]]
+        self, seconds: float, work: Callable[[], Awaitable[Any]], first_after: float = 0.0
     ) -> Callable[[], Awaitable[None]]:
         """A periodic side task that survives outages of Redis or Postgres, saying so."""
 
         name = getattr(work, "__name__", str(work))
 
         async def loop() -> None:
+            await asyncio.sleep(first_after)
             while True:
                 try:
                     await work()

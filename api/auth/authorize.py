@@ -98,12 +98,13 @@ def _filter(result: Any, resource: str, action: str) -> Filter | None:
     return result
 
 
-async def _authorizer(request: Request) -> Authorizer:
+async def authorizer_of(request: Request) -> Authorizer:
+    """The request's authorizer (a dependency; also for routes FastAPI does not serve)."""
     auth: Auth | None = getattr(request.app.state, "auth", None)
     return Authorizer(auth, request.scope.get(USER))
 
 
-AuthorizeDep = Annotated[Authorizer, Depends(_authorizer)]
+AuthorizeDep = Annotated[Authorizer, Depends(authorizer_of)]
 
 
 def user_of(request: Request) -> User | None:

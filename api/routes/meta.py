@@ -84,7 +84,7 @@ async def info(request: Request) -> dict[str, Any]:
         "flags": {
             "assistants": True,
             "custom_auth": getattr(request.app.state, "auth", None) is not None,
-            "crons": False,
+            "crons": True,
             "langsmith": False,
             "langsmith_tracing_replicas": False,
             "langsmith_tracing_session_on_runs": False,

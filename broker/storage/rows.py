@@ -11,6 +11,7 @@ from sqlalchemy import Row
 
 from broker.models import (
     Assistant,
+    Cron,
     MultitaskStrategy,
     Run,
     RunStatus,
@@ -52,6 +53,10 @@ def to_run(row: Readable) -> Run:
         status=RunStatus(m["status"]),
         multitask_strategy=MultitaskStrategy(m["multitask_strategy"]),
     )
+
+
+def to_cron(row: Readable) -> Cron:
+    return _build(Cron, _mapping(row))
 
 
 def _mapping(row: Readable) -> Mapping[Any, Any]:

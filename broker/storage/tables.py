@@ -132,11 +132,13 @@ threads = Table(
     Column("error", Json, nullable=True),
     # Stateless runs get a temporary thread that never shows in searches.
     Column("temporary", Boolean, nullable=False, server_default=text("false")),
-    # A time-to-live set by the client: stored and shown now; a sweeper will enforce it.
+    # A time-to-live (set by the client, or checkpointer.ttl's default): the retention
+    # sweeper (broker/retention.py) deletes or prunes the thread once it expires.
     Column("ttl_strategy", Text, nullable=True),
     Column("ttl_minutes", Minutes(), nullable=True),
     Column("expires_at", UtcDateTime(), nullable=True),
     Index(None, "created_at"),
+    Index(None, "expires_at"),
     Index(None, "metadata", postgresql_using="gin"),
 )
 
@@ -170,6 +172,44 @@ runs = Table(
     Index(None, "status", "created_at"),
 )
 
+# Scheduled runs. `next_run_date` is the tick the scheduler fires next (NULL: none is
+# left before `end_time`); due crons are found by the (enabled, next_run_date) index.
+crons = Table(
+    "crons",
+    metadata,
+    Column("cron_id", UUID(as_uuid=True), primary_key=True),
+    # Deleting the assistant or the thread deletes its crons (as LangGraph's server does).
+    Column(
+        "assistant_id",
+        UUID(as_uuid=True),
+        ForeignKey("assistants.assistant_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "thread_id",
+        UUID(as_uuid=True),
+        ForeignKey("threads.thread_id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("schedule", Text, nullable=False),
+    Column("timezone", Text, nullable=True),
+    Column("end_time", UtcDateTime(), nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("on_run_completed", Text, nullable=True),
+    # The run request each firing submits (the API's field names).
+    Column("payload", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("metadata", Json, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("user_id", Text, nullable=True),
+    # The creator as custom auth described them: each firing's run carries them.
+    Column("auth_user", Json, nullable=True),
+    Column("next_run_date", UtcDateTime(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    Index(None, "enabled", "next_run_date"),
+    Index(None, "thread_id"),
+    Index(None, "assistant_id"),
+)
+
 # Checkpoints: the typed serialization round-trips exactly; `values` and `metadata`
 # are a readable JSONB rendering for ops (`SELECT values FROM checkpoints ...`).
 checkpoints = Table(
@@ -201,4 +241,29 @@ checkpoint_writes = Table(
     Column("type", Text, nullable=False),
     Column("blob", LargeBinary, nullable=False),
     Column("task_path", Text, nullable=False, server_default=text("''")),
+)
+
+# Webhook deliveries (an outbox): a row is written in the transaction that ends its run,
+# then sent by whichever worker claims it (broker/webhooks/sender.py). No foreign key:
+# a delivery outlives its run (a stateless run's row goes when it ends).
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("delivery_id", UUID(as_uuid=True), primary_key=True),
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("thread_id", UUID(as_uuid=True), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", Json, nullable=False),
+    # pending (to send, at next_attempt_at) | delivered | failed (gave up, or a 4xx)
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_attempt_at", UtcDateTime(), nullable=False, server_default=func.current_timestamp()
+    ),
+    Column("last_status", Integer, nullable=True),  # the receiver's HTTP status
+    Column("last_error", Text, nullable=True),
+    _created_at(),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "run_id"),
 )

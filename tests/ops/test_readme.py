@@ -3,7 +3,8 @@
 Each Python or JavaScript block of README.md must appear, as written, in an example
 file that a test executes: examples/quickstart.py and examples/background.py
 (tests/e2e/test_quickstart.py), tests/js/stream.mjs (tests/e2e/test_js_client.py),
-examples/stream_subgraphs.py (below).
+examples/stream_subgraphs.py and examples/crons.py (below). Indentation aside: a README
+block may show a function's body.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ EXECUTED = [
     ROOT / "examples" / "quickstart.py",
     ROOT / "examples" / "background.py",
     ROOT / "examples" / "stream_subgraphs.py",
+    ROOT / "examples" / "crons.py",
     ROOT / "tests" / "js" / "stream.mjs",
 ]
 _BLOCK = re.compile(r"```(python|js)\n(.*?)```", re.S)
@@ -33,9 +35,14 @@ _BLOCK = re.compile(r"```(python|js)\n(.*?)```", re.S)
 def test_every_readme_example_is_in_an_executed_file() -> None:
     blocks = _BLOCK.findall((ROOT / "README.md").read_text())
     assert {kind for kind, _ in blocks} == {"python", "js"}
-    sources = [path.read_text() for path in EXECUTED]
+    sources = [_unindented(path.read_text()) for path in EXECUTED]
     for kind, code in blocks:
-        assert any(code in source for source in sources), f"README {kind} block not run:\n{code}"
+        found = any(_unindented(code) in source for source in sources)
+        assert found, f"README {kind} block not run:\n{code}"
+
+
+def _unindented(text: str) -> str:
+    return "\n".join(line.strip() for line in text.splitlines())
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +85,13 @@ def test_the_subgraph_example_streams_inner_nodes(examples_dev: tuple[Process, s
     inner = [e for e in events if e.startswith("updates|research:")]
     assert len(inner) == 2  # search, then summarize, inside the research node
     assert "found three papers on llamas" in result.stdout
+
+
+def test_the_cron_example_schedules_and_cleans_up(examples_dev: tuple[Process, str]) -> None:
+    _, url = examples_dev
+    script = ROOT / "examples" / "crons.py"
+    result = subprocess.run(
+        [sys.executable, str(script), url], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("next run: 20"), result.stdout

@@ -15,27 +15,31 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 from sqlalchemy import Executable
 
 from broker.errors import Conflict, NotFound, ThreadBusy
-from broker.models import CancelAction, Run, RunStatus, Thread, ThreadResult
+from broker.models import Assistant, CancelAction, Cron, Run, RunStatus, Thread, ThreadResult
 from broker.storage.ledger import statements as q
 from broker.storage.ledger.outcomes import (
     Cancelled,
     Claimed,
+    Delivery,
+    DeliveryFor,
     Failure,
     Finished,
+    Fired,
+    Firing,
     Recovered,
     Released,
     Submit,
     Swept,
 )
 from broker.storage.ledger.spelling import Spelling
-from broker.storage.rows import to_run, to_thread
+from broker.storage.rows import to_assistant, to_cron, to_run, to_thread
 from broker.storage.runs import run_not_found
 from broker.storage.threads import thread_not_found
 from broker.storage.visibility import Filter, params
@@ -56,8 +60,15 @@ class Tx(Protocol):
     async def execute(self, statement: Executable, params: dict[str, Any]) -> None: ...
 
 
+def _no_delivery(run: Run, status: RunStatus) -> Delivery | None:
+    return None
+
+
 class Ledger(ABC):
     spelling: Spelling
+    # The webhook delivery of a run the ledger itself ends (a cancelled pending run);
+    # the runtime sets it from langgraph.json's webhooks policy.
+    deliveries: DeliveryFor = staticmethod(_no_delivery)
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
@@ -81,20 +92,22 @@ class Ledger(ABC):
         """
         if submit.temporary:
             return await self._submit_stateless(submit), Cancelled()
+        async with self.transaction() as tx:
+            return await self._submit_threaded(tx, submit)
+
+    async def _submit_threaded(self, tx: Tx, submit: Submit) -> tuple[Run, Cancelled]:
         s = self.spelling
         thread = {"p_thread_id": submit.row["thread_id"]}
-        async with self.transaction() as tx:
-            if submit.create_thread:
-                new = thread | {"p_metadata": submit.thread_metadata}
-                await tx.execute(q.create_thread(s), new)
-            busy = thread | {"p_tags": submit.tags} | submit.auth
-            if await tx.fetchval(q.mark_busy(s), busy) is None:
-                raise thread_not_found(submit.row["thread_id"])
-            replaced = await self._replaced(tx, submit)
-            row = await tx.fetchrow(q.insert_run(s, unless_active=submit.rejects), _run(submit))
-            if row is None:
-                raise ThreadBusy()
-            return to_run(row), await self._cancel_locked(tx, replaced, submit.cancel_action)
+        if submit.create_thread:
+            await tx.execute(q.create_thread(s), thread | submit.thread_params())
+        busy = thread | {"p_tags": submit.tags} | submit.auth
+        if await tx.fetchval(q.mark_busy(s), busy) is None:
+            raise thread_not_found(submit.row["thread_id"])
+        replaced = await self._replaced(tx, submit)
+        row = await tx.fetchrow(q.insert_run(s, unless_active=submit.rejects), _run(submit))
+        if row is None:
+            raise ThreadBusy()
+        return to_run(row), await self._cancel_locked(tx, replaced, submit.cancel_action)
 
     async def _replaced(self, tx: Tx, submit: Submit) -> list[Run]:
         """The runs in flight that `interrupt` and `rollback` cancel."""
@@ -106,11 +119,50 @@ class Ledger(ABC):
         ]
 
     async def _submit_stateless(self, submit: Submit) -> Run:
-        s = self.spelling
         async with self.transaction() as tx:
-            params = {"p_thread_id": submit.row["thread_id"], "p_tags": submit.tags}
-            await tx.execute(q.insert_temporary(s), params)
-            return to_run(await tx.fetchrow(q.insert_run(s, unless_active=False), _run(submit)))
+            return await self._insert_stateless(tx, submit)
+
+    async def _insert_stateless(self, tx: Tx, submit: Submit) -> Run:
+        s = self.spelling
+        params = {"p_thread_id": submit.row["thread_id"], "p_tags": submit.tags}
+        await tx.execute(q.insert_temporary(s), params)
+        return to_run(await tx.fetchrow(q.insert_run(s, unless_active=False), _run(submit)))
+
+    # -- crons ----------------------------------------------------------------------------
+
+    async def fire_crons(
+        self, limit: int, plan: Callable[[Cron, Assistant, datetime], Firing]
+    ) -> list[Fired]:
+        """Fires up to `limit` due crons, each exactly once: in one transaction the due
+        rows are locked (skipping those another scheduler holds), each one's run is
+        submitted as `plan` says and its next tick stored, so a tick is fired by the
+        transaction that advances it or, if that one fails, by a later one. A run its
+        thread refuses (`reject` with a run in flight, or the thread gone) is skipped."""
+        s = self.spelling
+        fired: list[Fired] = []
+        async with self.statement() as tx:  # autocommitted: no transaction when none is due
+            if await tx.fetchval(q.any_due_cron(s), {}) is None:
+                return fired
+        async with self.transaction() as tx:
+            now: datetime = await tx.fetchval(q.clock(s), {})
+            for cron in [
+                to_cron(r) for r in await tx.fetch(q.lock_due_crons(s), {"p_limit": limit})
+            ]:
+                row = await tx.fetchrow(q.assistant_by_id(s), {"p_assistant_id": cron.assistant_id})
+                firing = plan(cron, to_assistant(row), now)
+                advanced = {"p_cron_id": cron.cron_id, "p_next_run_date": firing.next_run_date}
+                await tx.execute(q.advance_cron(s), advanced)
+                if firing.submit is not None and (run := await self._fire(tx, firing.submit)):
+                    fired.append(Fired(cron, *run))
+        return fired
+
+    async def _fire(self, tx: Tx, submit: Submit) -> tuple[Run, Cancelled] | None:
+        if submit.temporary:
+            return await self._insert_stateless(tx, submit), Cancelled()
+        try:
+            return await self._submit_threaded(tx, submit)
+        except (ThreadBusy, NotFound):  # raised before any statement failed: tx goes on
+            return None
 
     # -- the worker's side: claim, heartbeat, finish, hand back -----------------------------
 
@@ -145,37 +197,49 @@ class Ledger(ABC):
         result: ThreadResult,
         *,
         drop_thread: bool,
+        delivery: Delivery | None = None,
     ) -> Finished:
         """Ends the run if `attempt` still owns it and writes `result` on its thread (or
-        drops a stateless run's thread, and with it the run)."""
+        drops a stateless run's thread, and with it the run); its webhook `delivery` goes
+        to the outbox in the same transaction."""
         if drop_thread:
-            return Finished(await self._finish_dropping(run_id, attempt, status))
+            return Finished(await self._finish_dropping(run_id, attempt, status, delivery))
         async with self.transaction() as tx:
-            thread_id = await self._end_and_lock(tx, run_id, attempt, status)
+            thread_id = await self._end_and_lock(tx, run_id, attempt, status, delivery)
             if thread_id is None:
                 return Finished(False)
             return Finished(
                 True, await tx.fetchval(q.record(self.spelling), _recorded(thread_id, result))
             )
 
-    async def _finish_dropping(self, run_id: UUID, attempt: int, status: RunStatus) -> bool:
+    async def _finish_dropping(
+        self, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
+    ) -> bool:
         async with self.transaction() as tx:
             params = {"p_run_id": run_id, "p_attempt": attempt, "p_status": status.value}
             thread_id = await tx.fetchval(q.set_status(self.spelling, fenced=True), params)
             if thread_id is None:
                 return False
+            await self._deliver(tx, delivery)
             await tx.execute(q.delete_thread(self.spelling), {"p_thread_id": thread_id})
             return True
 
     async def _end_and_lock(
-        self, tx: Tx, run_id: UUID, attempt: int, status: RunStatus
+        self, tx: Tx, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
     ) -> UUID | None:
-        """Ends the run if `attempt` owns it, then locks its thread: the thread's id."""
+        """Ends the run if `attempt` owns it (its delivery to the outbox), then locks its
+        thread: the thread's id."""
         params = {"p_run_id": run_id, "p_attempt": attempt, "p_status": status.value}
         thread_id: UUID | None = await tx.fetchval(q.set_status(self.spelling, fenced=True), params)
         if thread_id is not None:
+            await self._deliver(tx, delivery)
             await tx.fetchrow(q.lock_thread(self.spelling), {"p_thread_id": thread_id})
         return thread_id
+
+    async def _deliver(self, tx: Tx, delivery: Delivery | None) -> None:
+        """A webhook delivery into the outbox, in the transaction that ends its run."""
+        if delivery is not None:
+            await tx.execute(q.enqueue_delivery(self.spelling), delivery.params())
 
     async def discard(self, run_id: UUID, attempt: int) -> bool:
         """A rolled-back run's row goes (if `attempt` still owns it)."""
@@ -216,6 +280,7 @@ class Ledger(ABC):
             ended = owner | {"p_status": RunStatus.ERROR.value}
             if await tx.fetchval(q.set_status(s, fenced=True), ended) is None:
                 return Released.LOST
+            await self._deliver(tx, fail.delivery)
             await self._settle(tx, run.thread_id, fail.result, drop_thread=fail.drop_thread)
         return Released.FAILED
 
@@ -272,6 +337,7 @@ class Ledger(ABC):
             else:
                 interrupted = params | {"p_status": RunStatus.INTERRUPTED.value}
                 await tx.fetchval(q.set_status(s, fenced=False), interrupted)
+                await self._deliver(tx, self.deliveries(run, RunStatus.INTERRUPTED))
                 cancelled.ended.append(run)
         for thread_id in dict.fromkeys(r.thread_id for r in cancelled.ended):
             if (next_id := await self._refresh(tx, thread_id)) is not None:
@@ -315,6 +381,7 @@ class Ledger(ABC):
                 failure = fail(run)
                 params = {"p_run_id": run.run_id, "p_status": RunStatus.ERROR.value}
                 await tx.fetchval(q.set_status(s, fenced=False), params)
+                await self._deliver(tx, failure.delivery)
                 next_id = await self._settle(
                     tx, run.thread_id, failure.result, drop_thread=failure.drop_thread
                 )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Delete,
     Insert,
+    Integer,
     Select,
     Text,
     Update,
@@ -30,7 +31,16 @@ from sqlalchemy.sql.dml import ReturningDelete
 from broker.models import RunStatus, ThreadStatus
 from broker.storage.ledger.spelling import Spelling
 from broker.storage.runs import active_on, head_of, on_visible_thread, owned
-from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
+from broker.storage.tables import (
+    UtcDateTime,
+    assistants,
+    checkpoint_writes,
+    checkpoints,
+    crons,
+    runs,
+    threads,
+    webhook_outbox,
+)
 from broker.storage.visibility import visible
 
 PENDING = RunStatus.PENDING.value
@@ -67,7 +77,8 @@ def _owned() -> Any:
 
 @functools.cache
 def create_thread(s: Spelling) -> Insert:
-    """An ordinary thread, unless its id exists (`if_not_exists: create`)."""
+    """An ordinary thread, unless its id exists (`if_not_exists: create`), with the
+    ttl bound as `p_ttl_strategy`, `p_ttl_minutes` and `p_ttl` (an interval; NULLs: none)."""
     now = s.now()
     made: Insert = (
         (postgresql.insert(threads) if s.postgres else sqlite.insert(threads))
@@ -77,6 +88,9 @@ def create_thread(s: Spelling) -> Insert:
             created_at=now,
             updated_at=now,
             state_updated_at=now,
+            ttl_strategy=_p(threads.c.ttl_strategy),
+            ttl_minutes=_p(threads.c.ttl_minutes),
+            expires_at=s.later("p_ttl"),
         )
         .on_conflict_do_nothing()
     )
@@ -369,3 +383,87 @@ def touch_stale(s: Spelling) -> Update:
         .values(updated_at=s.now())
         .returning(runs.c.run_id)
     )
+
+
+# -- crons ------------------------------------------------------------------------------
+
+
+@functools.cache
+def clock(s: Spelling) -> Select[Any]:
+    """The transaction's time (Postgres': one clock for every process)."""
+    return select(s.now().label("now"))
+
+
+def _due(s: Spelling) -> Any:
+    """Enabled, its next tick come, and not past its end (the (enabled, next_run_date)
+    index finds them)."""
+    due = crons.c.next_run_date <= s.now()
+    within = crons.c.end_time.is_(None) | (crons.c.next_run_date <= crons.c.end_time)
+    return crons.c.enabled.is_(True) & due & within
+
+
+@functools.cache
+def any_due_cron(s: Spelling) -> Select[Any]:
+    """Whether a cron is due: the scheduler's one query when none is."""
+    return select(crons.c.cron_id).where(_due(s)).limit(1)
+
+
+@functools.cache
+def lock_due_crons(s: Spelling) -> Select[Any]:
+    """Up to `p_limit` due crons, locked; those another scheduler holds are skipped (it
+    is firing them), never waited for."""
+    return (
+        select(crons)
+        .where(_due(s))
+        .order_by(crons.c.next_run_date)
+        .limit(bindparam("p_limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def assistant_by_id(s: Spelling) -> Select[Any]:
+    return select(assistants).where(
+        assistants.c.assistant_id
+        == bindparam("p_assistant_id", type_=assistants.c.assistant_id.type)
+    )
+
+
+@functools.cache
+def advance_cron(s: Spelling) -> Update:
+    """The cron's next tick (`p_next_run_date`; NULL when none is left)."""
+    return (
+        update(crons)
+        .where(crons.c.cron_id == bindparam("p_cron_id", type_=crons.c.cron_id.type))
+        .values(next_run_date=bindparam("p_next_run_date", type_=UtcDateTime()))
+    )
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+HOOK_COLUMNS = ("delivery_id", "run_id", "thread_id", "url", "payload")
+_HOOK_PARAMS = ("p_hook_id", "p_hook_run_id", "p_hook_thread_id", "p_hook_url", "p_hook_payload")
+
+
+def _hook_row(s: Spelling) -> list[Any]:
+    binds = [
+        bindparam(name, type_=webhook_outbox.c[column].type)
+        for column, name in zip(HOOK_COLUMNS, _HOOK_PARAMS, strict=True)
+    ]
+    return [*binds, s.now(), s.now()]
+
+
+def delivery_from(s: Spelling, source: Any) -> Insert:
+    """The webhook delivery bound as `p_hook_…`, for each row of `source` (the run that
+    ended: nothing when another attempt owns it), if there is one (`p_hook_id`)."""
+    hook_id = bindparam("p_hook_id", type_=webhook_outbox.c.delivery_id.type)
+    row = select(*_hook_row(s)).select_from(source).where(hook_id.is_not(None))
+    names = [*HOOK_COLUMNS, "next_attempt_at", "created_at"]
+    return webhook_outbox.insert().from_select(names, row)
+
+
+@functools.cache
+def enqueue_delivery(s: Spelling) -> Insert:
+    """The webhook delivery bound as `p_hook_…` (in the transaction that ended its run)."""
+    names = [*HOOK_COLUMNS, "next_attempt_at", "created_at"]
+    return webhook_outbox.insert().from_select(names, select(*_hook_row(s)))
