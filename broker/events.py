@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -251,6 +252,7 @@ class RedisEventBus(_Multiplexer):
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._lost_since: float | None = None  # when the connection went, while it is gone
 
     async def publish(self, channel: str, message: bytes) -> None:
         with reaching_redis():
@@ -295,8 +297,10 @@ class RedisEventBus(_Multiplexer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection: redis-py resubscribes on reconnect
-                # An outage repeats this every half second: one line each, not a traceback.
-                log.warning("event bus: Redis pub/sub connection lost (%r), reconnecting", exc)
+                # An outage repeats this every half second: one line when it starts.
+                if self._lost_since is None:
+                    self._lost_since = time.monotonic()
+                    log.warning("event bus: Redis pub/sub connection lost (%r), reconnecting", exc)
                 await asyncio.sleep(0.5)
 
     async def _read_until_idle(self) -> None:
@@ -304,6 +308,10 @@ class RedisEventBus(_Multiplexer):
             self._handle(message)
 
     def _handle(self, message: dict[str, Any]) -> None:
+        if self._lost_since is not None:
+            away = time.monotonic() - self._lost_since
+            log.warning("event bus: Redis pub/sub connection is back (after %.0fs)", away)
+            self._lost_since = None
         kind = message["type"]
         channel = _text(message["channel"])
         if kind == "message":

@@ -37,3 +37,12 @@ class Keys:
     def delayed(self) -> str:
         """ZSET of run ids created with after_seconds, scored by the epoch second they are due."""
         return f"{self.prefix}:delayed"
+
+    @property
+    def workers(self) -> str:
+        """SET of the ids of workers that published metrics (broker/board.py)."""
+        return f"{self.prefix}:workers"
+
+    def worker_metrics(self, worker_id: str) -> str:
+        """A worker's latest metrics in Prometheus' text format, expiring unless renewed."""
+        return f"{self.prefix}:worker:{worker_id}:metrics"

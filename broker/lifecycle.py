@@ -14,6 +14,7 @@ from uuid import UUID
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
+from broker import metrics
 from broker.crons import CronService
 from broker.events import Subscription
 from broker.graphs import GraphRegistry
@@ -170,6 +171,12 @@ class RunLifecycle:
         for run, failure in swept.failed:
             await self.messaging.failed(run, failure.error)
         await self.messaging.wake(*swept.wake)
+        for outcome, n in (
+            ("retried", len(swept.retry)),
+            ("failed", len(swept.failed)),
+            ("requeued", len(swept.stale)),
+        ):
+            metrics.SWEEPER_RECOVERED.labels(outcome).inc(n)
         return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
 
     # -- side work: webhooks, retention -------------------------------------------------

@@ -3,11 +3,12 @@ log, their keys — and what it tells them once a state change is committed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from broker import jsonable
+from broker.board import LocalWorkerBoard, WorkerBoard
 from broker.events import EventBus, EventLog
 from broker.keys import Keys
 from broker.models import Run, RunStatus
@@ -22,6 +23,8 @@ class Messaging:
     bus: EventBus
     log: EventLog
     keys: Keys
+    # Workers' metrics for the API's /metrics (Redis, or in-process for `broker dev`).
+    board: WorkerBoard = field(default_factory=LocalWorkerBoard)
 
     async def cancelled(self, cancelled: Cancelled) -> None:
         """Ends the streams of runs that ended, signals the workers of running ones, and

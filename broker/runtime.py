@@ -17,6 +17,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from broker.board import RedisWorkerBoard
 from broker.config import ProjectConfig, read_config
 from broker.crons import CronService
 from broker.events import (
@@ -61,6 +62,8 @@ class Runtime:
     lifecycle: RunLifecycle  # the worker's side
     store: Store  # long-term memory: the /store routes' and every graph's
     closers: list[Closer] = field(default_factory=list)
+    # Set when the process must stop now (a second Ctrl-C): workers hand their runs back.
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def checkpointer(self) -> FencingSaver:
@@ -113,7 +116,8 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     keys = Keys(settings.redis_prefix)
     bus = RedisEventBus(redis)
     checkpointer = PostgresCheckpointer(engine)
-    messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys)
+    board = RedisWorkerBoard(redis, keys)
+    messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys, board)
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()

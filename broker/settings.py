@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # A request body larger than this is refused (413) while it is read; 10 MiB holds a
     # long chat history.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="BROKER_MAX_BODY_BYTES")
+    # debug | info | warning | error; debug also shows tracebacks of start-up failures.
+    log_level: str = Field(default="info", alias="BROKER_LOG_LEVEL")
+    # text, or json (one object a line, for log shippers).
+    log_format: str = Field(default="text", alias="BROKER_LOG_FORMAT")
     # Every worker polls for due crons this often (one indexed query when none is due).
     cron_poll_seconds: float = Field(default=1.0, gt=0, alias="BROKER_CRON_POLL_SECONDS")
     # Allows 6-field cron schedules (seconds first): for tests, or who wants them.
@@ -78,3 +82,11 @@ class Settings(BaseSettings):
     @cached_property
     def async_database_url(self) -> str:
         return async_database_url(self.database_uri)
+
+
+def environment() -> list[tuple[str, str]]:
+    """Every variable Settings reads, with its default (for `broker --help`)."""
+    return [
+        (str(field.alias), "" if field.default is None else str(field.default))
+        for field in Settings.model_fields.values()
+    ]

@@ -12,7 +12,6 @@ and otherwise stops the run with what is missing and how to fix it.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import importlib
@@ -25,20 +24,16 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import asyncpg
-import redis
+from broker import reach
 
 LOCAL_DATABASE_URI = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URI = "redis://127.0.0.1:6379/0"
 START_TIMEOUT_SECONDS = 20.0
-PROBE_TIMEOUT_SECONDS = 2.0
 POSTGRES_IMAGE = "postgres:16-alpine"
 REDIS_IMAGE = "redis:7-alpine"
 
@@ -57,51 +52,18 @@ class Unavailable(Exception):
 class _Service:
     """What differs between Postgres and Redis while looking for them."""
 
-    name: str
-    env: str
+    reach: reach.Service  # its name, its variable and its probe
     local_uri: str
-    probe: Callable[[str], None]  # raises if the service does not answer at the URI
     start_local: Callable[[], None]  # raises Unavailable
     start_container: Callable[[], str]  # raises Unavailable
     fix: str
 
 
-# -- probing ---------------------------------------------------------------------------
-
-
-def _libpq(uri: str) -> str:
-    return uri.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def _select_one(uri: str) -> None:
-    connection = await asyncpg.connect(_libpq(uri), timeout=PROBE_TIMEOUT_SECONDS)
-    try:
-        await connection.fetchval("SELECT 1")
-    finally:
-        await connection.close()
-
-
-def _probe_postgres(uri: str) -> None:
-    # In a thread, so that it works whether or not an event loop is running here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _select_one(uri)).result()
-
-
-def _probe_redis(uri: str) -> None:
-    timeout = PROBE_TIMEOUT_SECONDS
-    client = redis.Redis.from_url(uri, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        client.ping()
-    finally:
-        client.close()
+# -- probing (broker.reach: the same probe and message as every `broker` command) ----
 
 
 def _probe_error(service: _Service, uri: str) -> str | None:
-    try:
-        service.probe(uri)
-    except Exception as error:
-        return f"{type(error).__name__}: {error}".strip().rstrip(":")
-    return None
+    return reach.problem(service.reach, uri)
 
 
 def _wait_until_ready(service: _Service, uri: str) -> str | None:
@@ -109,18 +71,6 @@ def _wait_until_ready(service: _Service, uri: str) -> str | None:
     while (error := _probe_error(service, uri)) is not None and time.monotonic() < deadline:
         time.sleep(0.25)
     return error
-
-
-def _address(uri: str) -> str:
-    parsed = urlparse(uri)
-    return f"{parsed.hostname}:{parsed.port}" if parsed.port else str(parsed.hostname)
-
-
-def _redacted(uri: str) -> str:
-    parsed = urlparse(uri)
-    if parsed.password is None:
-        return uri
-    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@")).geturl()
 
 
 # -- starting local services -----------------------------------------------------------
@@ -246,10 +196,8 @@ def _redis_container() -> str:
 
 
 POSTGRES = _Service(
-    name="Postgres",
-    env="DATABASE_URI",
+    reach=reach.POSTGRES,
     local_uri=LOCAL_DATABASE_URI,
-    probe=_probe_postgres,
     start_local=_start_local_postgres,
     start_container=_postgres_container,
     fix="set DATABASE_URI=postgresql://user@host:port/db, "
@@ -257,10 +205,8 @@ POSTGRES = _Service(
 )
 
 REDIS = _Service(
-    name="Redis",
-    env="REDIS_URI",
+    reach=reach.REDIS,
     local_uri=LOCAL_REDIS_URI,
-    probe=_probe_redis,
     start_local=_start_local_redis,
     start_container=_redis_container,
     fix="set REDIS_URI=redis://host:port/0, "
@@ -269,7 +215,9 @@ REDIS = _Service(
 
 
 def _announce(service: _Service, uri: str, source: str) -> str:
-    print(f"tests: {service.name} {source}: {_redacted(uri)}", file=sys.stderr, flush=True)
+    print(
+        f"tests: {service.reach.name} {source}: {reach.redacted(uri)}", file=sys.stderr, flush=True
+    )
     return uri
 
 
@@ -277,10 +225,10 @@ def _configured(service: _Service, uri: str) -> str:
     error = _probe_error(service, uri)
     if error is not None:
         raise Unavailable(
-            f"{service.env} is set to {_redacted(uri)}, but {service.name} is not usable "
-            f"there ({error}); fix it or unset {service.env} to use local services or Docker"
+            f"{reach.unusable(service.reach, uri, error)} or unset {service.reach.env} "
+            "to use local services or Docker"
         )
-    return _announce(service, uri, f"from {service.env}")
+    return _announce(service, uri, f"from {service.reach.env}")
 
 
 def _local_or_container(service: _Service, allow_containers: bool) -> str:
@@ -289,7 +237,9 @@ def _local_or_container(service: _Service, allow_containers: bool) -> str:
     try:
         return _announce(service, _start_locally(service), "started locally")
     except Unavailable as error:
-        where = f"{service.name} not reachable at {_address(service.local_uri)} ({error})"
+        where = (
+            f"{service.reach.name} not reachable at {reach.address(service.local_uri)} ({error})"
+        )
     if not allow_containers:
         raise Unavailable(f"{where}: {service.fix.removesuffix(', or start Docker')}")
     if not docker_available():
@@ -301,7 +251,7 @@ def _local_or_container(service: _Service, allow_containers: bool) -> str:
 
 
 def _resolve(service: _Service, allow_containers: bool) -> str:
-    configured = os.environ.get(service.env)
+    configured = os.environ.get(service.reach.env)
     if configured:
         return _configured(service, configured)
     return _local_or_container(service, allow_containers)
@@ -314,12 +264,12 @@ def ensure_services(allow_containers: bool = True) -> Services:
     problems: list[str] = []
     for service in (POSTGRES, REDIS):
         try:
-            uris[service.name] = _resolve(service, allow_containers)
+            uris[service.reach.name] = _resolve(service, allow_containers)
         except Unavailable as error:
             problems.append(str(error))
     if problems:
         raise RuntimeError("\n".join(["Test services are missing:", *problems]))
-    return Services(database_uri=uris[POSTGRES.name], redis_uri=uris[REDIS.name])
+    return Services(database_uri=uris[POSTGRES.reach.name], redis_uri=uris[REDIS.reach.name])
 
 
 def main() -> int:

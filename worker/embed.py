@@ -17,7 +17,7 @@ async def run_embedded(runtime: Runtime) -> None:
     recovered = await runtime.lifecycle.recover_all()
     if recovered:
         log.info("worker: recovered %d runs left by the previous process", recovered)
-    worker = Worker(runtime.settings, runtime.lifecycle, runtime.checkpointer)
+    worker = Worker(runtime.settings, runtime.lifecycle, runtime.checkpointer, runtime.hurry)
     claiming = asyncio.create_task(worker.run(), name="embedded-worker")
     try:
         await asyncio.shield(claiming)

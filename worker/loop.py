@@ -14,15 +14,16 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
-from broker import jsonable
+from broker import jsonable, metrics
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription
 from broker.lifecycle import RunLifecycle
@@ -34,11 +35,16 @@ from broker.state import thread_result
 from broker.storage.saver import FencingSaver
 from worker.control import RunControl, StopReason
 from worker.execute import execute, metadata_frame, run_config
+from worker.outages import Outages
 from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
 Outcome = tuple[RunOutcome, ThreadResult]
+# While draining, how often a worker says what it still waits for.
+_DRAIN_REPORT_SECONDS = 5.0
+# How often a worker publishes its metrics to the board (a SET and a SADD on Redis).
+BOARD_SECONDS = 1.0
 
 
 class Worker:
@@ -47,6 +53,7 @@ class Worker:
         settings: Settings,
         lifecycle: RunLifecycle,
         checkpointer: FencingSaver,
+        hurry: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
         self.lifecycle = lifecycle
@@ -56,8 +63,11 @@ class Worker:
         self._slots = asyncio.Semaphore(settings.n_jobs_per_worker)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[UUID, RunControl] = {}
+        self._claimed_at: dict[UUID, float] = {}  # monotonic, for the run duration histogram
         self._stopping = asyncio.Event()
+        self._hurry = hurry or asyncio.Event()  # set: hand runs back now, grace or not
         self._side_failure: BaseException | None = None
+        self.outages = Outages()
 
     def stop(self) -> None:
         """Stop claiming; in-flight runs get the shutdown grace period to finish."""
@@ -68,8 +78,10 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
+        metrics.SLOTS.set(self.settings.n_jobs_per_worker)
         poll = self.settings.webhook_poll_seconds
         side = [
+            self._side_task(self._every(BOARD_SECONDS, self._publish_metrics), "metrics"),
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
@@ -97,6 +109,7 @@ class Worker:
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            await self._leave_board()
         if self._side_failure is not None:
             raise RuntimeError("worker stopped: a side task crashed") from self._side_failure
 
@@ -112,25 +125,48 @@ class Worker:
             self._spawn(run_id)
 
     async def drain(self, grace: float) -> None:
-        """Lets in-flight runs finish for `grace` seconds, then hands the rest back."""
+        """Lets in-flight runs finish for `grace` seconds (saying what it waits for, and
+        how long is left, every few seconds), then hands the rest back."""
         if not self._tasks:
             return
-        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-        if late:
-            log.info(
-                "worker %s: handing %d runs back after %.0fs", self.worker_id, len(late), grace
-            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        finished = asyncio.ensure_future(asyncio.wait(set(self._tasks)))  # cancels no run
+        try:
+            while not finished.done() and not hurried.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                log.info(
+                    "worker %s: waiting up to %.0fs for %d running runs: %s",
+                    self.worker_id,
+                    left,
+                    len(self._running),
+                    ", ".join(str(r) for r in self._running),
+                )
+                await asyncio.wait(
+                    {finished, hurried},
+                    timeout=min(left, _DRAIN_REPORT_SECONDS),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            hurried.cancel()
+            finished.cancel()
+        if self._tasks:
+            log.info("worker %s: handing %d runs back", self.worker_id, len(self._tasks))
             for control in self._running.values():
                 control.stop(StopReason.HANDOFF)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _next(self, timeout: float) -> UUID | None:
         try:
-            return await self.lifecycle.next_run(timeout)
+            run_id = await self.lifecycle.next_run(timeout)
         except StoreUnavailable as exc:
-            log.warning("worker: %s Retrying in 1s.", exc.detail)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.outages.down("claim", exc))
             return None
+        self.outages.up("claim")
+        return run_id
 
     def _spawn(self, run_id: UUID) -> None:
         task = asyncio.create_task(self._process(run_id), name=f"run:{run_id}")
@@ -141,7 +177,7 @@ class Worker:
         self._tasks.discard(task)
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
-            log.error("worker: run task crashed", exc_info=task.exception())
+            log.error("worker: %s crashed", task.get_name(), exc_info=task.exception())
 
     # -- one run ------------------------------------------------------------------------
 
@@ -149,13 +185,18 @@ class Worker:
         claim = await self.lifecycle.claim(run_id, self.worker_id, self.lease)
         if claim is None:
             return
+        _count_claim(claim)
+        self._claimed_at[claim.run.run_id] = time.monotonic()
         claim = await self._resume_point(claim)
         control = self._running[claim.run.run_id] = RunControl()
+        metrics.SLOTS_BUSY.set(len(self._running))
         heartbeat = asyncio.create_task(self._heartbeat(claim, control), name=f"heartbeat:{run_id}")
         try:
             await self._execute(claim, control)
         finally:
             del self._running[claim.run.run_id]
+            self._claimed_at.pop(claim.run.run_id, None)
+            metrics.SLOTS_BUSY.set(len(self._running))
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -212,13 +253,17 @@ class Worker:
         await publisher.drain()
         if not await self.lifecycle.finish(claim, run_outcome, result):
             log.warning("run %s attempt %d lost its lease", claim.run.run_id, claim.attempt)
+            metrics.RUNS_HANDED_BACK.labels(StopReason.LOST.value).inc()
             return
+        _count_end(run_outcome.status.value, self._claimed_at.get(claim.run.run_id))
         await publisher.end(end_marker(run_outcome.status, run_outcome.output))
 
     async def _stopped(
         self, claim: Claim, graph: Pregel[Any, Any], reason: StopReason, publisher: Publisher
     ) -> None:
         """After a cancel, a lost lease or a hand-off at shutdown."""
+        if reason in (StopReason.LOST, StopReason.HANDOFF, StopReason.RETRY):
+            metrics.RUNS_HANDED_BACK.labels(reason.value).inc()
         if reason == StopReason.LOST:
             log.warning("run %s attempt %d: lease lost, stopped", claim.run.run_id, claim.attempt)
             await publisher.close(None)
@@ -288,9 +333,9 @@ class Worker:
             try:
                 subscription = await self.lifecycle.cancels()
             except StoreUnavailable as exc:  # the heartbeat still delivers cancels meanwhile
-                log.warning("worker: no cancel signals: %s Retrying in 1s.", exc.detail)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self.outages.down("cancel-listener", exc))
                 continue
+            self.outages.up("cancel-listener")
             try:
                 await self._relay_cancels(subscription)
             finally:
@@ -307,6 +352,16 @@ class Worker:
         if control is not None:
             control.cancel(CancelAction(request["action"]))
 
+    async def _publish_metrics(self) -> None:
+        """This worker's counters to the board, where the API's /metrics finds them."""
+        ttl = 5 * BOARD_SECONDS  # missed five times: the worker is gone
+        rendered = metrics.render(metrics.WORKER)
+        await self.lifecycle.messaging.board.publish(self.worker_id, rendered, ttl)
+
+    async def _leave_board(self) -> None:
+        with contextlib.suppress(StoreUnavailable):  # its entry expires on its own
+            await self.lifecycle.messaging.board.leave(self.worker_id)
+
     async def _sweep(self) -> None:
         report = await self.lifecycle.sweep(self.settings.requeue_seconds)
         if report:
@@ -322,15 +377,20 @@ class Worker:
     ) -> Callable[[], Awaitable[None]]:
         """A periodic side task that survives outages of Redis or Postgres, saying so."""
 
+        name = getattr(work, "__name__", str(work))
+
         async def loop() -> None:
             await asyncio.sleep(first_after)
             while True:
                 try:
                     await work()
+                except StoreUnavailable as exc:
+                    await asyncio.sleep(self.outages.down(name, exc))
+                    continue
                 except Exception as exc:
-                    log.warning(
-                        "worker: %s failed (%r); retrying", getattr(work, "__name__", work), exc
-                    )
+                    log.warning("worker: %s failed (%r); retrying", name, exc)
+                else:
+                    self.outages.up(name)
                 await asyncio.sleep(seconds)
 
         return loop
@@ -349,6 +409,19 @@ class Worker:
         )
         self._side_failure = task.exception()
         self.stop()
+
+
+def _count_claim(claim: Claim) -> None:
+    metrics.RUNS_CLAIMED.inc()
+    if claim.attempt == 1:  # a retry's wait would count the earlier attempts too
+        waited = (datetime.now(UTC) - claim.run.created_at).total_seconds()
+        metrics.QUEUE_WAIT.observe(max(0.0, waited))
+
+
+def _count_end(status: str, claimed_at: float | None) -> None:
+    metrics.RUNS_FINISHED.labels(status).inc()
+    if claimed_at is not None:
+        metrics.RUN_DURATION.labels(status).observe(time.monotonic() - claimed_at)
 
 
 def _cancelling() -> bool:

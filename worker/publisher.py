@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import time
 
+from broker import metrics
 from broker.events import EventBus, EventLog, with_id
 
 _MAX_BATCH = 256 * 1024  # bytes per pub/sub message; keeps one message from hogging Redis
@@ -97,6 +98,7 @@ class Publisher:
             log, key = self._log
             await log.append(key, list(zip(ids, frames, strict=True)))
         await self._bus.publish(self._channel, b"".join(frames))
+        metrics.EVENTS_PUBLISHED.inc(len(frames))
 
     def _take_batch(self) -> int:
         """How many queued frames fit in one message (at least one)."""

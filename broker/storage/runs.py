@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,19 @@ class RunStore:
         if status:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+        async with self._engine.connect() as conn:
+            return [to_run(r) for r in (await conn.execute(query)).all()]
+
+    async def search(
+        self, *, status: str | None = None, thread_id: UUID | None = None, limit: int = 20
+    ) -> builtins.list[Run]:
+        """The newest runs of any thread (`broker inspect runs`), on the status or thread index."""
+        query = select(runs)
+        if status:
+            query = query.where(runs.c.status == status)
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
+        query = query.order_by(runs.c.created_at.desc()).limit(limit)
         async with self._engine.connect() as conn:
             return [to_run(r) for r in (await conn.execute(query)).all()]
 

@@ -209,6 +209,17 @@ async def test_open_paths_need_no_token(auth_server: str) -> None:
         assert document["security"] == [{"BearerAuth": []}]
 
 
+async def test_metrics_need_a_token(auth_server: str) -> None:
+    """Run counts and worker names are the deployment's business: /metrics is authenticated
+    (a scraper sends the token), but needs no @auth.on handler (it is about no resource)."""
+    async with httpx.AsyncClient(base_url=auth_server) as http:
+        refused = await http.get("/metrics")
+        assert (refused.status_code, refused.json()) == (401, {"detail": "Invalid token"})
+        token = {"Authorization": f"Bearer user-alice-{uuid4().hex[:8]}"}
+        served = await http.get("/metrics", headers=token)
+        assert served.status_code == 200 and "broker_workers_alive" in served.text
+
+
 async def test_a_custom_route_is_protected_and_documented(auth_server: str) -> None:
     """auth.json mounts a custom app with `enable_custom_route_auth`."""
     async with httpx.AsyncClient(base_url=auth_server) as http:
