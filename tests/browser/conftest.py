@@ -28,6 +28,7 @@ from tests.processes import broker_processes, start_dev
 from tests.services import Services
 
 EXAMPLES = setup.ROOT / "examples" / "langgraph.json"
+AUTH = setup.ROOT / "tests" / "graphs" / "auth.json"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
 
@@ -49,7 +50,7 @@ def _say(pytestconfig: pytest.Config, line: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser(
-    pytestconfig: pytest.Config, examples_production: str, examples_dev: str
+    pytestconfig: pytest.Config, examples_production: str, examples_dev: str, auth_dev: str
 ) -> Iterator[Browser]:
     """One headless chromium per test module. Playwright's sync API runs an event loop
     in this thread while it is open, so the servers (whose set-up uses asyncio.run) are
@@ -129,6 +130,15 @@ def examples_dev(
 ) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("browser-dev")
     process, url = start_dev(_env(broker_env), logs, logs / "dev.sqlite3", config=EXAMPLES)
+    yield url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_dev(broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`broker dev` with tests/graphs/auth.json's custom auth (bearer `user-<name>`)."""
+    logs = tmp_path_factory.mktemp("browser-auth")
+    process, url = start_dev(_env(broker_env), logs, logs / "dev.sqlite3", config=AUTH)
     yield url
     process.stop()
 
