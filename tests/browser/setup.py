@@ -39,8 +39,9 @@ def chromium(say: Say) -> str:
             f"run `apt-get install -y {CHROMIUM_PACKAGE}` as root"
         )
     say(f"==> apt-get install -y {CHROMIUM_PACKAGE} (the browser tests' headless browser)")
+    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}  # CI has no terminal
     for argv in ([apt, "update"], [apt, "install", "-y", CHROMIUM_PACKAGE]):
-        _run(argv, ROOT, f"installing Debian's `{CHROMIUM_PACKAGE}` package")
+        _run(argv, ROOT, f"installing Debian's `{CHROMIUM_PACKAGE}` package", quiet)
     found = shutil.which("chromium")
     if found is None:
         raise SetupFailed(f"`apt-get install {CHROMIUM_PACKAGE}` left no `chromium` on PATH")
@@ -90,8 +91,10 @@ def _write_stamp(folder: Path, digest: str) -> None:
     (folder / ".built-from").write_text(digest)
 
 
-def _run(argv: list[str], cwd: Path, what: str) -> None:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+def _run(argv: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     if result.returncode != 0:
         raise SetupFailed(
             f"{what} failed (`{' '.join(argv)}`, exit {result.returncode}):\n"

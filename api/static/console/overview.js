@@ -49,7 +49,7 @@ async function recentRuns() {
   const lists = await Promise.all(
     threads.map((t) =>
       get(`threads/${t.thread_id}/runs?${query}`).then((runs) =>
-        runs.map((run) => ({ ...run, graph: t.metadata?.graph_id ?? "" })),
+        runs.map((run) => ({ ...run, graph: t.metadata?.graph_id ?? "", thread_status: t.status })),
       ),
     ),
   );
@@ -62,6 +62,7 @@ function runRow(run) {
     { "data-run": run.run_id },
     h("td", {}, h("a", { href: `#/run/${run.thread_id}/${run.run_id}` }, run.run_id)),
     h("td", {}, h("a", { href: `#/thread/${run.thread_id}` }, run.thread_id)),
+    h("td", {}, status(run.thread_status)),
     h("td", {}, run.graph),
     h("td", {}, status(run.status)),
     h("td", {}, ago(run.created_at)),
@@ -93,7 +94,7 @@ export async function overview(root, signal) {
     if (signal.aborted) return;
     top.replaceChildren(cards(metrics), h("h2", {}, "Workers"), workers(metrics));
     runs.replaceChildren(
-      table(["run", "thread", "graph", "status", "created", "updated"], recent.map(runRow), {
+      table(["run", "thread", "thread status", "graph", "run status", "created", "updated"], recent.map(runRow), {
         "data-testid": "runs",
       }),
     );
