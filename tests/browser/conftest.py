@@ -13,7 +13,9 @@ import functools
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,9 +51,7 @@ def _say(pytestconfig: pytest.Config, line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(
-    pytestconfig: pytest.Config, examples_production: str, examples_dev: str, auth_dev: str
-) -> Iterator[Browser]:
+def browser(pytestconfig: pytest.Config, servers: Servers) -> Iterator[Browser]:
     """One headless chromium per test module. Playwright's sync API runs an event loop
     in this thread while it is open, so the servers (whose set-up uses asyncio.run) are
     started before it, and it is closed before the next module's async tests."""
@@ -109,43 +109,52 @@ def _env(broker_env: dict[str, str]) -> dict[str, str]:
     return {**broker_env, "BROKER_SSE_HEARTBEAT_SECONDS": "0.5", "BROKER_SHUTDOWN_GRACE": "2"}
 
 
+@dataclass(frozen=True)
+class Servers:
+    production: str  # broker api + broker worker, examples/langgraph.json
+    dev: str  # broker dev, examples/langgraph.json
+    auth: str  # broker dev with tests/graphs/auth.json's custom auth (bearer `user-<name>`)
+
+
 @pytest.fixture(scope="session")
-def examples_production(
+def servers(
     services: Services, broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    for database in fresh_database(services):
-        env = {
-            **_env(broker_env),
-            "DATABASE_URI": database,
-            "BROKER_REDIS_PREFIX": f"broker-browser-{uuid.uuid4().hex[:8]}",
-        }
+) -> Iterator[Servers]:
+    """The three servers, started side by side (each waits for its own /ok)."""
+    env = _env(broker_env)
+
+    def production(stack: ExitStack) -> str:
+        database = stack.enter_context(contextmanager(fresh_database)(services))
+        own = {**env, "DATABASE_URI": database, "BROKER_REDIS_PREFIX": _prefix()}
         logs = tmp_path_factory.mktemp("browser-production")
-        with broker_processes(env, logs, config=EXAMPLES) as urls:
-            yield urls[0]
+        urls = stack.enter_context(broker_processes(own, logs, config=EXAMPLES))
+        return urls[0]
+
+    def dev(config: Path) -> Callable[[ExitStack], str]:
+        def start(stack: ExitStack) -> str:
+            logs = tmp_path_factory.mktemp("browser-dev")
+            process, url = start_dev(env, logs, logs / "dev.sqlite3", config=config)
+            stack.callback(process.stop)
+            return url
+
+        return start
+
+    with ExitStack() as stack, ThreadPoolExecutor(3) as pool:
+        starts = [production, dev(EXAMPLES), dev(AUTH)]
+        stacks = [stack.enter_context(ExitStack()) for _ in starts]
+        futures = [pool.submit(start, own) for start, own in zip(starts, stacks, strict=True)]
+        urls = [future.result() for future in futures]
+        yield Servers(*urls)
 
 
-@pytest.fixture(scope="session")
-def examples_dev(
-    broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("browser-dev")
-    process, url = start_dev(_env(broker_env), logs, logs / "dev.sqlite3", config=EXAMPLES)
-    yield url
-    process.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_dev(broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`broker dev` with tests/graphs/auth.json's custom auth (bearer `user-<name>`)."""
-    logs = tmp_path_factory.mktemp("browser-auth")
-    process, url = start_dev(_env(broker_env), logs, logs / "dev.sqlite3", config=AUTH)
-    yield url
-    process.stop()
+def _prefix() -> str:
+    return f"broker-browser-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session", params=["production", "dev"])
 def site(request: pytest.FixtureRequest, chat_origin: str) -> Site:
-    api: str = request.getfixturevalue(f"examples_{request.param}")
+    servers: Servers = request.getfixturevalue("servers")
+    api = servers.production if request.param == "production" else servers.dev
     return Site(api=api, chat=chat_origin, backend=request.param)
 
 

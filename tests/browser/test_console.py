@@ -10,7 +10,7 @@ from uuid import uuid4
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Site
+from tests.browser.conftest import Servers, Site
 
 REPLY = "ai: The tool says: It's always sunny in sf."
 
@@ -80,7 +80,8 @@ def test_tail_follows_a_running_runs_events(page: Page, site: Site) -> None:
     expect(page.locator("main")).to_contain_text("success")
 
 
-def test_console_authenticates_with_the_headers_typed_in(page: Page, auth_dev: str) -> None:
+def test_console_authenticates_with_the_headers_typed_in(page: Page, servers: Servers) -> None:
+    auth_dev = servers.auth
     alice = {"Authorization": f"Bearer user-alice-{uuid4().hex[:6]}"}
     bob = {"Authorization": f"Bearer user-bob-{uuid4().hex[:6]}"}
     mine = _start(auth_dev, _thread(auth_dev, alice), "slow", {"steps": 1, "delay": 0}, **alice)
