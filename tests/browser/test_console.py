@@ -20,9 +20,16 @@ def _thread(api: str, headers: dict[str, str] | None = None) -> str:
     return thread_id
 
 
-def _start(api: str, thread_id: str, graph: str, input_: Any, **extra: str) -> str:
-    body = {"assistant_id": graph, "input": input_}
-    response = httpx.post(f"{api}/threads/{thread_id}/runs", json=body, headers=extra or None)
+def _start(
+    api: str,
+    thread_id: str,
+    graph: str,
+    input_: Any,
+    resumable: bool = False,
+    headers: dict[str, str] | None = None,
+) -> str:
+    body = {"assistant_id": graph, "input": input_, "stream_resumable": resumable}
+    response = httpx.post(f"{api}/threads/{thread_id}/runs", json=body, headers=headers)
     assert response.status_code == 200, response.text
     run_id: str = response.json()["run_id"]
     return run_id
@@ -80,12 +87,26 @@ def test_tail_follows_a_running_runs_events(page: Page, site: Site) -> None:
     expect(page.locator("main")).to_contain_text("success")
 
 
+def test_tail_replays_a_resumable_run_from_its_start(page: Page, site: Site) -> None:
+    thread_id = _thread(site.api)
+    run_id = _start(site.api, thread_id, "slow", {"steps": 3, "delay": 0}, resumable=True)
+    httpx.get(f"{site.api}/threads/{thread_id}/runs/{run_id}/join", timeout=30)
+    page.goto(f"{site.api}/console/#/run/{thread_id}/{run_id}")
+    expect(page.get_by_test_id("tail-state")).to_have_text("the run's stream ended")
+    events = page.get_by_test_id("events").locator("li")
+    expect(events.first).to_have_attribute("data-event", "metadata")
+    expect(events.locator("xpath=self::*[@data-event='values']")).to_have_count(4)
+    expect(events.last).to_contain_text('"done":3')
+
+
 def test_console_authenticates_with_the_headers_typed_in(page: Page, servers: Servers) -> None:
     auth_dev = servers.auth
     alice = {"Authorization": f"Bearer user-alice-{uuid4().hex[:6]}"}
     bob = {"Authorization": f"Bearer user-bob-{uuid4().hex[:6]}"}
-    mine = _start(auth_dev, _thread(auth_dev, alice), "slow", {"steps": 1, "delay": 0}, **alice)
-    theirs = _start(auth_dev, _thread(auth_dev, bob), "slow", {"steps": 1, "delay": 0}, **bob)
+    mine = _start(
+        auth_dev, _thread(auth_dev, alice), "slow", {"steps": 1, "delay": 0}, headers=alice
+    )
+    theirs = _start(auth_dev, _thread(auth_dev, bob), "slow", {"steps": 1, "delay": 0}, headers=bob)
     page.goto(f"{auth_dev}/console")  # the page itself needs no token
     expect(page.locator("#error")).to_contain_text("401 Invalid token")
     page.get_by_text("Headers").click()

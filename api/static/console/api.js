@@ -36,9 +36,10 @@ export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body);
 
 // Server-sent events over fetch (EventSource cannot send headers): calls onEvent(event,
-// data) per frame until the stream ends or `signal` aborts it.
-export async function stream(path, onEvent, signal) {
-  const response = await fetch(url(path), { headers: headers(), signal });
+// data) per frame until the stream ends or `signal` aborts it. `extra` headers: e.g.
+// Last-Event-ID.
+export async function stream(path, onEvent, signal, extra = {}) {
+  const response = await fetch(url(path), { headers: headers(extra), signal });
   if (!response.ok) throw new ApiError(`GET ${path}: ${response.status}`);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

@@ -1,5 +1,6 @@
 // A live tail of one run's events: its join stream (GET /threads/{id}/runs/{run_id}/stream),
-// one line per event as it arrives, until the run ends.
+// one line per event as it arrives, until the run ends. A run started with
+// stream_resumable (useStream's runs are) is replayed from its first event.
 import { get, stream } from "./api.js";
 import { h, status } from "./dom.js";
 
@@ -28,6 +29,7 @@ export async function runTail(root, signal, threadId, runId) {
     `threads/${threadId}/runs/${runId}/stream`, // every mode the run was started with
     (event, data) => events.append(line(event, data)),
     signal,
+    { "Last-Event-ID": "-1" }, // a resumable run's events from its start; others: live on
   )
     .then(async () => {
       state.textContent = "the run's stream ended";
