@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser import setup
 from tests.conftest import fresh_database
@@ -30,6 +30,9 @@ from tests.processes import broker_processes, start_dev
 from tests.services import Services
 
 EXAMPLES = setup.ROOT / "examples" / "langgraph.json"
+# Waits poll the DOM and return as soon as it matches: a generous ceiling costs nothing
+# when all is well and keeps a loaded CI machine from failing a slow first paint.
+expect.set_options(timeout=15_000)
 AUTH = setup.ROOT / "tests" / "graphs" / "auth.json"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
