@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI
 
-from api import auth, errors, http_section, openapi
+from api import auth, console, errors, http_section, openapi
 from api.limits import InputLimits, checked_params
 from broker.config import HttpConfig, ProjectConfig
 from broker.graphs import GraphRegistry
@@ -63,6 +63,7 @@ def create_app(
     openapi.install(app)  # describes what is served, custom routes included
     auth.install(app, project)  # after openapi: it adds the security scheme to it
     serving = http_section.include_routes(app, http)
+    console.mount(app)
     # Last: langgraph.json's http section places the custom app's middleware around
     # what is installed above, and CORS outermost (a preflight needs no credentials).
     http_section.install(app, http, project.base if project else Path.cwd())

@@ -6,6 +6,7 @@ It answers from the conversation itself: asked about the weather it calls the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -23,13 +24,14 @@ class FakeStreamingChat(BaseChatModel):
     """Replies are a pure function of the messages, streamed one word at a time."""
 
     tool_names: list[str] = Field(default_factory=list)
+    delay: float = 0.0  # seconds before each token when streaming async (0: as fast as it can)
 
     @property
     def _llm_type(self) -> str:
         return "fake-streaming-chat"
 
     def bind_tools(self, tools: Sequence[BaseTool], **_: Any) -> Runnable[Any, BaseMessage]:
-        return FakeStreamingChat(tool_names=[t.name for t in tools])
+        return FakeStreamingChat(tool_names=[t.name for t in tools], delay=self.delay)
 
     def reply(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
@@ -72,6 +74,8 @@ class FakeStreamingChat(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in _chunks(self.reply(messages)):
+            if self.delay:
+                await asyncio.sleep(self.delay)
             if run_manager:
                 await run_manager.on_llm_new_token(
                     str(chunk.content), chunk=ChatGenerationChunk(message=chunk)

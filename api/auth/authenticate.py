@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import console
 from api.custom import auth_exempt
 from api.responses import JSON
 from broker.users import User
@@ -52,6 +53,7 @@ class AuthenticateMiddleware:
         if (
             scope["type"] != "http"
             or scope["path"] in OPEN_PATHS
+            or console.is_console(scope["path"])  # its files; its data calls are authenticated
             or self.handler is None
             or auth_exempt(scope)  # a custom route its own app guards (http section)
         ):

@@ -220,6 +220,18 @@ async def test_metrics_need_a_token(auth_server: str) -> None:
         assert served.status_code == 200 and "broker_workers_alive" in served.text
 
 
+async def test_console_files_are_open_its_data_is_not(auth_server: str) -> None:
+    """/console's HTML and JS hold no data (like /docs): served without a token. What it
+    shows comes from the API with the headers typed into it (tests/browser/test_console.py)."""
+    async with httpx.AsyncClient(base_url=auth_server, follow_redirects=True) as http:
+        page = await http.get("/console")
+        assert page.status_code == 200 and "main.js" in page.text
+        assert (await http.get("/console/main.js")).status_code == 200
+        assert (await http.get("/console/nothing.js")).status_code == 404
+        refused = await http.post("/threads/search", json={})
+        assert (refused.status_code, refused.json()) == (401, {"detail": "Invalid token"})
+
+
 async def test_a_custom_route_is_protected_and_documented(auth_server: str) -> None:
     """auth.json mounts a custom app with `enable_custom_route_auth`."""
     async with httpx.AsyncClient(base_url=auth_server) as http:
