@@ -40,16 +40,40 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         "pool_recycle": 1800,
         "json_serializer": _json_serializer,
         "json_deserializer": orjson.loads,
-        # A process frozen inside a transaction (SIGSTOP, a VM pause) would hold its locks
-        # (a thread's row, the sweeper's turn) for good; past a lease Postgres ends it.
-        "connect_args": {
-            "server_settings": {"idle_in_transaction_session_timeout": _ms(settings.lease_seconds)}
-        },
+        "connect_args": _connect_args(settings),
     }
     options.update(overrides)
     engine = create_async_engine(settings.async_database_url, **options)
     report_outages(engine)
     return engine
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    if settings.database_pooler == "transaction":
+        return TRANSACTION_POOLER_ARGS
+    # A process frozen inside a transaction (SIGSTOP, a VM pause) would hold its locks
+    # (a thread's row, the sweeper's turn) for good; past a lease Postgres ends it.
+    timeout = _ms(settings.lease_seconds)
+    return {"server_settings": {"idle_in_transaction_session_timeout": timeout}}
+
+
+def _unnamed() -> str:
+    return ""
+
+
+# Behind a transaction pooler the next transaction may run on another server connection,
+# where a named statement prepared on this one does not exist (or another client's of the
+# same name does). asyncpg with no statement cache sends each statement unnamed, Parse
+# with its Bind and Execute (its prepare only describes the types); SQLAlchemy's own
+# cache and names are turned off the same way. Statements are still compiled once here
+# (driver.py); only Postgres' plan reuse is lost. The session timeout above cannot be
+# a startup parameter either (the pooler refuses or drops it): set the pooler's own
+# (PgBouncer's `idle_transaction_timeout`) or the role's (docs/production.md).
+TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unnamed,
+}
 
 
 def _ms(seconds: float) -> str:

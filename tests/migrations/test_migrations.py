@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from broker import migrate
 from broker.settings import async_database_url
 from broker.storage.tables import metadata
+from tests.pooler import pgbouncer
 from tests.services import Services
 
 # Relations and types left in the public schema, except Alembic's own bookkeeping.
@@ -106,3 +107,15 @@ def test_downgrade_to_base_leaves_nothing_and_upgrade_works_again(empty_database
     migrate.upgrade(empty_database)
     assert _tables(empty_database) == set(metadata.tables)
     assert asyncio.run(_schema_diff(empty_database)) == []
+
+
+def test_migrations_run_through_a_transaction_pooler(
+    empty_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`broker migrate` with DATABASE_URI at PgBouncer (transaction mode) works both ways."""
+    monkeypatch.setenv("BROKER_DATABASE_POOLER", "transaction")
+    with pgbouncer(_libpq(empty_database)) as pooled:
+        migrate.upgrade(async_database_url(pooled))
+        migrate.downgrade(async_database_url(pooled))
+        migrate.upgrade(async_database_url(pooled))
+    assert _tables(empty_database) == set(metadata.tables)
