@@ -80,8 +80,8 @@ def settings(database_uri: str, services: Services, redis_prefix: str) -> Settin
 @pytest.fixture(scope="session")
 def pooled_database_uri(database_uri: str) -> Iterator[str]:
     """The session's database behind PgBouncer in transaction mode (tests/pooler.py)."""
-    with pgbouncer(database_uri) as uri:
-        yield uri
+    with pgbouncer(database_uri) as bouncer:
+        yield bouncer.uri
 
 
 @pytest.fixture(scope="session")

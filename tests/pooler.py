@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -52,9 +53,19 @@ def _which() -> str | None:
     return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/sbin")
 
 
+@dataclass(frozen=True)
+class PgBouncer:
+    uri: str  # the pooled database's URI
+    pid: int
+
+
 @contextmanager
-def pgbouncer(database_uri: str, idle_transaction_seconds: float = 30.0) -> Iterator[str]:
-    """A transaction-mode PgBouncer in front of `database_uri`; yields the pooled URI.
+def pgbouncer(
+    database_uri: str,
+    idle_transaction_seconds: float = 30.0,
+    server_pool_size: int = SERVER_POOL_SIZE,
+) -> Iterator[PgBouncer]:
+    """A transaction-mode PgBouncer in front of `database_uri`.
 
     `idle_transaction_seconds` stands in for the `idle_in_transaction_session_timeout`
     the broker cannot set through a pooler (broker/storage/engine.py): give the lease.
@@ -68,7 +79,8 @@ def pgbouncer(database_uri: str, idle_transaction_seconds: float = 30.0) -> Iter
         (root / "users.txt").write_text(f'"{user}" ""\n')
         server = f"host={target.hostname or '127.0.0.1'} port={target.port or 5432}"
         idle = max(1, round(idle_transaction_seconds))
-        (root / "pgbouncer.ini").write_text(_ini(server, port, idle, root / "users.txt"))
+        ini = _ini(server, port, idle, server_pool_size, root / "users.txt")
+        (root / "pgbouncer.ini").write_text(ini)
         log = (root / "pgbouncer.log").open("wb")
         process = subprocess.Popen(
             [pgbouncer_binary(), *_as_postgres(), str(root / "pgbouncer.ini")],
@@ -79,7 +91,7 @@ def pgbouncer(database_uri: str, idle_transaction_seconds: float = 30.0) -> Iter
         pooled = urlunparse(target._replace(netloc=f"{user}@127.0.0.1:{port}"))
         try:
             _wait_ready(process, pooled, root / "pgbouncer.log")
-            yield pooled
+            yield PgBouncer(pooled, process.pid)
         finally:
             process.terminate()
             process.wait(10)
@@ -90,7 +102,7 @@ def _as_postgres() -> list[str]:
     return ["-u", "postgres"] if os.geteuid() == 0 else []
 
 
-def _ini(server: str, port: int, idle_transaction_seconds: int, users: Path) -> str:
+def _ini(server: str, port: int, idle_transaction_seconds: int, pool: int, users: Path) -> str:
     return f"""\
 [databases]
 * = {server}
@@ -102,7 +114,7 @@ unix_socket_dir =
 auth_type = trust
 auth_file = {users}
 pool_mode = transaction
-default_pool_size = {SERVER_POOL_SIZE}
+default_pool_size = {pool}
 max_client_conn = 1000
 idle_transaction_timeout = {idle_transaction_seconds}
 """

@@ -54,7 +54,7 @@ def chaos_env(broker_env: dict[str, str], topology: str) -> Iterator[dict[str, s
         return
     lease = float(CHAOS_SETTINGS["BROKER_LEASE_SECONDS"])
     with pgbouncer(broker_env["DATABASE_URI"], idle_transaction_seconds=lease) as pooled:
-        yield {**env, **POOLED_ENV, "DATABASE_URI": pooled}
+        yield {**env, **POOLED_ENV, "DATABASE_URI": pooled.uri}
 
 
 @pytest.fixture

@@ -114,8 +114,9 @@ def test_migrations_run_through_a_transaction_pooler(
 ) -> None:
     """`broker migrate` with DATABASE_URI at PgBouncer (transaction mode) works both ways."""
     monkeypatch.setenv("BROKER_DATABASE_POOLER", "transaction")
-    with pgbouncer(_libpq(empty_database)) as pooled:
-        migrate.upgrade(async_database_url(pooled))
-        migrate.downgrade(async_database_url(pooled))
-        migrate.upgrade(async_database_url(pooled))
+    with pgbouncer(_libpq(empty_database)) as bouncer:
+        pooled = async_database_url(bouncer.uri)
+        migrate.upgrade(pooled)
+        migrate.downgrade(pooled)
+        migrate.upgrade(pooled)
     assert _tables(empty_database) == set(metadata.tables)
