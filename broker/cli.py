@@ -26,7 +26,14 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "langgraph.json
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="broker", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="alembic upgrade head against DATABASE_URI")
+    migrate = commands.add_parser("migrate", help="alembic upgrade head against DATABASE_URI")
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="do not migrate: wait up to SECONDS until the database is at the latest "
+        "migration (exit 1 if not), as an initContainer behind a migrate Job",
+    )
     api = commands.add_parser("api", help="serve the HTTP API")
     _add_config(api)
     api.add_argument("--host", default="127.0.0.1")
@@ -69,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "migrate":
         from broker import migrate
 
-        migrate.upgrade()
+        if args.wait is not None:
+            if not migrate.wait_for_head(args.wait):
+                sys.exit(f"broker migrate --wait: database not migrated after {args.wait:g}s")
+        else:
+            migrate.upgrade()
         print("broker: database is at the latest migration", file=sys.stderr)
         return
     if args.config is None and args.command == "dev" and EXAMPLES.exists():
