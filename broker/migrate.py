@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from broker.errors import StoreUnavailable
-from broker.storage.engine import TRANSACTION_POOLER_ARGS, report_outages
-
 from broker.settings import Settings
+from broker.storage.engine import TRANSACTION_POOLER_ARGS, report_outages
 
 _ROOT = Path(__file__).resolve().parent.parent
 
