@@ -102,15 +102,33 @@ def report_outages(engine: AsyncEngine) -> None:
             return dialect.connect(*cargs, **cparams)
         except refused as exc:
             raise StoreUnavailable(store, exc) from exc
+        except Exception as exc:  # a pooler refusing the session setting: not our bug
+            if _POOLER_REFUSAL not in str(exc):
+                raise
+            raise StoreUnavailable(store, _hinted(exc)) from exc
 
     def on_error(context: ExceptionContext) -> None:
         if context.is_pre_ping or not _lost(context):
             return
         context.is_disconnect = True  # the pool must not hand this connection out again
-        raise StoreUnavailable(store, context.original_exception)
+        raise StoreUnavailable(store, _hinted(context.original_exception))
 
     event.listen(engine.sync_engine, "do_connect", on_connect)
     event.listen(engine.sync_engine, "handle_error", on_error)
+
+
+# What PgBouncer answers to the session setting a direct connection sends (see above).
+_POOLER_REFUSAL = "unsupported startup parameter"
+
+
+def _hinted(exc: BaseException) -> BaseException:
+    """A pooler's refusal of our startup parameters, with the setting that avoids it."""
+    if _POOLER_REFUSAL not in str(exc):
+        return exc
+    return RuntimeError(
+        f"{exc}: DATABASE_URI looks like a transaction pooler (PgBouncer); "
+        "set BROKER_DATABASE_POOLER=transaction"
+    )
 
 
 def _lost(context: ExceptionContext) -> bool:
