@@ -40,7 +40,10 @@ def create_app(
         app.state.runtime = opened = await runtime(settings, registry)
         tasks: list[asyncio.Future[None]] = [asyncio.ensure_future(w(opened)) for w in companions]
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                for serve in serving:
+                    await stack.enter_async_context(serve())
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -59,7 +62,7 @@ def create_app(
     errors.install(app)
     openapi.install(app)  # describes what is served, custom routes included
     auth.install(app, project)  # after openapi: it adds the security scheme to it
-    http_section.include_routes(app, http)
+    serving = http_section.include_routes(app, http)
     # Last: langgraph.json's http section places the custom app's middleware around
     # what is installed above, and CORS outermost (a preflight needs no credentials).
     http_section.install(app, http, project.base if project else Path.cwd())

@@ -15,8 +15,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 
-from fastapi import Request
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 
 from broker.config import HeaderPatterns
 
@@ -46,11 +46,13 @@ class HeaderSelector:
         }
 
 
-def capture(patterns: HeaderPatterns | None) -> Callable[[Request], Awaitable[None]]:
+def capture(patterns: HeaderPatterns | None) -> Callable[[HTTPConnection], Awaitable[None]]:
     """A router dependency that selects the request's configurable headers."""
     selector = HeaderSelector(patterns)
 
-    async def dependency(request: Request) -> None:  # async: it runs in the request's context
+    async def dependency(
+        request: HTTPConnection,
+    ) -> None:  # async: it runs in the request's context
         _carried.set(selector.select(request.headers))
 
     return dependency

@@ -16,8 +16,8 @@ import math
 import re
 from typing import Any
 
-from fastapi import Request
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.responses import JSON
@@ -123,7 +123,7 @@ class InputLimits:
         if disconnected:
             return
         if body and _is_json(headers) and (problem := _json_problem(body)):
-            await JSON({"detail": problem}, status_code=422)(scope, receive, send)
+            await _refusal(scope["path"], problem)(scope, receive, send)
             return
         await self.app(scope, _replaying(body, receive), send)
 
@@ -147,13 +147,27 @@ class InputLimits:
         await JSON({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+def _refusal(path: str, problem: str) -> JSON:
+    """422 with `detail`; on the JSON-RPC endpoints (MCP, A2A) the protocol's own error
+    in a 400 instead: -32700 for a body that does not parse, -32602 for one storage
+    would refuse."""
+    if path.startswith("/a2a/") or path in ("/mcp", "/mcp/"):
+        code = -32700 if problem.startswith(_UNPARSABLE) else -32602
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": problem}}
+        return JSON(error, status_code=400)
+    return JSON({"detail": problem}, status_code=422)
+
+
+_UNPARSABLE = "Invalid JSON"
+
+
 def _json_problem(body: bytes) -> str | None:
     try:
         document = _decode(body)
     except RecursionError:
         return f"body: nested deeper than {MAX_DEPTH} levels"
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return f"Invalid JSON in request body ({exc})"
+        return f"{_UNPARSABLE} in request body ({exc})"
     return body_problem(document)
 
 
@@ -167,7 +181,7 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def checked_params(request: Request) -> None:
+async def checked_params(request: HTTPConnection) -> None:
     """An app-wide dependency: path and query parameters reach storage too."""
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     for name, value in params:

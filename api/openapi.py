@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import custom
+from api import custom, mcp
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -45,6 +45,11 @@ _ALSO: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/threads/{thread_id}/runs/{run_id}/cancel"): {202: "Cancel requested (no wait)"},
     ("patch", "/threads/{thread_id}"): {204: "Patched (Prefer: return=minimal)"},
 }
+
+
+# An operation's extension naming the JSON-RPC error body it answers besides {"detail"}
+# (A2A); consumed when the document is built.
+JSONRPC_ERROR = "x-jsonrpc-error"
 
 
 def methods_at(app: FastAPI, path: str) -> list[str]:
@@ -86,6 +91,9 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             _complete(method, path, operation)
+    for path in mcp.PATHS:  # a transport, not a FastAPI route: described by hand
+        if any(getattr(route, "path", None) == path for route in app.router.routes):
+            schema["paths"][path] = mcp.path_item(path)
     return schema
 
 
@@ -95,12 +103,14 @@ def _complete(method: str, path: str, operation: dict[str, Any]) -> None:
         responses["200"]["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
     for status, description in _ALSO.get((method, path), {}).items():
         responses[str(status)] = {"description": description}
+    rpc_error = operation.pop(JSONRPC_ERROR, None)
     for status in _errors(method, path, operation):
+        schema: dict[str, Any] = {"$ref": "#/components/schemas/ErrorResponse"}
+        if rpc_error is not None and status in (400, 404, 409):  # or the protocol's
+            schema = {"anyOf": [schema, rpc_error]}
         responses[str(status)] = {
             "description": WHY[status],
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-            },
+            "content": {"application/json": {"schema": schema}},
         }
 
 

@@ -51,14 +51,6 @@ Flag = Annotated[bool, Field(strict=True)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_AFTER_SECONDS, strict=True)]
 
 
-def checked_webhook(value: str | None) -> str | None:
-    """A run's (or a cron's runs') webhook."""
-    # Accepted and never called would be worse than refused: the caller would wait.
-    if value:
-        raise ValueError("not supported yet: the broker sends no webhooks")
-    return value
-
-
 class Body(BaseModel):
     # SDKs add fields over time; unknown ones are ignored, as the reference server does.
     model_config = ConfigDict(extra="ignore")
@@ -269,15 +261,10 @@ class RunCreate(Body):
     on_completion: Literal["delete", "keep"] = "delete"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     after_seconds: Seconds | None = None
-    webhook: str | None = None
+    webhook: str | None = None  # checked by the service against langgraph.json's policy
     feedback_keys: list[str] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     checkpoint_during: Flag | None = None
-
-    @field_validator("webhook")
-    @classmethod
-    def _webhook(cls, value: str | None) -> str | None:
-        return checked_webhook(value)
 
     @field_validator("stream_mode")
     @classmethod
@@ -327,7 +314,7 @@ class CronRun(Body):
     metadata: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
-    webhook: str | None = None
+    webhook: str | None = None  # checked by the cron service against the webhooks policy
     interrupt_before: Nodes = None
     interrupt_after: Nodes = None
     stream_mode: list[str] | str | None = None
@@ -335,11 +322,6 @@ class CronRun(Body):
     stream_resumable: Flag | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     checkpoint_during: Flag | None = None
-
-    @field_validator("webhook")
-    @classmethod
-    def _webhook(cls, value: str | None) -> str | None:
-        return checked_webhook(value)
 
     @field_validator("stream_mode")
     @classmethod
@@ -443,3 +425,41 @@ class CronSearch(CronCount):
     sort_by: CronSortField = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
     select: list[CronField] | None = None
+
+
+# -- the store (/store/*) ------------------------------------------------------------
+
+Labels = list[Annotated[str, Field(strict=True)]]
+Depth = Annotated[int, Field(ge=1, le=1000, strict=True)]
+
+
+class StorePut(Body):
+    namespace: Labels
+    key: str
+    value: dict[str, Any]
+    index: Literal[False] | list[str] | None = None
+    ttl: float | None = Field(
+        default=None, gt=0, le=MAX_TTL_MINUTES, description="minutes; null: the default ttl"
+    )
+
+
+class StoreDelete(Body):
+    namespace: Labels = Field(default_factory=list)
+    key: str
+
+
+class StoreSearch(Body):
+    namespace_prefix: Labels | None = None
+    filter: dict[str, Any] | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+    query: str | None = None
+    refresh_ttl: Flag | None = None
+
+
+class StoreNamespaces(Body):
+    prefix: Labels | None = None
+    suffix: Labels | None = None
+    max_depth: Depth | None = None
+    limit: Limit = 100
+    offset: Offset = 0

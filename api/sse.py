@@ -17,6 +17,7 @@ import anyio
 from starlette.responses import StreamingResponse
 
 from broker import jsonable
+from broker.errors import NotFound
 from broker.events import (
     Subscription,
     event_id_key,
@@ -27,6 +28,8 @@ from broker.events import (
     sse_frame,
 )
 from broker.models import Run
+from broker.runtime import Runtime
+from broker.service import BrokerService
 from broker.threads import announced_run
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
@@ -173,6 +176,31 @@ async def final_output(
             _spawn(on_disconnect())
 
 
+async def await_output(subscription: Subscription, heartbeat: float, poll: Poll) -> dict[str, Any]:
+    """The run's final output once it has ended, for protocols that answer only then
+    (MCP's tools/call, A2A's message/send): from its end marker, or asked on silence."""
+    try:
+        while True:
+            message = await subscription.get(heartbeat)
+            end = parse_end(message) if message is not None else None
+            if end is not None:
+                output: dict[str, Any] = end.get("output") or {}
+                return output
+            if message is None and (polled := await poll()) is not None:
+                return polled
+    finally:
+        await _shielded(subscription.close())
+
+
+def poller(service: BrokerService, run: Run) -> Poll:
+    """Checks, on silence, whether the run ended without our seeing its end marker."""
+
+    async def poll() -> dict[str, Any] | None:
+        return await service.result(run.run_id)
+
+    return poll
+
+
 async def _shielded(work: Awaitable[None]) -> None:
     # A client that went away cancels the response's task group; cleanup must still run.
     with anyio.CancelScope(shield=True):
@@ -307,11 +335,38 @@ class ThreadRelay:
 
     async def _drop(self, source: UUID | None) -> None:
         subscription, task = self._pumps.pop(source)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _stopped(task)
         await subscription.close()
 
     async def _close_all(self) -> None:
         for source in list(self._pumps):
             await self._drop(source)
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancels a pump until it is done. Python 3.11's `asyncio.wait_for` (under the
+    subscription's `get`) swallows a cancel that arrives as its message does, which on a
+    busy channel left the pump running and whoever awaited it hanging."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+
+
+def follower(runtime: Runtime) -> Follow:
+    async def follow(run_id: UUID) -> Subscription:
+        return await runtime.service.bus.subscribe(runtime.service.keys.run_channel(run_id))
+
+    return follow
+
+
+def run_ended(runtime: Runtime) -> RunEnded:
+    async def ended(run_id: UUID) -> str | None:
+        try:
+            run = await runtime.runs.get(run_id)
+        except NotFound:  # deleted with its thread, or a stateless run's
+            return "interrupted"
+        return None if run.status.active else run.status.value
+
+    return ended

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.models import Assistant, Cron, Run, Thread, ThreadTTL
+from broker.models import Assistant, Cron, Thread, ThreadTTL
+from broker.wire import run_json
+
+__all__ = [
+    "assistant_json",
+    "assistant_version_json",
+    "cron_json",
+    "run_json",
+    "select",
+    "thread_json",
+    "ttl_json",
+]
 
 
 def thread_json(thread: Thread, *, include_ttl: bool = False) -> dict[str, Any]:
@@ -30,20 +41,6 @@ def ttl_json(ttl: ThreadTTL | None) -> dict[str, Any] | None:
     if ttl is None:
         return None
     return {"strategy": ttl.strategy, "ttl_minutes": ttl.minutes, "expires_at": ttl.expires_at}
-
-
-def run_json(run: Run) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "thread_id": run.thread_id,
-        "assistant_id": run.assistant_id,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-        "status": run.status.value,
-        "metadata": run.metadata,
-        "kwargs": run.kwargs,
-        "multitask_strategy": run.multitask_strategy.value,
-    }
 
 
 def assistant_json(assistant: Assistant) -> dict[str, Any]:

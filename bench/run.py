@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
 from bench import ceilings, checkpointers, cpu, report
+from bench import store as store_bench
 from bench.harness import fresh_database
 from bench.servers import Server, Unavailable, our_server, reference_server, say
 from bench.workloads import FULL, QUICK, WORKLOADS, Sizes
@@ -193,6 +194,33 @@ def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:
     return figures
 
 
+def _store_in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:
+    missing = store_bench.theirs_available()
+    if missing:
+        raise store_bench.Unavailable(missing)
+    say("store in-process: ours vs AsyncPostgresStore (no pgvector: no index on theirs)")
+    with (
+        fresh_database(admin_uri) as our_uri,
+        ceilings.scratch_database(admin_uri, "store") as their_uri,
+    ):
+        figures = asyncio.run(
+            store_bench.compare(
+                our_uri,
+                their_uri,
+                items=sizes.store_items,
+                queries=sizes.store_queries,
+                concurrency=sizes.store_concurrency,
+                rounds=5,
+            )
+        )
+    say(
+        f"    put {figures['put_ratio']:.2f}x, get {figures['get_ratio']:.2f}x, search "
+        f"{figures['search_ratio']:.2f}x AsyncPostgresStore; semantic search (ours) "
+        f"{figures['ours_indexed_semantic_search_per_second']:,.0f}/s"
+    )
+    return figures
+
+
 def _run_rounds(
     name: str, servers: dict[str, Server | None], sizes: Sizes, timeout: float, rounds: int
 ) -> dict[str, Any]:
@@ -275,6 +303,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             entry["in_process"] = _in_process(sizes, services.database_uri)
         except Exception as exc:
             say(f"    checkpoints in-process: not measured: {exc}")
+            entry["in_process_error"] = str(exc)
+    if "store" in args.workloads:
+        entry = workloads["store"]
+        try:
+            entry["in_process"] = _store_in_process(sizes, services.database_uri)
+        except Exception as exc:
+            say(f"    store in-process: not measured: {exc}")
             entry["in_process_error"] = str(exc)
     results["meta"]["seconds"] = round(time.perf_counter() - begun, 1)
     results["meta"]["load_average_end"] = list(os.getloadavg())

@@ -50,6 +50,9 @@ class Sizes:
     ceiling_messages: int
     ceiling_commits: int
     ceiling_rows: int
+    store_items: int = 1000  # items put, then read back, by the store workloads
+    store_queries: int = 200  # searches (filtered listings, semantic queries)
+    store_concurrency: int = 10
 
 
 FULL = Sizes(
@@ -102,6 +105,9 @@ QUICK = Sizes(
     ceiling_messages=2000,
     ceiling_commits=200,
     ceiling_rows=2000,
+    store_items=50,
+    store_queries=10,
+    store_concurrency=4,
 )
 
 
@@ -443,6 +449,69 @@ async def history(url: str, sizes: Sizes) -> dict[str, Any]:
     return figures
 
 
+# -- 7. store ----------------------------------------------------------------------------
+
+
+async def store(url: str, sizes: Sizes) -> dict[str, Any]:
+    """The Store API through the SDK: `store_items` puts, a get of each, `store_queries`
+    semantic searches (the server's store.index: the fake embeddings of
+    tests/graphs/embeddings.py), `store_concurrency` clients at once; ops/s and p99."""
+    from bench.store import TOPICS, item_value
+
+    root = f"bench{int(time.time() * 1000)}"
+    namespaces = [[root, TOPICS[n % len(TOPICS)]] for n in range(sizes.store_items)]
+    figures: dict[str, Any] = {"items": sizes.store_items, "queries": sizes.store_queries}
+    async with clients(url, sizes.store_concurrency) as made:
+
+        def timed(
+            calls: Sequence[Callable[[LangGraphClient], Awaitable[Any]]],
+        ) -> Callable[[], Awaitable[tuple[float, list[Any], list[float]]]]:
+            async def run() -> tuple[float, list[Any], list[float]]:
+                times: list[float] = []
+
+                async def one(n: int) -> Any:
+                    started = time.perf_counter()
+                    result = await calls[n](made[n % len(made)])
+                    times.append(time.perf_counter() - started)
+                    return result
+
+                started = time.perf_counter()
+                jobs = [lambda n=n: one(n) for n in range(len(calls))]
+                results = await bounded(sizes.store_concurrency, jobs)
+                return len(calls) / (time.perf_counter() - started), results, times
+
+            return run
+
+        puts = [
+            lambda c, n=n: c.store.put_item(namespaces[n], f"item-{n}", item_value(n))
+            for n in range(sizes.store_items)
+        ]
+        gets = [
+            lambda c, n=n: c.store.get_item(namespaces[n], f"item-{n}")
+            for n in range(sizes.store_items)
+        ]
+        searches = [
+            lambda c, q=q: c.store.search_items(
+                [root], query=f"my favourite {TOPICS[q % len(TOPICS)]}", limit=10
+            )
+            for q in range(sizes.store_queries)
+        ]
+        warm = [  # connections opened, statements prepared: not counted
+            lambda c, n=n: c.store.put_item([f"{root}-warm"], f"k{n}", {"n": n})
+            for n in range(4 * sizes.store_concurrency)
+        ]
+        await timed(warm)()
+        for name, calls in (("put", puts), ("get", gets), ("semantic_search", searches)):
+            rate, results, times = await timed(calls)()
+            if name == "get" and any(r is None for r in results):
+                raise WorkloadError("a get found no item")
+            if name == "semantic_search" and any(len(r["items"]) != 10 for r in results):
+                raise WorkloadError("a semantic search returned fewer than 10 items")
+            figures[f"{name}_per_second"] = rate
+            figures[f"{name}_p99_ms"] = _ms(percentile(times, 99))
+    return figures
+
+
 WORKLOADS: dict[str, Callable[[str, Sizes], Awaitable[dict[str, Any]]]] = {
     "latency": latency,
     "throughput": throughput,
@@ -450,4 +519,5 @@ WORKLOADS: dict[str, Callable[[str, Sizes], Awaitable[dict[str, Any]]]] = {
     "background": background,
     "checkpoints": checkpoints,
     "history": history,
+    "store": store,
 }

@@ -118,7 +118,82 @@ class HttpConfig(_Section):
         return value
 
 
-_NO_STORE = "not supported yet: the broker has no long-term store (/store) yet"
+class IndexSection(_Section):
+    """store.index: semantic search (broker/memory.py embeds what is put and queried)."""
+
+    embed: str  # "./file.py:attr" (a function or an Embeddings), or "provider:model"
+    dims: int = Field(gt=0)
+    fields: list[str] | None = None  # JSON paths to embed; default ["$"] (the whole value)
+
+
+class TTLSection(_Section):
+    """store.ttl: item expiry, in minutes (fractions allowed)."""
+
+    default_ttl: float | None = Field(default=None, gt=0)
+    refresh_on_read: bool = True
+    sweep_interval_minutes: float | None = Field(default=None, gt=0)
+
+
+class StoreSection(_Section):
+    index: IndexSection | None = None
+    ttl: TTLSection | None = None
+
+
+class WebhookUrlPolicy(_Section):
+    """Which webhook URLs a run (or cron) may name; checked at creation (422)."""
+
+    require_https: bool = False
+    allowed_domains: list[str] | None = None  # "hooks.example.com", "*.corp.com"
+    allowed_ports: list[int] | None = None
+    max_url_length: int = Field(default=4096, ge=1)
+    # Relative URLs (LangGraph's loopback calls to its own routes) are always refused
+    # here: a worker does not know the API's address. So disabling them holds.
+    disable_loopback: bool = False
+
+
+_TEMPLATE = re.compile(r"\$\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+class WebhooksConfig(_Section):
+    env_prefix: str = "LG_WEBHOOK_"
+    url: WebhookUrlPolicy = Field(default_factory=WebhookUrlPolicy)
+    # Added to every delivery; values may hold `${{ env.VAR }}`, VAR starting with
+    # env_prefix (a boundary: no other variable can leak), resolved at start.
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    def resolved_headers(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        """The headers with their templates filled from `env`; ConfigError if one names
+        a variable outside env_prefix, or (given `env`) one that is not set there."""
+        return {name: self._resolve(name, value, env) for name, value in self.headers.items()}
+
+    def _resolve(self, name: str, value: str, env: Mapping[str, str] | None) -> str:
+        def variable(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if not var.startswith(self.env_prefix):
+                raise ConfigError(
+                    f"`webhooks.headers.{name}`: ${{{{ env.{var} }}}} does not start with "
+                    f"webhooks.env_prefix ({self.env_prefix!r})"
+                )
+            if env is None:
+                return match.group(0)
+            if var not in env:
+                raise ConfigError(
+                    f"`webhooks.headers.{name}`: environment variable {var} is not set"
+                )
+            return env[var]
+
+        return _TEMPLATE.sub(variable, value)
+
+
+class ThreadTTLConfig(_Section):
+    """checkpointer.ttl: the time-to-live of threads created without one, and the sweep."""
+
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    default_ttl: float | None = Field(default=None, gt=0)  # minutes
+    sweep_interval_minutes: float | None = Field(default=None, gt=0)
+    sweep_limit: int | None = Field(default=None, ge=1)  # threads per sweep
+
+
 _PATTERNS = _fields(HeaderPatterns, include=HONOURED, exclude=HONOURED)
 
 KEYS: Mapping[str, Key] = {
@@ -139,8 +214,9 @@ KEYS: Mapping[str, Key] = {
     "source": _build("where the build finds the uv project"),
     "auth": Key("accepted", "loaded by the API's custom auth (api/auth/loader.py)"),
     # Each typed field of the section is honoured (api/http_section.py applies them);
-    # disable_store/mcp/a2a/ui/webhooks hold trivially (those groups are not served
-    # yet), logging_headers too (the broker logs no request headers).
+    # disable_ui holds trivially (not served yet), logging_headers too (the broker
+    # logs no request headers); disable_webhooks stops deliveries (no outbox row is
+    # written).
     "http": _fields(
         HttpConfig,
         cors=_fields(CorsConfig),
@@ -150,22 +226,16 @@ KEYS: Mapping[str, Key] = {
             "not supported yet: routes are served at the root; put a proxy in front to add a prefix"
         ),
     ),
-    "store": _section(
-        index=_refused(f"{_NO_STORE}, so no semantic search"),
-        ttl=_refused(_NO_STORE),
-    ),
+    "store": _fields(StoreSection, index=_fields(IndexSection), ttl=_fields(TTLSection)),
     "checkpointer": _section(
         path=_refused(
             "not supported: the broker's own checkpointer fences every write by the run's "
             "lease, which a custom checkpointer cannot; remove checkpointer.path"
         ),
-        ttl=_refused(
-            "not supported yet: thread retention (sweeping expired threads) is not built; "
-            "set a thread's ttl through the API, or remove checkpointer.ttl"
-        ),
+        ttl=_fields(ThreadTTLConfig),
         serde=_refused("not supported yet: checkpoints use LangGraph's default serializer"),
     ),
-    "webhooks": _refused("not supported yet: the broker sends no webhooks"),
+    "webhooks": _fields(WebhooksConfig, url=_fields(WebhookUrlPolicy)),
     "encryption": _refused("not supported yet: no at-rest encryption hooks"),
     "priority": _refused("not supported yet: runs have no priority"),
     "ui": _refused("not supported yet: generative UI components are not served"),
@@ -240,6 +310,9 @@ class ProjectConfig:
     dependencies: list[str] = field(default_factory=list)
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthSection | None = None
+    store: StoreSection = field(default_factory=StoreSection)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    thread_ttl: ThreadTTLConfig | None = None  # checkpointer.ttl
 
     @property
     def base(self) -> Path:
@@ -247,16 +320,23 @@ class ProjectConfig:
         return self.path.resolve().parent
 
 
-def read_config(path: Path) -> ProjectConfig:
-    """Reads and judges langgraph.json: logs info lines and warnings, raises ConfigError
-    (one line naming each refused key) if anything is refused."""
+def read_config(path: Path, *, quiet: bool = False) -> ProjectConfig:
+    """Reads and judges langgraph.json: logs info lines and warnings (unless `quiet`: read
+    again by a process that judged it at start), raises ConfigError (one line naming each
+    refused key) if anything is refused."""
     raw = _read_json(path)
     findings = judge(raw)
     refused = [f.message for f in findings if f.level == "refused"]
     if refused:
         raise ConfigError(f"{path}: " + "; ".join(refused))
-    for finding in findings:
+    for finding in [] if quiet else findings:
         log.log(logging.INFO if finding.level == "info" else logging.WARNING, "%s", finding.message)
+    ttl = (raw.get("checkpointer") or {}).get("ttl")
+    webhooks = _typed(WebhooksConfig, "webhooks", raw.get("webhooks"), path)
+    try:  # a template outside env_prefix stops us now; one not set, once `env` is applied
+        webhooks.resolved_headers(None)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from None
     return ProjectConfig(
         path=path,
         graphs=_graphs(raw.get("graphs"), path),
@@ -264,6 +344,9 @@ def read_config(path: Path) -> ProjectConfig:
         dependencies=list(raw.get("dependencies") or []),
         http=_typed(HttpConfig, "http", raw.get("http"), path),
         auth=_typed(AuthSection, "auth", raw["auth"], path) if raw.get("auth") else None,
+        store=_typed(StoreSection, "store", raw.get("store"), path),
+        webhooks=webhooks,
+        thread_ttl=_typed(ThreadTTLConfig, "checkpointer.ttl", ttl, path) if ttl else None,
     )
 
 

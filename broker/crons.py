@@ -141,6 +141,7 @@ class CronService:
         schedule = Schedule(spec.schedule, spec.timezone, seconds=self.seconds)
         end_time = _future_end(spec.end_time)
         check_request(thread_id, self._request_of(spec.payload, spec.assistant_id))
+        self.service.check_webhook(spec.payload.get("webhook"))
         assistant = await self.service.resolve_assistant(spec.assistant_id)
         if thread_id is not None:
             await self.service.threads.get(thread_id, filter=thread_filter)
@@ -184,6 +185,7 @@ class CronService:
             payload = {**cron.payload, **changes.payload}
             payload["metadata"] = {**payload.get("metadata", {}), **(changes.metadata or {})}
             check_request(cron.thread_id, self._request_of(payload, str(cron.assistant_id)))
+            self.service.check_webhook(payload.get("webhook"))
             columns["payload"] = payload
         return await self.store.update(cron_id, columns, changes.metadata, filter)
 

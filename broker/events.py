@@ -56,6 +56,12 @@ def frame_event(frame: bytes) -> str:
     return frame[7 : frame.find(b"\r\n")].decode()
 
 
+def frame_data(frame: bytes) -> bytes:
+    """A frame's data line (the JSON it carries)."""
+    start = frame.find(b"\r\ndata: ") + 8
+    return frame[start : frame.find(b"\r\n", start)]
+
+
 def split_frames(message: bytes) -> list[bytes]:
     """The frames of a batch, each still ending with its blank line."""
     return [part + b"\r\n\r\n" for part in message.split(b"\r\n\r\n") if part]

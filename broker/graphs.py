@@ -21,10 +21,11 @@ from dotenv import dotenv_values
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 from langgraph_sdk.runtime import AccessContext, ServerRuntime, _ExecutionRuntime, _ReadRuntime
 
 from broker import users
-from broker.config import GraphSource, ProjectConfig, read_config
+from broker.config import GraphSource, ProjectConfig, StoreSection, read_config
 from broker.errors import ConfigError, GraphLoadError, Invalid
 
 T = TypeVar("T")
@@ -39,10 +40,23 @@ class GraphSpec:
 
 
 class GraphRegistry:
-    """The graphs of one langgraph.json, by graph id."""
+    """The graphs of one langgraph.json, by graph id, with its `store` section (the
+    store every graph is given is built from it, and attached with `attach_store`)."""
 
-    def __init__(self, specs: dict[str, GraphSpec]) -> None:
+    def __init__(
+        self,
+        specs: dict[str, GraphSpec],
+        store_section: StoreSection | None = None,
+        base: Path | None = None,
+    ) -> None:
         self._specs = specs
+        self.store_section = store_section or StoreSection()
+        self.base = base or Path.cwd()  # where the section's paths are relative to
+        self.store: BaseStore | None = None
+
+    def attach_store(self, store: BaseStore) -> None:
+        """The store factories' `ServerRuntime.store` gives (graphs get it bound too)."""
+        self.store = store
 
     @property
     def ids(self) -> list[str]:
@@ -70,21 +84,24 @@ class GraphRegistry:
         if spec is None:
             raise Invalid(f"Graph '{graph_id}' is not registered; known graphs: {self.ids}")
         user = users.from_config(config)
-        runtime = lambda: server_runtime(access, context, user)  # noqa: E731
+        runtime = lambda: server_runtime(access, context, user, self.store)  # noqa: E731
         return await _materialize(spec, config or {}, runtime)
 
 
 def server_runtime(
-    access: AccessContext, context: dict[str, Any] | None, user: users.User | None = None
+    access: AccessContext,
+    context: dict[str, Any] | None,
+    user: users.User | None = None,
+    store: BaseStore | None = None,
 ) -> ServerRuntime[Any]:
     """What a factory taking `runtime` gets, as langgraph_sdk.runtime describes it: the
     execution variant (with the run's context) for a run, the read variant otherwise;
-    the user who made the run (custom auth), if any. No store until the store API does."""
-    store: Any = None
+    the user who made the run (custom auth), if any; the broker's store."""
     who: Any = user
+    store_: Any = store  # langgraph_sdk types it as its own protocol; ours is LangGraph's
     if access == "threads.create_run":
-        return _ExecutionRuntime(access_context=access, user=who, store=store, context=context)
-    return _ReadRuntime(access_context=access, user=who, store=store)
+        return _ExecutionRuntime(access_context=access, user=who, store=store_, context=context)
+    return _ReadRuntime(access_context=access, user=who, store=store_)
 
 
 def load_config(path: Path) -> GraphRegistry:
@@ -97,7 +114,9 @@ def load_graphs(config: ProjectConfig) -> GraphRegistry:
     _apply_env(config.env, config.base)
     _add_dependencies(config.dependencies, config.base)
     return GraphRegistry(
-        {gid: _load_spec(gid, source, config.base) for gid, source in config.graphs.items()}
+        {gid: _load_spec(gid, source, config.base) for gid, source in config.graphs.items()},
+        config.store,
+        config.base,
     )
 
 

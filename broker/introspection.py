@@ -44,6 +44,19 @@ def schemas(graph: Any, config: dict[str, Any]) -> dict[str, Schema]:
     }
 
 
+def input_fields(graph: Any, config: dict[str, Any]) -> set[str]:
+    """The input's top-level fields: a StateGraph's input channels (cheap: no JSON schema
+    is rendered), else the properties of the input schema (none if it cannot be)."""
+    builder = getattr(graph, "builder", None)
+    channels = getattr(builder, "schemas", {}).get(getattr(builder, "input_schema", None))
+    if isinstance(channels, dict):
+        return set(channels)
+    schema = _render(
+        graph, "input", lambda: graph.get_input_jsonschema(cast(RunnableConfig, config))
+    )
+    return set((schema or {}).get("properties") or {})
+
+
 async def subgraphs(
     graph: Pregel[Any, Any], config: dict[str, Any], namespace: str | None, recurse: bool
 ) -> dict[str, dict[str, Schema]]:

@@ -6,7 +6,7 @@ writes it, the queue and the bus carry it out.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -18,12 +18,15 @@ from broker.crons import CronService
 from broker.events import Subscription
 from broker.graphs import GraphRegistry
 from broker.messaging import Messaging
-from broker.models import Claim, Run, RunOutcome, ThreadResult, ThreadStatus
+from broker.models import Claim, Run, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.outcome import error_payload
 from broker.queue import RunQueue
+from broker.retention import RetentionSweeper
 from broker.storage.ledger import Ledger
 from broker.storage.ledger.outcomes import Failure, Released
 from broker.storage.runs import Lease, RunStore
+from broker.webhooks.payload import Webhooks
+from broker.webhooks.sender import WebhookSender
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class RunLifecycle:
     checkpointer: BaseCheckpointSaver[str]
     max_attempts: int
     crons: CronService  # every worker fires the due ones
+    webhooks: Webhooks = field(default_factory=Webhooks)
+    sender: WebhookSender | None = None  # sends the webhook outbox
+    retention: RetentionSweeper | None = None  # sweeps expired threads
 
     @property
     def queue(self) -> RunQueue:
@@ -74,9 +80,19 @@ class RunLifecycle:
         return Lease(owned=owned, cancel_action=action)
 
     async def finish(self, claim: Claim, outcome: RunOutcome, result: ThreadResult) -> bool:
-        """Ends the run (fenced) and settles its thread; False if the claim was lost."""
+        """Ends the run (fenced) and settles its thread, its webhook delivery written in
+        the same transaction; False if the claim was lost."""
+        values = result.values
+        if values is None and outcome.status == RunStatus.SUCCESS:
+            values = outcome.output
+        delivery = self.webhooks.delivery(claim.run, outcome.status, values, outcome.error)
         finished = await self.ledger.finish(
-            claim.run.run_id, claim.attempt, outcome.status, result, drop_thread=_drops(claim)
+            claim.run.run_id,
+            claim.attempt,
+            outcome.status,
+            result,
+            drop_thread=_drops(claim),
+            delivery=delivery,
         )
         await self.messaging.wake(finished.wake)
         return finished.owned
@@ -115,7 +131,8 @@ class RunLifecycle:
             f"(BROKER_MAX_ATTEMPTS={self.max_attempts}); giving up.",
         )
         drop = run.options.temporary and not run.options.keeps_thread
-        return Failure(ThreadResult(ThreadStatus.ERROR, error=error), drop, error)
+        delivery = self.webhooks.delivery(run, RunStatus.ERROR, None, error)
+        return Failure(ThreadResult(ThreadStatus.ERROR, error=error), drop, error, delivery)
 
     # -- recovery -----------------------------------------------------------------------
 
@@ -154,6 +171,17 @@ class RunLifecycle:
             await self.messaging.failed(run, failure.error)
         await self.messaging.wake(*swept.wake)
         return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
+
+    # -- side work: webhooks, retention -------------------------------------------------
+
+    async def deliver_webhooks(self) -> int:
+        """One round of the webhook sender: how many deliveries it tried."""
+        return 0 if self.sender is None else await self.sender.deliver_due()
+
+    async def sweep_threads(self) -> str:
+        """One retention sweep (if no other process is sweeping): what it removed."""
+        swept = None if self.retention is None else await self.retention.sweep()
+        return "" if swept is None else swept.report()
 
 
 def _drops(claim: Claim) -> bool:

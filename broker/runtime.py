@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,19 +28,27 @@ from broker.graphs import GraphRegistry
 from broker.graphs import load_graphs as graphs_of
 from broker.keys import Keys
 from broker.lifecycle import RunLifecycle
+from broker.memory import Store
 from broker.messaging import Messaging
 from broker.queue import LocalRunQueue, RedisRunQueue
 from broker.redis_uri import connect_redis
-from broker.service import BrokerService, Stores
+from broker.retention import RetentionPolicy, RetentionSweeper
+from broker.service import BrokerService, Policies, Stores
 from broker.settings import Settings
 from broker.state import StateReader
 from broker.storage.assistants import AssistantStore
 from broker.storage.crons import CronStore
 from broker.storage.engine import create_engine
 from broker.storage.ledger import open_ledger
+from broker.storage.outbox import OutboxStore
+from broker.storage.retention import RetentionStore
 from broker.storage.runs import RunStore
 from broker.storage.saver import FencingSaver
+from broker.storage.store import open_store_tables
 from broker.storage.threads import ThreadStore
+from broker.webhooks.payload import Webhooks
+from broker.webhooks.policy import WebhookPolicy
+from broker.webhooks.sender import SendPolicy, WebhookSender
 
 Closer = Callable[[], Awaitable[Any]]
 
@@ -50,6 +59,7 @@ class Runtime:
     engine: AsyncEngine
     service: BrokerService  # the API's side of runs and threads
     lifecycle: RunLifecycle  # the worker's side
+    store: Store  # long-term memory: the /store routes' and every graph's
     closers: list[Closer] = field(default_factory=list)
 
     @property
@@ -104,9 +114,10 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     bus = RedisEventBus(redis)
     checkpointer = PostgresCheckpointer(engine)
     messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys)
-    service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
+    service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
-    return Runtime(settings, engine, service, lifecycle, [bus.close, redis.aclose])
+    await store.start()
+    return Runtime(settings, engine, service, lifecycle, store, [bus.close, redis.aclose])
 
 
 def _assemble(
@@ -115,15 +126,60 @@ def _assemble(
     messaging: Messaging,
     graphs: GraphRegistry,
     checkpointer: BaseCheckpointSaver[str],
-) -> tuple[BrokerService, RunLifecycle]:
-    ledger, runs = open_ledger(engine), RunStore(engine)
+) -> tuple[BrokerService, RunLifecycle, Store]:
+    """The service and lifecycle on these stores; the store every graph is given.
+
+    Called inside the event loop: the store's sync API runs its work there."""
+    store = Store(open_store_tables(engine), graphs.store_section, graphs.base)
+    graphs.attach_store(store)
+    project = read_config(settings.config, quiet=True) if settings.config else None
+    hooks = _webhook_policy(project)
+    retention = RetentionPolicy.of(
+        project.thread_ttl if project else None,
+        sweep_seconds=settings.retention_sweep_seconds,
+        batch=settings.retention_batch,
+        deliveries_kept=timedelta(days=settings.webhook_retention_days),
+    )
+    ledger, runs, outbox = open_ledger(engine), RunStore(engine), OutboxStore(engine)
+    webhooks = Webhooks(enabled=hooks.enabled)
+    ledger.deliveries = webhooks.delivery  # a cancelled pending run's webhook
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
-    service = BrokerService(stores, messaging, graphs, checkpointer)
+    service = BrokerService(
+        stores, messaging, graphs, checkpointer, Policies(hooks, retention.default_ttl)
+    )
     crons = CronService(CronStore(engine), service, seconds=settings.cron_seconds)
     lifecycle = RunLifecycle(
-        ledger, runs, messaging, graphs, checkpointer, settings.max_attempts, crons
+        ledger,
+        runs,
+        messaging,
+        graphs,
+        checkpointer,
+        settings.max_attempts,
+        crons,
+        webhooks=webhooks,
+        # http.disable_webhooks: nothing is sent, not even what an earlier process wrote.
+        sender=WebhookSender(outbox, _send_policy(settings), hooks.headers)
+        if hooks.enabled
+        else None,
+        retention=RetentionSweeper(
+            RetentionStore(engine), outbox, ledger, messaging, checkpointer, retention
+        ),
     )
-    return service, lifecycle
+    return service, lifecycle, store
+
+
+def _webhook_policy(project: ProjectConfig | None) -> WebhookPolicy:
+    if project is None:
+        return WebhookPolicy()
+    return WebhookPolicy.of(project.webhooks, enabled=not project.http.disable_webhooks)
+
+
+def _send_policy(settings: Settings) -> SendPolicy:
+    return SendPolicy(
+        timeout=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff=settings.webhook_backoff_seconds,
+    )
 
 
 def _migrate_file(data: Path) -> None:
@@ -153,6 +209,7 @@ async def open_in_process(
     that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
     messaging = Messaging(LocalRunQueue(), LocalEventBus(), LocalEventLog(), keys)
-    service, lifecycle = _assemble(settings, engine, messaging, graphs, checkpointer)
+    service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
-    return Runtime(settings, engine, service, lifecycle)
+    await store.start()
+    return Runtime(settings, engine, service, lifecycle, store)

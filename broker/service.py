@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -37,11 +37,12 @@ from broker.storage.assistants import AssistantSpec, AssistantStore, system_assi
 from broker.storage.ledger import Ledger
 from broker.storage.ledger.outcomes import Cancelled, Submit
 from broker.storage.runs import RunStore
-from broker.storage.threads import ThreadStore
+from broker.storage.threads import ThreadStore, TTLRequest
 from broker.storage.visibility import Filter, params
 from broker.threads import NewThread, ThreadService
+from broker.webhooks.policy import WebhookPolicy
 
-__all__ = ["BrokerService", "Stores", "Submission", "ThreadResult"]
+__all__ = ["BrokerService", "Policies", "Stores", "Submission", "ThreadResult"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,15 @@ class Stores:
 
 
 @dataclass(frozen=True)
+class Policies:
+    """What langgraph.json decides for requests: which webhooks a run may name, and the
+    ttl of a thread created without one (checkpointer.ttl)."""
+
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    default_ttl: TTLRequest | None = None
+
+
+@dataclass(frozen=True)
 class Submission:
     run: Run
     subscription: Subscription | None
@@ -69,7 +79,9 @@ class BrokerService:
         messaging: Messaging,
         graphs: GraphRegistry,
         checkpointer: BaseCheckpointSaver[str],
+        policies: Policies | None = None,
     ) -> None:
+        self.policies = policies or Policies()
         self.ledger = stores.ledger
         self.assistants, self.threads, self.runs = stores.assistants, stores.threads, stores.runs
         self.queue, self.bus, self.keys = messaging.queue, messaging.bus, messaging.keys
@@ -78,7 +90,12 @@ class BrokerService:
         self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
         self.thread_policy = ThreadService(
-            self.ledger, self.threads, messaging, self.state, checkpointer
+            self.ledger,
+            self.threads,
+            messaging,
+            self.state,
+            checkpointer,
+            default_ttl=self.policies.default_ttl,
         )
 
     async def start(self) -> None:
@@ -195,8 +212,9 @@ class BrokerService:
         Postgres the run is accepted: a lost wake-up only delays it (the sweeper pushes it).
         """
         check_request(thread_id, request)
+        self.check_webhook(request.webhook)
         assistant = await self.resolve_assistant(request.assistant_id)
-        submit = submit_for(thread_id, request, assistant, filter)
+        submit = submit_for(thread_id, request, assistant, filter, self.policies.default_ttl)
         channel = self.keys.run_channel(submit.row["run_id"])
         subscription = await self.bus.subscribe(channel) if subscribe else None
         try:
@@ -232,6 +250,11 @@ class BrokerService:
                 exc,
             )
 
+    def check_webhook(self, url: str | None) -> None:
+        """Invalid (422 `webhook: …`) unless langgraph.json's webhooks policy accepts `url`:
+        for runs here, and for crons when they are created or changed."""
+        self.policies.webhooks.check(url)
+
     async def submit_batch(self, requests: list[RunRequest]) -> list[Run]:
         return [(await self.submit(None, r, subscribe=False)).run for r in requests]
 
@@ -261,6 +284,24 @@ class BrokerService:
         for run in reversed(runs):  # listed newest first
             if run.options.resumable:
                 entries = await self.replay(run.run_id, last_event_id)
+                logged += [(run.run_id, event_id, data) for event_id, data in entries]
+        return logged
+
+    async def thread_log(
+        self, thread_id: UUID, last_event_id: str | None
+    ) -> list[tuple[UUID, str, bytes]]:
+        """What a protocol stream replays: after `last_event_id`, every resumable run's
+        log (as `thread_history`); without one, the logs of the thread's active runs and
+        of its newest run from their start, so a stream opened just after a run started
+        (or ended) still sees all of it."""
+        if last_event_id is not None:
+            return await self.thread_history(thread_id, last_event_id)
+        runs = await self.runs.list(thread_id, limit=1000)  # newest first
+        chosen = [r for i, r in enumerate(runs) if i == 0 or r.status.active]
+        logged: list[tuple[UUID, str, bytes]] = []
+        for run in reversed(chosen):
+            if run.options.resumable:
+                entries = await self.replay(run.run_id, "-")
                 logged += [(run.run_id, event_id, data) for event_id, data in entries]
         return logged
 
@@ -317,7 +358,11 @@ class BrokerService:
 
 
 def submit_for(
-    thread_id: UUID | None, request: RunRequest, assistant: Assistant, filter: Filter | None
+    thread_id: UUID | None,
+    request: RunRequest,
+    assistant: Assistant,
+    filter: Filter | None,
+    default_ttl: TTLRequest | None = None,
 ) -> Submit:
     temporary = thread_id is None
     row = run_row(uuid7(), thread_id or uuid7(), request, assistant, temporary=temporary)
@@ -328,6 +373,7 @@ def submit_for(
         row=row,
         tags={**request.metadata, **tags} if temporary else tags,
         thread_metadata=request.metadata,  # of a thread `if_not_exists: create` makes
+        thread_ttl=(default_ttl.strategy, default_ttl.minutes) if default_ttl else None,
         auth=params(filter),
         temporary=temporary,
         strategy=request.multitask_strategy,

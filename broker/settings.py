@@ -60,6 +60,28 @@ class Settings(BaseSettings):
     # Allows 6-field cron schedules (seconds first): for tests, or who wants them.
     cron_seconds: bool = Field(default=False, alias="BROKER_CRON_SECONDS")
 
+    # Webhooks: each worker's sender polls the outbox this often; a POST times out after
+    # BROKER_WEBHOOK_TIMEOUT_SECONDS; 5xx, timeouts and connection errors are retried with
+    # exponential backoff (BROKER_WEBHOOK_BACKOFF_SECONDS, doubling) until
+    # BROKER_WEBHOOK_MAX_ATTEMPTS, then given up.
+    webhook_poll_seconds: float = Field(default=0.5, gt=0, alias="BROKER_WEBHOOK_POLL_SECONDS")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, alias="BROKER_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    webhook_max_attempts: int = Field(default=5, ge=1, alias="BROKER_WEBHOOK_MAX_ATTEMPTS")
+    webhook_backoff_seconds: float = Field(
+        default=1.0, gt=0, alias="BROKER_WEBHOOK_BACKOFF_SECONDS"
+    )
+    # Delivered and given-up deliveries stay this long (for ops), then the retention
+    # sweeper deletes them.
+    webhook_retention_days: float = Field(default=7.0, gt=0, alias="BROKER_WEBHOOK_RETENTION_DAYS")
+    # Retention: how often expired threads are swept (default: checkpointer.ttl's
+    # sweep_interval_minutes, else 5 minutes), and how many per transaction.
+    retention_sweep_seconds: float | None = Field(
+        default=None, gt=0, alias="BROKER_RETENTION_SWEEP_SECONDS"
+    )
+    retention_batch: int = Field(default=100, ge=1, alias="BROKER_RETENTION_BATCH")
+
     @cached_property
     def async_database_url(self) -> str:
         return async_database_url(self.database_uri)

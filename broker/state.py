@@ -133,7 +133,7 @@ class StateReader:
             return None
         config: RunnableConfig = {"configurable": {"thread_id": str(thread.thread_id)}}
         graph = await self._graphs.get(graph_id, config, access=access)
-        return graph.copy(update={"checkpointer": self._checkpointer})
+        return graph.copy(update={"checkpointer": self._checkpointer, "store": self._graphs.store})
 
     async def update(
         self,

@@ -55,9 +55,12 @@ class ThreadService:
         messaging: Messaging,
         state: StateReader,
         checkpointer: BaseCheckpointSaver[str],
+        *,
+        default_ttl: TTLRequest | None = None,
     ) -> None:
         self.ledger, self.threads, self.messaging = ledger, threads, messaging
         self.state, self.checkpointer = state, checkpointer
+        self.default_ttl = default_ttl  # checkpointer.ttl's, for threads created without one
 
     async def create(self, new: NewThread, filter: Filter | None = None) -> Thread:
         """A new thread; with supersteps, rebuilt from them (only when it is new: an
@@ -67,8 +70,9 @@ class ThreadService:
                 "supersteps need a graph: give graph_id (metadata.graph_id) naming one of "
                 f"the registered graphs: {self.state.graph_ids}"
             )
+        ttl = new.ttl or self.default_ttl
         thread, created = await self.threads.create(
-            new.thread_id, new.metadata, if_exists=new.if_exists, ttl=new.ttl, filter=filter
+            new.thread_id, new.metadata, if_exists=new.if_exists, ttl=ttl, filter=filter
         )
         if not (created and new.supersteps):
             return thread

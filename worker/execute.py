@@ -13,6 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.schema import StreamEvent
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 
 from broker import jsonable
 from broker.commands import to_command
@@ -48,9 +49,13 @@ async def execute(
     graph: Pregel[Any, Any],
     checkpointer: BaseCheckpointSaver[str] | None,
     emit: Emit,
+    store: BaseStore | None = None,
 ) -> tuple[RunOutcome, ThreadResult]:
-    """Runs the graph to its end (or error), emitting frames; never raises for graph errors."""
-    bound = graph.copy(update={"checkpointer": checkpointer})
+    """Runs the graph to its end (or error), emitting frames; never raises for graph errors.
+
+    The broker's store goes to every run, threaded or stateless (`runtime.store`,
+    `get_store()`, a node's `store` parameter)."""
+    bound = graph.copy(update={"checkpointer": checkpointer, "store": store})
     config = run_config(claim)
     emit(metadata_frame(claim))
     execution = Execution()

@@ -26,6 +26,7 @@ from broker import jsonable
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription
 from broker.lifecycle import RunLifecycle
+from broker.memory import Store
 from broker.models import CancelAction, Claim, RunOutcome, RunStatus, ThreadResult, ThreadStatus
 from broker.outcome import end_marker, error_frame, exception_payload, failed
 from broker.settings import Settings
@@ -67,15 +68,28 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Claims runs until stopped; with `burst`, returns once the queue is drained."""
         log.info("worker %s: %d concurrent runs", self.worker_id, self.settings.n_jobs_per_worker)
+        poll = self.settings.webhook_poll_seconds
         side = [
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
             self._side_task(
+                self._every(poll, self.lifecycle.deliver_webhooks, first_after=poll),
+                "webhook-sender",
+            ),
+            self._side_task(
                 self._every(self.settings.cron_poll_seconds, self.lifecycle.fire_crons),
                 "cron-scheduler",
             ),
         ]
+        store = self.lifecycle.graphs.store
+        if isinstance(store, Store):  # expired store items: one sweeper at a time, too
+            sweep_store = self._every(store.sweep_seconds, lambda: _sweep_store(store))
+            side.append(self._side_task(sweep_store, "store-sweeper"))
+        if self.lifecycle.retention is not None:
+            every = self.lifecycle.retention.policy.sweep_seconds
+            sweeping = self._every(every, self._sweep_threads, first_after=every)
+            side.append(self._side_task(sweeping, "retention"))
         try:
             await self._claim_loop(burst)
             await self.drain(self.settings.shutdown_grace_seconds)
@@ -168,7 +182,9 @@ class Worker:
             await self._conclude(claim, publisher, _graph_failure(claim, publisher, exc))
             return
         execution = asyncio.create_task(
-            execute(claim, graph, self._checkpointer(claim), publisher.emit)
+            execute(
+                claim, graph, self._checkpointer(claim), publisher.emit, self.lifecycle.graphs.store
+            )
         )
         control.start(execution)
         try:
@@ -230,7 +246,9 @@ class Worker:
         checkpointer = self._checkpointer(claim)
         if checkpointer is None:
             return ThreadResult(ThreadStatus.IDLE)
-        bound = graph.copy(update={"checkpointer": checkpointer})
+        bound = graph.copy(
+            update={"checkpointer": checkpointer, "store": self.lifecycle.graphs.store}
+        )
         return thread_result(await bound.aget_state(run_config(claim)))
 
     def _publisher(self, claim: Claim) -> Publisher:
@@ -294,12 +312,18 @@ class Worker:
         if report:
             log.info("sweeper: %s", report)
 
+    async def _sweep_threads(self) -> None:
+        report = await self.lifecycle.sweep_threads()
+        if report:
+            log.info("retention: %s", report)
+
     def _every(
-        self, seconds: float, work: Callable[[], Awaitable[Any]]
+        self, seconds: float, work: Callable[[], Awaitable[Any]], first_after: float = 0.0
     ) -> Callable[[], Awaitable[None]]:
         """A periodic side task that survives outages of Redis or Postgres, saying so."""
 
         async def loop() -> None:
+            await asyncio.sleep(first_after)
             while True:
                 try:
                     await work()
@@ -338,3 +362,9 @@ def _graph_failure(claim: Claim, publisher: Publisher, exc: Exception) -> Outcom
     publisher.emit(metadata_frame(claim))
     publisher.emit(error_frame(error))
     return failed(error), ThreadResult(ThreadStatus.ERROR, None, {}, error)
+
+
+async def _sweep_store(store: Store) -> None:
+    deleted = await store.sweep()
+    if deleted:
+        log.info("store sweeper: deleted %d expired items", deleted)

@@ -46,6 +46,9 @@ class AuthenticateMiddleware:
         self.wanted = set(wanted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.handler is not None and not auth_exempt(scope):
+            await self._socket(scope, receive, send)
+            return
         if (
             scope["type"] != "http"
             or scope["path"] in OPEN_PATHS
@@ -68,6 +71,18 @@ class AuthenticateMiddleware:
         scope[USER] = user
         await self.app(scope, receive, send)
 
+    async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake is authenticated as a GET without body; refused, the
+        socket is closed with 1008 (policy violation) before it is accepted."""
+        handshake = Request({**scope, "type": "http", "method": "GET"}, _no_body)
+        try:
+            user = await self._authenticate(handshake)
+        except Refused as refused:
+            await send({"type": "websocket.close", "code": 1008, "reason": refused.detail[:120]})
+            return
+        scope[USER] = user
+        await self.app(scope, receive, send)
+
     async def _authenticate(self, request: Request) -> User:
         assert self.handler is not None
         try:
@@ -78,6 +93,10 @@ class AuthenticateMiddleware:
         except Exception as exc:
             log.warning("authenticate handler failed: %s: %s", type(exc).__name__, exc)
             raise Refused(401, "Unauthorized", None) from None
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 async def _argument(name: str, request: Request) -> Any:

@@ -18,6 +18,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import AuthContext
+from starlette.requests import HTTPConnection
 
 from api.auth.authenticate import USER
 from broker import users
@@ -99,8 +100,13 @@ def _filter(result: Any, resource: str, action: str) -> Filter | None:
 
 
 async def _authorizer(request: Request) -> Authorizer:
-    auth: Auth | None = getattr(request.app.state, "auth", None)
-    return Authorizer(auth, request.scope.get(USER))
+    return authorizer_of(request)
+
+
+def authorizer_of(connection: HTTPConnection) -> Authorizer:
+    """The authorizer of a request or a WebSocket (whose routes take no dependencies)."""
+    auth: Auth | None = getattr(connection.app.state, "auth", None)
+    return Authorizer(auth, connection.scope.get(USER))
 
 
 AuthorizeDep = Annotated[Authorizer, Depends(_authorizer)]

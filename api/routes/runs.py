@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Collection
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
@@ -21,6 +21,7 @@ from api.sse import (
     Relay,
     final_output,
     json_stream_response,
+    poller,
     run_location,
     sse_response,
 )
@@ -348,12 +349,7 @@ async def get_run(
 
 
 def _poller(runtime: Runtime, run: Run) -> Poll:
-    """Checks, on silence, whether the run ended without our seeing its end marker."""
-
-    async def poll() -> dict[str, Any] | None:
-        return await runtime.service.result(run.run_id)
-
-    return poll
+    return poller(runtime.service, run)
 
 
 def _canceller(runtime: Runtime, run: Run) -> OnDisconnect:

@@ -22,10 +22,10 @@ from api.schemas import (
     ThreadPrune,
     ThreadSearch,
 )
-from api.sse import SSE_HEADERS, THREAD_MODES, Follow, History, RunEnded, ThreadRelay
+from api.sse import SSE_HEADERS, THREAD_MODES, History, ThreadRelay, follower, run_ended
 from api.wire import select, thread_json
-from broker.errors import Invalid, NotFound
-from broker.events import Subscription, event_id_key
+from broker.errors import Invalid
+from broker.events import event_id_key
 from broker.ids import uuid7
 from broker.models import Thread
 from broker.runtime import Runtime
@@ -196,8 +196,8 @@ async def join_thread_stream(
     relay = ThreadRelay(
         subscription,
         active,
-        _follower(runtime),
-        _ended(runtime),
+        follower(runtime),
+        run_ended(runtime),
         runtime.settings.sse_heartbeat_seconds,
         modes,
         history=_logged(runtime, thread_id, last_event_id) if last_event_id else None,
@@ -215,24 +215,6 @@ def _logged(runtime: Runtime, thread_id: UUID, last_event_id: str) -> History:
         return await runtime.service.thread_history(thread_id, last_event_id)
 
     return history
-
-
-def _follower(runtime: Runtime) -> Follow:
-    async def follow(run_id: UUID) -> Subscription:
-        return await runtime.service.bus.subscribe(runtime.service.keys.run_channel(run_id))
-
-    return follow
-
-
-def _ended(runtime: Runtime) -> RunEnded:
-    async def ended(run_id: UUID) -> str | None:
-        try:
-            run = await runtime.runs.get(run_id)
-        except NotFound:  # deleted with its thread, or a stateless run's
-            return "interrupted"
-        return None if run.status.active else run.status.value
-
-    return ended
 
 
 @router.delete("/{thread_id}", status_code=204)

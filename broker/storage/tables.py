@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -132,11 +133,13 @@ threads = Table(
     Column("error", Json, nullable=True),
     # Stateless runs get a temporary thread that never shows in searches.
     Column("temporary", Boolean, nullable=False, server_default=text("false")),
-    # A time-to-live set by the client: stored and shown now; a sweeper will enforce it.
+    # A time-to-live (set by the client, or checkpointer.ttl's default): the retention
+    # sweeper (broker/retention.py) deletes or prunes the thread once it expires.
     Column("ttl_strategy", Text, nullable=True),
     Column("ttl_minutes", Minutes(), nullable=True),
     Column("expires_at", UtcDateTime(), nullable=True),
     Index(None, "created_at"),
+    Index(None, "expires_at"),
     Index(None, "metadata", postgresql_using="gin"),
 )
 
@@ -239,4 +242,59 @@ checkpoint_writes = Table(
     Column("type", Text, nullable=False),
     Column("blob", LargeBinary, nullable=False),
     Column("task_path", Text, nullable=False, server_default=text("''")),
+)
+
+# Long-term memory (the Store API). A namespace is its labels joined by "." (a label
+# may not hold one), so a namespace prefix is a text prefix; `value` is readable JSON.
+store_items = Table(
+    "store_items",
+    metadata,
+    Column("prefix", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", Json, nullable=False),
+    _created_at(),
+    _updated_at(),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("ttl_minutes", Minutes(), nullable=True),
+    # LIKE 'a.b.%' uses it on Postgres whatever the database's collation.
+    Index(None, "prefix", postgresql_ops={"prefix": "text_pattern_ops"}),
+    Index(None, "expires_at"),
+)
+
+# One embedding per indexed field of an item (the portable path: float32 bytes, unit length).
+store_vectors = Table(
+    "store_vectors",
+    metadata,
+    Column("prefix", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("field_path", Text, primary_key=True),
+    Column("embedding", LargeBinary, nullable=False),
+    ForeignKeyConstraint(
+        ["prefix", "key"], ["store_items.prefix", "store_items.key"], ondelete="CASCADE"
+    ),
+)
+
+# Webhook deliveries (an outbox): a row is written in the transaction that ends its run,
+# then sent by whichever worker claims it (broker/webhooks/sender.py). No foreign key:
+# a delivery outlives its run (a stateless run's row goes when it ends).
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("delivery_id", UUID(as_uuid=True), primary_key=True),
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("thread_id", UUID(as_uuid=True), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", Json, nullable=False),
+    # pending (to send, at next_attempt_at) | delivered | failed (gave up, or a 4xx)
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_attempt_at", UtcDateTime(), nullable=False, server_default=func.current_timestamp()
+    ),
+    Column("last_status", Integer, nullable=True),  # the receiver's HTTP status
+    Column("last_error", Text, nullable=True),
+    _created_at(),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "run_id"),
 )

@@ -389,10 +389,13 @@ def test_nginx_re_resolves_api_and_streams_unbuffered() -> None:
         ["proxy_set_header", "Connection", '""'],
         ["chunked_transfer_encoding", "on"],
         ["proxy_set_header", "Last-Event-ID", "$http_last_event_id"],
+        # the thread stream's WebSocket
+        ["proxy_set_header", "Upgrade", "$http_upgrade"],
+        ["proxy_set_header", "Connection", "$connection_upgrade"],
     ):
         assert expected in directives, f"nginx.conf lacks `{' '.join(expected)};`"
-    (timeout,) = [d[1] for d in directives if d[0] == "proxy_read_timeout"]
-    assert seconds(timeout) >= 3600
+    timeouts = [d[1] for d in directives if d[0] == "proxy_read_timeout"]
+    assert timeouts and all(seconds(t) >= 3600 for t in timeouts)
 
 
 # -- the Dockerfile -----------------------------------------------------------------------

@@ -198,7 +198,7 @@ async def test_get_and_missing(server: str, client: LangGraphClient) -> None:
         ({"timezone": "Mars/Olympus"}, 422, "timezone"),
         ({"end_time": "2001-01-01T00:00:00Z"}, 422, "end_time"),
         ({"assistant_id": str(uuid.uuid4())}, 404, "Assistant"),
-        ({"webhook": "http://127.0.0.1:9/hook"}, 422, "webhook"),
+        ({"webhook": "file:///etc/passwd"}, 422, "webhook"),
         ({"enabled": "yes"}, 422, "enabled"),
     ],
 )

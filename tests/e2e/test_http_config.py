@@ -124,3 +124,11 @@ def _preflight(origin: str, headers: str = "content-type", method: str = "POST")
         "Access-Control-Request-Method": method,
         "Access-Control-Request-Headers": headers,
     }
+
+
+def test_disabled_store_is_not_served(http: httpx.Client) -> None:
+    body = {"namespace": ["a"], "key": "k", "value": {"x": 1}}
+    assert http.put("/store/items", json=body).status_code == 404
+    assert http.post("/store/items/search", json={}).status_code == 404
+    assert http.post("/store/namespaces", json={}).status_code == 404
+    assert not any(p.startswith("/store") for p in http.get("/openapi.json").json()["paths"])

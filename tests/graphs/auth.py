@@ -41,3 +41,23 @@ async def owners_who_may_delete(
     if "delete" not in ctx.permissions:
         return False
     return {"owner": ctx.user.identity}
+
+
+def _scoped(identity: str, namespace: Any) -> tuple[str, ...]:
+    labels = tuple(namespace) if namespace else ()
+    return labels if labels and labels[0] == identity else (identity, *labels)
+
+
+@auth.on.store
+async def scope_store(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> None:
+    """LangGraph's documented store handler: every namespace starts with the user."""
+    value["namespace"] = _scoped(ctx.user.identity, value.get("namespace"))
+
+
+@auth.on.store.put
+async def writers_scoped(ctx: Auth.types.AuthContext, value: Auth.types.StorePut) -> bool | None:
+    """Readers may not write the store; writers' puts are scoped as above."""
+    if "delete" not in ctx.permissions:
+        return False
+    value["namespace"] = _scoped(ctx.user.identity, value["namespace"])
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from broker.config import KEYS, HttpConfig, Key, judge, read_config
+from broker.embeddings import load_embeddings
 from broker.errors import ConfigError, GraphLoadError
 from broker.graphs import load_config
 
@@ -52,10 +54,7 @@ def test_every_documented_key_has_a_verdict(path: str, key: Key) -> None:
 @pytest.mark.parametrize(
     ("path", "words"),
     [
-        ("store.index", "semantic search"),
-        ("checkpointer.ttl", "retention"),
         ("checkpointer.path", "fences"),
-        ("webhooks", "no webhooks"),
         ("http.mount_prefix", "not supported yet"),
         ("encryption", "not supported yet"),
     ],
@@ -101,12 +100,37 @@ def _write(tmp_path: Path, **config: Any) -> Path:
 
 
 def test_a_refused_key_stops_reading_with_one_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, webhooks={"env_prefix": "LG_"}, store={"index": {"dims": 3}})
+    path = _write(tmp_path, encryption={"path": "./e.py:e"}, priority={"x": 1})
     with pytest.raises(ConfigError) as caught:
         read_config(path)
     message = str(caught.value)
     assert "\n" not in message
-    assert "`webhooks`" in message and "`store.index`" in message and str(path) in message
+    assert "`encryption`" in message and "`priority`" in message and str(path) in message
+
+
+def test_the_store_section_is_typed(tmp_path: Path) -> None:
+    store = {
+        "index": {"embed": "./e.py:embed", "dims": 8, "fields": ["text"]},
+        "ttl": {"default_ttl": 0.5, "refresh_on_read": False, "sweep_interval_minutes": 2},
+    }
+    read = read_config(_write(tmp_path, store=store)).store
+    assert read.index is not None and (read.index.dims, read.index.fields) == (8, ["text"])
+    assert read.ttl is not None and (read.ttl.default_ttl, read.ttl.refresh_on_read) == (0.5, False)
+    with pytest.raises(ConfigError, match=r"`store\.index\.dims`"):
+        read_config(_write(tmp_path, store={"index": {"embed": "./e.py:embed", "dims": 0}}))
+    with pytest.raises(ConfigError, match=r"`store\.ttl\.default_ttl`"):
+        read_config(_write(tmp_path, store={"ttl": {"default_ttl": -1}}))
+
+
+def test_embeddings_are_a_path_or_a_provider_string(tmp_path: Path) -> None:
+    (tmp_path / "e.py").write_text("def embed(texts):\n    return [[1.0, 0.0] for _ in texts]\n")
+    assert load_embeddings("./e.py:embed", tmp_path).embed_query("x") == [1.0, 0.0]
+    with pytest.raises(
+        ConfigError, match=re.escape("store.index.embed: failed to load './e.py:nope'")
+    ):
+        load_embeddings("./e.py:nope", tmp_path)
+    with pytest.raises(ConfigError, match="needs the `langchain` package"):
+        load_embeddings("openai:text-embedding-3-small", tmp_path)
 
 
 def test_info_and_warnings_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.store.memory import InMemoryStore
 
 from broker import users
 from broker.errors import GraphLoadError
@@ -134,3 +135,12 @@ async def test_a_run_by_a_user_gives_the_factory_that_user(
         (runtime,) = _calls(tmp_path)[-1]
         assert (runtime.user.identity, runtime.user.permissions) == ("alice", ["p"])
         assert runtime.user["team"] == "x"
+
+
+async def test_factories_get_the_attached_store(registry: GraphRegistry, tmp_path: Path) -> None:
+    store = InMemoryStore()
+    registry.attach_store(store)
+    for access in ("threads.create_run", "threads.read"):
+        await registry.get("runtime_only", CONFIG, access=access)
+        (runtime,) = _calls(tmp_path)[-1]
+        assert runtime.store is store

@@ -124,3 +124,17 @@ async def test_disable_meta_keeps_a_bare_ok() -> None:
         assert (await client.get("/ok")).json() == {"ok": True}
         for path in ("/info", "/openapi.json", "/docs"):
             assert (await client.get(path)).status_code == 404, path
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+async def test_disable_mcp_and_a2a_remove_them(disabled: bool) -> None:
+    http = HttpConfig(disable_mcp=disabled, disable_a2a=disabled)
+    async with _app(http) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        served = {"/mcp", "/mcp/", "/a2a/{assistant_id}", "/.well-known/agent-card.json"}
+        assert (served & set(paths)) == (set() if disabled else served)
+        if disabled:
+            for method, path in [("POST", "/mcp"), ("POST", "/mcp/"), ("POST", "/a2a/x")]:
+                assert (await client.request(method, path, json={})).status_code == 404
+            card = await client.get("/.well-known/agent-card.json?assistant_id=x")
+            assert card.status_code == 404

@@ -27,6 +27,8 @@ from broker.storage.ledger import statements as q
 from broker.storage.ledger.outcomes import (
     Cancelled,
     Claimed,
+    Delivery,
+    DeliveryFor,
     Failure,
     Finished,
     Fired,
@@ -58,8 +60,15 @@ class Tx(Protocol):
     async def execute(self, statement: Executable, params: dict[str, Any]) -> None: ...
 
 
+def _no_delivery(run: Run, status: RunStatus) -> Delivery | None:
+    return None
+
+
 class Ledger(ABC):
     spelling: Spelling
+    # The webhook delivery of a run the ledger itself ends (a cancelled pending run);
+    # the runtime sets it from langgraph.json's webhooks policy.
+    deliveries: DeliveryFor = staticmethod(_no_delivery)
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
@@ -90,8 +99,7 @@ class Ledger(ABC):
         s = self.spelling
         thread = {"p_thread_id": submit.row["thread_id"]}
         if submit.create_thread:
-            new = thread | {"p_metadata": submit.thread_metadata}
-            await tx.execute(q.create_thread(s), new)
+            await tx.execute(q.create_thread(s), thread | submit.thread_params())
         busy = thread | {"p_tags": submit.tags} | submit.auth
         if await tx.fetchval(q.mark_busy(s), busy) is None:
             raise thread_not_found(submit.row["thread_id"])
@@ -189,37 +197,49 @@ class Ledger(ABC):
         result: ThreadResult,
         *,
         drop_thread: bool,
+        delivery: Delivery | None = None,
     ) -> Finished:
         """Ends the run if `attempt` still owns it and writes `result` on its thread (or
-        drops a stateless run's thread, and with it the run)."""
+        drops a stateless run's thread, and with it the run); its webhook `delivery` goes
+        to the outbox in the same transaction."""
         if drop_thread:
-            return Finished(await self._finish_dropping(run_id, attempt, status))
+            return Finished(await self._finish_dropping(run_id, attempt, status, delivery))
         async with self.transaction() as tx:
-            thread_id = await self._end_and_lock(tx, run_id, attempt, status)
+            thread_id = await self._end_and_lock(tx, run_id, attempt, status, delivery)
             if thread_id is None:
                 return Finished(False)
             return Finished(
                 True, await tx.fetchval(q.record(self.spelling), _recorded(thread_id, result))
             )
 
-    async def _finish_dropping(self, run_id: UUID, attempt: int, status: RunStatus) -> bool:
+    async def _finish_dropping(
+        self, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
+    ) -> bool:
         async with self.transaction() as tx:
             params = {"p_run_id": run_id, "p_attempt": attempt, "p_status": status.value}
             thread_id = await tx.fetchval(q.set_status(self.spelling, fenced=True), params)
             if thread_id is None:
                 return False
+            await self._deliver(tx, delivery)
             await tx.execute(q.delete_thread(self.spelling), {"p_thread_id": thread_id})
             return True
 
     async def _end_and_lock(
-        self, tx: Tx, run_id: UUID, attempt: int, status: RunStatus
+        self, tx: Tx, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
     ) -> UUID | None:
-        """Ends the run if `attempt` owns it, then locks its thread: the thread's id."""
+        """Ends the run if `attempt` owns it (its delivery to the outbox), then locks its
+        thread: the thread's id."""
         params = {"p_run_id": run_id, "p_attempt": attempt, "p_status": status.value}
         thread_id: UUID | None = await tx.fetchval(q.set_status(self.spelling, fenced=True), params)
         if thread_id is not None:
+            await self._deliver(tx, delivery)
             await tx.fetchrow(q.lock_thread(self.spelling), {"p_thread_id": thread_id})
         return thread_id
+
+    async def _deliver(self, tx: Tx, delivery: Delivery | None) -> None:
+        """A webhook delivery into the outbox, in the transaction that ends its run."""
+        if delivery is not None:
+            await tx.execute(q.enqueue_delivery(self.spelling), delivery.params())
 
     async def discard(self, run_id: UUID, attempt: int) -> bool:
         """A rolled-back run's row goes (if `attempt` still owns it)."""
@@ -260,6 +280,7 @@ class Ledger(ABC):
             ended = owner | {"p_status": RunStatus.ERROR.value}
             if await tx.fetchval(q.set_status(s, fenced=True), ended) is None:
                 return Released.LOST
+            await self._deliver(tx, fail.delivery)
             await self._settle(tx, run.thread_id, fail.result, drop_thread=fail.drop_thread)
         return Released.FAILED
 
@@ -316,6 +337,7 @@ class Ledger(ABC):
             else:
                 interrupted = params | {"p_status": RunStatus.INTERRUPTED.value}
                 await tx.fetchval(q.set_status(s, fenced=False), interrupted)
+                await self._deliver(tx, self.deliveries(run, RunStatus.INTERRUPTED))
                 cancelled.ended.append(run)
         for thread_id in dict.fromkeys(r.thread_id for r in cancelled.ended):
             if (next_id := await self._refresh(tx, thread_id)) is not None:
@@ -359,6 +381,7 @@ class Ledger(ABC):
                 failure = fail(run)
                 params = {"p_run_id": run.run_id, "p_status": RunStatus.ERROR.value}
                 await tx.fetchval(q.set_status(s, fenced=False), params)
+                await self._deliver(tx, failure.delivery)
                 next_id = await self._settle(
                     tx, run.thread_id, failure.result, drop_thread=failure.drop_thread
                 )

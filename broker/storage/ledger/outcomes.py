@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from broker.models import CancelAction, Cron, MultitaskStrategy, Run, ThreadResult
+from broker.models import CancelAction, Cron, MultitaskStrategy, Run, RunStatus, ThreadResult
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,21 @@ class Submit:
     create_thread: bool = False
     delay: timedelta = timedelta(0)
     thread_metadata: dict[str, Any] = field(default_factory=dict)  # of a thread it creates
+    thread_ttl: tuple[str, float] | None = None  # (strategy, minutes) of a thread it creates
     auth: dict[str, Any] = field(default_factory=dict)  # visibility.params of a filter
+
+    def thread_params(self) -> dict[str, Any]:
+        """The thread `if_not_exists: create` makes: metadata and ttl (as statements bind
+        it: on SQLite `p_ttl_at` is the expiry, set from `p_ttl` when there is one)."""
+        strategy, minutes = self.thread_ttl or (None, None)
+        ttl = None if minutes is None else timedelta(minutes=minutes)
+        return {
+            "p_metadata": self.thread_metadata,
+            "p_ttl_strategy": strategy,
+            "p_ttl_minutes": minutes,
+            "p_ttl": ttl,
+            "p_ttl_at": None,
+        }
 
     @property
     def rejects(self) -> bool:
@@ -60,12 +75,50 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A webhook delivery, written to the outbox in the transaction that ends its run."""
+
+    delivery_id: UUID
+    run_id: UUID
+    thread_id: UUID
+    url: str
+    payload: dict[str, Any]  # plain JSON
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "p_hook_id": self.delivery_id,
+            "p_hook_run_id": self.run_id,
+            "p_hook_thread_id": self.thread_id,
+            "p_hook_url": self.url,
+            "p_hook_payload": self.payload,
+        }
+
+
+NO_DELIVERY = {
+    "p_hook_id": None,
+    "p_hook_run_id": None,
+    "p_hook_thread_id": None,
+    "p_hook_url": None,
+    "p_hook_payload": None,
+}
+
+
+def delivery_params(delivery: Delivery | None) -> dict[str, Any]:
+    return NO_DELIVERY if delivery is None else delivery.params()
+
+
+# The delivery of a run that ends with a status (None: it has no webhook to call).
+DeliveryFor = Callable[[Run, RunStatus], "Delivery | None"]
+
+
+@dataclass(frozen=True)
 class Failure:
-    """How a run the broker gives up on leaves its thread."""
+    """How a run the broker gives up on leaves its thread (and the webhook it sends)."""
 
     result: ThreadResult
     drop_thread: bool
     error: dict[str, Any]
+    delivery: Delivery | None = None
 
 
 class Released(Enum):

@@ -22,7 +22,7 @@ from broker.models import Run, RunStatus
 from broker.storage.driver import Driver
 from broker.storage.ledger import statements as q
 from broker.storage.ledger.base import Ledger, Tx
-from broker.storage.ledger.outcomes import Claimed, Submit
+from broker.storage.ledger.outcomes import Claimed, Delivery, Submit, delivery_params
 from broker.storage.ledger.spelling import POSTGRES
 from broker.storage.rows import to_run
 from broker.storage.runs import head_of, owned
@@ -62,15 +62,19 @@ class PostgresLedger(Ledger):
         row = await self.driver.fetchrow(_claim(), params)
         return None if row is None else Claimed(to_run(row), bool(row["temporary"]))
 
-    async def _finish_dropping(self, run_id: UUID, attempt: int, status: RunStatus) -> bool:
-        params = {"p_run_id": run_id, "p_attempt": attempt}
+    async def _finish_dropping(
+        self, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
+    ) -> bool:
+        params = {"p_run_id": run_id, "p_attempt": attempt} | delivery_params(delivery)
         return await self.driver.fetchval(_finish_stateless(), params) is not None
 
     async def _end_and_lock(
-        self, tx: Tx, run_id: UUID, attempt: int, status: RunStatus
+        self, tx: Tx, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
     ) -> UUID | None:
         params = {"p_run_id": run_id, "p_attempt": attempt, "p_status": status.value}
-        thread_id: UUID | None = await tx.fetchval(_finish_and_lock(), params)
+        thread_id: UUID | None = await tx.fetchval(
+            _finish_and_lock(), params | delivery_params(delivery)
+        )
         return thread_id
 
 
@@ -114,19 +118,28 @@ def _claim() -> Update:
 
 @functools.cache
 def _finish_stateless() -> ReturningDelete[Any]:
-    """A stateless run ends: its thread goes, and with it (by cascade) the run."""
-    owner = select(runs.c.thread_id).where(_owned()).with_for_update().scalar_subquery()
-    return delete(threads).where(threads.c.thread_id == owner).returning(threads.c.thread_id)
+    """A stateless run ends: its webhook delivery (`p_hook_…`, if any) goes to the outbox,
+    its thread goes, and with it (by cascade) the run."""
+    owner = select(runs.c.thread_id).where(_owned()).with_for_update().cte("owner")
+    hook = q.delivery_from(POSTGRES, owner).cte("hook")
+    return (
+        delete(threads)
+        .where(threads.c.thread_id == select(owner.c.thread_id).scalar_subquery())
+        .returning(threads.c.thread_id)
+        .add_cte(hook)
+    )
 
 
 @functools.cache
 def _finish_and_lock() -> Select[Any]:
-    """Ends the run if the attempt still owns it, then locks its thread: the thread's id."""
+    """Ends the run if the attempt still owns it, writes its webhook delivery (`p_hook_…`,
+    if any) to the outbox, then locks its thread: the thread's id."""
     finished = q.set_status(POSTGRES, fenced=True).cte("finished")
+    hook = q.delivery_from(POSTGRES, finished).cte("hook")
     locked = (
         select(threads.c.thread_id)
         .where(threads.c.thread_id == finished.c.thread_id)
         .with_for_update()
         .scalar_subquery()
     )
-    return select(locked).select_from(finished)
+    return select(locked).select_from(finished).add_cte(hook)

@@ -39,6 +39,7 @@ from broker.storage.tables import (
     crons,
     runs,
     threads,
+    webhook_outbox,
 )
 from broker.storage.visibility import visible
 
@@ -76,7 +77,8 @@ def _owned() -> Any:
 
 @functools.cache
 def create_thread(s: Spelling) -> Insert:
-    """An ordinary thread, unless its id exists (`if_not_exists: create`)."""
+    """An ordinary thread, unless its id exists (`if_not_exists: create`), with the
+    ttl bound as `p_ttl_strategy`, `p_ttl_minutes` and `p_ttl` (an interval; NULLs: none)."""
     now = s.now()
     made: Insert = (
         (postgresql.insert(threads) if s.postgres else sqlite.insert(threads))
@@ -86,6 +88,9 @@ def create_thread(s: Spelling) -> Insert:
             created_at=now,
             updated_at=now,
             state_updated_at=now,
+            ttl_strategy=_p(threads.c.ttl_strategy),
+            ttl_minutes=_p(threads.c.ttl_minutes),
+            expires_at=s.later("p_ttl"),
         )
         .on_conflict_do_nothing()
     )
@@ -432,3 +437,33 @@ def advance_cron(s: Spelling) -> Update:
         .where(crons.c.cron_id == bindparam("p_cron_id", type_=crons.c.cron_id.type))
         .values(next_run_date=bindparam("p_next_run_date", type_=UtcDateTime()))
     )
+
+
+# -- webhooks ---------------------------------------------------------------------------
+
+HOOK_COLUMNS = ("delivery_id", "run_id", "thread_id", "url", "payload")
+_HOOK_PARAMS = ("p_hook_id", "p_hook_run_id", "p_hook_thread_id", "p_hook_url", "p_hook_payload")
+
+
+def _hook_row(s: Spelling) -> list[Any]:
+    binds = [
+        bindparam(name, type_=webhook_outbox.c[column].type)
+        for column, name in zip(HOOK_COLUMNS, _HOOK_PARAMS, strict=True)
+    ]
+    return [*binds, s.now(), s.now()]
+
+
+def delivery_from(s: Spelling, source: Any) -> Insert:
+    """The webhook delivery bound as `p_hook_…`, for each row of `source` (the run that
+    ended: nothing when another attempt owns it), if there is one (`p_hook_id`)."""
+    hook_id = bindparam("p_hook_id", type_=webhook_outbox.c.delivery_id.type)
+    row = select(*_hook_row(s)).select_from(source).where(hook_id.is_not(None))
+    names = [*HOOK_COLUMNS, "next_attempt_at", "created_at"]
+    return webhook_outbox.insert().from_select(names, row)
+
+
+@functools.cache
+def enqueue_delivery(s: Spelling) -> Insert:
+    """The webhook delivery bound as `p_hook_…` (in the transaction that ended its run)."""
+    names = [*HOOK_COLUMNS, "next_attempt_at", "created_at"]
+    return webhook_outbox.insert().from_select(names, select(*_hook_row(s)))
