@@ -12,6 +12,7 @@ import importlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -146,4 +147,7 @@ def test_workers_scale_on_the_queue_key_keys_py_spells() -> None:
     assert trigger["type"] == "redis"
     assert trigger["metadata"]["listName"] == Keys(_settings()["BROKER_REDIS_PREFIX"]).queue
     assert int(trigger["metadata"]["listLength"]) == int(_settings()["N_JOBS_PER_WORKER"])
+    redis = urlsplit(MANIFESTS[("Secret", "broker-stores")]["stringData"]["REDIS_URI"])
+    assert trigger["metadata"]["address"] == f"{redis.hostname}:{redis.port or 6379}"
+    assert trigger["metadata"]["databaseIndex"] == (redis.path.strip("/") or "0")
     assert set(WITH_KEDA) - set(MANIFESTS) == {("ScaledObject", "broker-worker")}
