@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from broker.settings import Settings
+from broker.storage.engine import TRANSACTION_POOLER_ARGS
 from broker.storage.tables import metadata
 
 config = context.config
@@ -35,7 +36,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    # `broker migrate` through a transaction pooler must not leave named statements behind.
+    pooled = Settings().database_pooler == "transaction"
+    connect_args = TRANSACTION_POOLER_ARGS if pooled else {}
+    engine = create_async_engine(_url(), poolclass=pool.NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

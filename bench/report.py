@@ -35,6 +35,10 @@ def ref(workload: str, key: str) -> Figure:
     return lambda r: _get(r, "workloads", workload, "reference", key)
 
 
+def pooled(workload: str, key: str) -> Figure:
+    return lambda r: _get(r, "workloads", workload, "pooled", key)
+
+
 def ceiling(name: str) -> Figure:
     return lambda r: _get(r, "ceilings", name, "per_second")
 
@@ -85,6 +89,7 @@ class Row:
     lower_is_better: bool = False
     target: Target | None = None
     reference_label: str = "ref"
+    needs: str | None = None  # a side that must have run for the row to show ("pooled")
 
 
 ROWS = [
@@ -178,6 +183,22 @@ ROWS = [
     Row("store", "HTTP search_items with a query p99", "ms",
         ours("store", "semantic_search_p99_ms"), ref("store", "semantic_search_p99_ms"),
         lower_is_better=True),
+    # Ours behind PgBouncer (transaction mode) in the "ours" column, ours direct beside it.
+    Row("latency", "pooled: runs.wait p50", "ms", pooled("latency", "p50_ms"),
+        ours("latency", "p50_ms"), lower_is_better=True, reference_label="direct",
+        needs="pooled"),
+    Row("throughput", "pooled: runs.stream, concurrent clients", "runs/s",
+        pooled("throughput", "runs_per_second"), ours("throughput", "runs_per_second"),
+        reference_label="direct", needs="pooled"),
+    Row("throughput", "pooled: server CPU per run", "ms",
+        pooled("throughput", "server_cpu_ms_per_run"), ours("throughput", "server_cpu_ms_per_run"),
+        lower_is_better=True, reference_label="direct", needs="pooled"),
+    Row("background", "pooled: runs.create xN then join all", "runs/s",
+        pooled("background", "runs_per_second"), ours("background", "runs_per_second"),
+        reference_label="direct", needs="pooled"),
+    Row("checkpoints", "pooled: threaded runs via the server", "steps/s",
+        pooled("checkpoints", "supersteps_per_second"), ours("checkpoints", "supersteps_per_second"),
+        reference_label="direct", needs="pooled"),
 ]  # fmt: skip
 
 
@@ -187,6 +208,8 @@ def rows(results: Results) -> list[dict[str, Any]]:
     selected = results.get("workloads", {})
     for row in ROWS:
         if row.workload not in selected:
+            continue
+        if row.needs and not any(k.startswith(row.needs) for k in selected[row.workload]):
             continue
         o = row.ours(results)
         r = row.reference(results) if row.reference else None
@@ -282,7 +305,7 @@ def _notes(results: Results) -> list[str]:
     if not reference.get("available"):
         notes.append(f"REFERENCE MISSING: {reference.get('reason', 'not run')}")
     for name, workload in results.get("workloads", {}).items():
-        for side in ("ours", "reference", "in_process"):
+        for side in ("ours", "pooled", "reference", "in_process"):
             error = workload.get(f"{side}_error")
             if error:
                 notes.append(f"{name} ({side}) FAILED: {error}")

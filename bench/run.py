@@ -42,6 +42,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TIMEOUT = {"full": 420.0, "quick": 60.0}
 # Workloads whose CPU per run (servers, stores, the SDK client) is recorded beside the rate.
 CPU_METERED = ("throughput", "background")
+# The Postgres-bound workloads also run on our server behind PgBouncer (transaction mode).
+POOLED_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -56,6 +58,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="WORKLOAD",
         help=f"run only these (repeat or comma-separate): {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument(
+        "--no-pooled",
+        action="store_true",
+        help=f"skip our server behind PgBouncer (else it runs {', '.join(POOLED_WORKLOADS)})",
     )
     parser.add_argument("--out", type=Path, help="where to save the JSON (default: bench/results/)")
     parser.add_argument(
@@ -280,9 +287,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with ExitStack() as stack:
         say("starting our server: broker api + 2 x broker worker, fresh database")
         ours = stack.enter_context(our_server())
+        pooled = None
+        if not args.no_pooled and set(POOLED_WORKLOADS) & set(args.workloads):
+            say("starting ours again behind PgBouncer (transaction mode), fresh database")
+            pooled = stack.enter_context(our_server(pooled=True))
         reference = _start_reference(args, results, stack)
-        servers = {"ours": ours, "reference": reference}
         for name in args.workloads:
+            servers = {"ours": ours, "reference": reference}
+            if name in POOLED_WORKLOADS:
+                servers["pooled"] = pooled
             workloads[name] = _run_rounds(name, servers, sizes, timeout, args.rounds)
     if "checkpoints" in args.workloads:
         entry = workloads["checkpoints"]

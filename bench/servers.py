@@ -1,7 +1,8 @@
 """The two servers a benchmark run compares, each as a context manager.
 
 `our_server()`: `broker api` + 2 x `broker worker` (production layout) on a fresh
-database and their own Redis prefix, through `tests/processes.py`.
+database and their own Redis prefix, through `tests/processes.py`; with `pooled=True`
+their Postgres is behind PgBouncer in transaction mode (`tests/pooler.py`).
 
 `reference_server()`: LangGraph's own `langgraph dev` (in-memory runtime) from the
 virtualenv `bench/.ref-venv`, installed on first use; it raises `Unavailable` with the
@@ -26,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import fresh_database
+from tests.pooler import POOLED_ENV, pgbouncer
 from tests.processes import Process, free_port, start_api, start_worker
 from tests.services import ensure_services
 
@@ -36,6 +38,10 @@ REF_VENV = BENCH / ".ref-venv"
 REF_PACKAGES = ["langgraph-cli[inmem]", "langchain-core"]
 INSTALL_TIMEOUT = 900.0
 START_TIMEOUT = 90.0
+# PgBouncer's server connections for the pooled variant: fewer than the 45 the direct
+# one's processes hold (3 x BROKER_DB_POOL_SIZE), as a pooler is run, and so that both
+# servers side by side stay within a default Postgres' max_connections (100).
+POOLED_SERVER_CONNECTIONS = 20
 
 
 class Unavailable(Exception):
@@ -58,7 +64,9 @@ class Server:
 
 
 @contextmanager
-def our_server(workers: int = 2, config: Path = CONFIG) -> Iterator[Server]:
+def our_server(
+    workers: int = 2, config: Path = CONFIG, *, pooled: bool = False
+) -> Iterator[Server]:
     """1 API + `workers` workers, as production runs them, on a fresh database."""
     services = ensure_services(allow_containers=False)
     prefix = f"broker-bench-{uuid.uuid4().hex[:8]}"
@@ -73,17 +81,25 @@ def our_server(workers: int = 2, config: Path = CONFIG) -> Iterator[Server]:
             "REDIS_URI": services.redis_uri,
             "BROKER_REDIS_PREFIX": prefix,
         }
+        processes: dict[str, Process] = {}
+        extra_pids: dict[str, int] = {}
+        if pooled:
+            bouncer = stack.enter_context(
+                pgbouncer(database_uri, server_pool_size=POOLED_SERVER_CONNECTIONS)
+            )
+            env.update(POOLED_ENV, DATABASE_URI=bouncer.uri)
+            extra_pids["pgbouncer"] = bouncer.pid  # its CPU counts as the server's
         api, url = start_api(env, Path(logs), config)
         stack.callback(api.stop)
-        processes: dict[str, Process] = {"api": api}
+        processes["api"] = api
         for index in range(workers):
             worker = start_worker(env, Path(logs), config)
             stack.callback(worker.stop)
             processes[f"worker-{index}"] = worker
         yield Server(
-            name="ours",
+            name="ours behind pgbouncer" if pooled else "ours",
             url=url,
-            pids={role: p.popen.pid for role, p in processes.items()},
+            pids={**{role: p.popen.pid for role, p in processes.items()}, **extra_pids},
             database_uri=database_uri,
             redis_uri=services.redis_uri,
             logs=Path(logs),

@@ -56,7 +56,14 @@ def _parser() -> argparse.ArgumentParser:
             name, help=help, description=help, formatter_class=_Help, epilog=_epilog()
         )
 
-    command("migrate", "alembic upgrade head against DATABASE_URI")
+    migrate = command("migrate", "alembic upgrade head against DATABASE_URI")
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="do not migrate: wait up to SECONDS until the database is at the latest "
+        "migration (exit 1 if not), as an initContainer behind a migrate Job",
+    )
     api = command("api", "serve the HTTP API on Postgres (DATABASE_URI) and Redis (REDIS_URI)")
     _add_config(api)
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -148,7 +155,11 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "migrate":
         from broker import migrate
 
-        migrate.upgrade()
+        if args.wait is not None:
+            if not migrate.wait_for_head(args.wait):
+                sys.exit(f"broker migrate --wait: database not migrated after {args.wait:g}s")
+        else:
+            migrate.upgrade()
         print("broker: database is at the latest migration", file=sys.stderr)
         return
     if args.config is None and args.command == "dev" and EXAMPLES.exists():

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
@@ -104,6 +105,11 @@ def is_transient(exc: BaseException) -> bool:
 REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 
 
+# A master configured with min-replicas-to-write refuses writes while it has no replica:
+# during a failover, that is the old master until it is turned into a replica.
+REDIS_REFUSALS_WHILE_FAILING_OVER = ("NOREPLICAS",)
+
+
 @contextmanager
 def reaching_redis() -> Iterator[None]:
     """Redis adapters call Redis inside this: its outage arrives as StoreUnavailable."""
@@ -111,3 +117,7 @@ def reaching_redis() -> Iterator[None]:
         yield
     except REDIS_OUTAGE as exc:
         raise StoreUnavailable("Redis", exc) from exc
+    except RedisResponseError as exc:
+        if str(exc).startswith(REDIS_REFUSALS_WHILE_FAILING_OVER):
+            raise StoreUnavailable("Redis", exc) from exc
+        raise

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ResponseError
 
 from broker import jsonable
 from broker.errors import BadRequest, StoreUnavailable, reaching_redis
@@ -124,11 +125,15 @@ class RedisEventLog:
         self._redis = redis
 
     async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None:
+        """Idempotent: an entry already there (a retry after a lost reply) is skipped."""
         with reaching_redis():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry_id, data in entries:
                     pipe.xadd(key, {b"d": data}, id=entry_id)
-                await pipe.execute()
+                results = await pipe.execute(raise_on_error=False)
+            for result in results:
+                if isinstance(result, ResponseError) and _ID_TAKEN not in str(result):
+                    raise result
 
     async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
         event_id_key(last_id)  # Redis would refuse a malformed id: that is the client's error
@@ -149,7 +154,10 @@ class LocalEventLog:
         self._logs: dict[str, list[tuple[str, bytes]]] = {}
 
     async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None:
-        self._logs.setdefault(key, []).extend(entries)
+        log = self._logs.setdefault(key, [])
+        for entry in entries:  # as Redis does: an id not above the last one is not added
+            if not log or event_id_key(entry[0]) > event_id_key(log[-1][0]):
+                log.append(entry)
 
     async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
         entries = self._logs.get(key, [])
@@ -164,6 +172,8 @@ class LocalEventLog:
 
 
 _FROM_START = ("-1", "0", "", "-")  # what a client sends for "from the first event"
+# XADD's refusal of an id at or below the stream's last one: that entry is already in.
+_ID_TAKEN = "equal or smaller than the target stream top item"
 _EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 
 

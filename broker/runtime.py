@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.board import RedisWorkerBoard
@@ -33,6 +32,7 @@ from broker.lifecycle import RunLifecycle
 from broker.memory import Store
 from broker.messaging import Messaging
 from broker.queue import LocalRunQueue, RedisRunQueue
+from broker.redis_uri import connect_redis
 from broker.retention import RetentionPolicy, RetentionSweeper
 from broker.service import BrokerService, Policies, Stores
 from broker.settings import Settings
@@ -112,7 +112,7 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     from broker.storage.checkpoints.postgres import PostgresCheckpointer
 
     engine = create_engine(settings)
-    redis = Redis.from_url(settings.redis_uri, health_check_interval=30)
+    redis = connect_redis(settings.redis_uri)
     keys = Keys(settings.redis_prefix)
     bus = RedisEventBus(redis)
     checkpointer = PostgresCheckpointer(engine)

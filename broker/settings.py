@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     # On SIGTERM a worker lets runs finish this long, then hands the rest back.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="BROKER_SHUTDOWN_GRACE")
     db_pool_size: int = Field(default=15, ge=1, alias="BROKER_DB_POOL_SIZE")
+    # "transaction": DATABASE_URI is a transaction-pooling proxy (PgBouncer in transaction
+    # mode, Supabase's or Neon's pooler), so nothing may outlive one transaction on the
+    # server connection: no named prepared statements, no session settings.
+    database_pooler: Literal["none", "transaction"] = Field(
+        default="none", alias="BROKER_DATABASE_POOLER"
+    )
     # Redis prefix lets several brokers (or test runs) share one Redis safely.
     redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")
     # A resumable run's event log outlives the run by this much, for late reconnects.

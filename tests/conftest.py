@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import migrate
 from broker.settings import Settings, async_database_url
 from broker.storage.engine import create_engine
+from tests.pooler import pgbouncer
 from tests.services import Services, ensure_services
 
 
@@ -74,6 +75,13 @@ def settings(database_uri: str, services: Services, redis_prefix: str) -> Settin
         REDIS_URI=services.redis_uri,
         BROKER_REDIS_PREFIX=redis_prefix,
     )
+
+
+@pytest.fixture(scope="session")
+def pooled_database_uri(database_uri: str) -> Iterator[str]:
+    """The session's database behind PgBouncer in transaction mode (tests/pooler.py)."""
+    with pgbouncer(database_uri) as bouncer:
+        yield bouncer.uri
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,10 @@ The graph never waits on Redis: `emit` only appends. A single flusher task sends
 batch as one pub/sub message, so a burst of tokens costs one round trip, not hundreds.
 For resumable runs every frame also gets an id and goes to the run's event log first,
 so a client that reconnects with Last-Event-ID can replay what it missed.
+
+A batch Redis does not take (a failover, a restart) is sent again until it is, for up to
+`_RETRY_SECONDS`: frames stay queued meanwhile, so none is dropped; the log skips the
+entries it already has, a live subscriber may see a batch twice.
 """
 
 from __future__ import annotations
@@ -11,13 +15,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 
 from broker import metrics
+from broker.errors import StoreUnavailable
 from broker.events import EventBus, EventLog, with_id
 
 _MAX_BATCH = 256 * 1024  # bytes per pub/sub message; keeps one message from hogging Redis
 _BUSY = 0.005  # seconds since the last publish under which the stream counts as busy
 _LINGER = 0.002  # seconds a busy stream's next batch waits to gather frames
+_RETRY_SECONDS = 30.0  # how long a batch is retried through a Redis outage or failover
+_RETRY_PAUSE = 0.25
 
 
 class Publisher:
@@ -63,12 +71,17 @@ class Publisher:
 
     async def end(self, final_message: bytes) -> None:
         """Sends the end marker, after `drain`."""
-        if self._log is not None:
-            log, key = self._log
-            await log.append(key, [(self._next_id(), final_message)])
-            # The log lives as long as the run, then a grace period for late reconnects.
-            await log.expire(key, self._retention)
-        await self._bus.publish(self._channel, final_message)
+        end_id = self._next_id()
+
+        async def send() -> None:
+            if self._log is not None:
+                log, key = self._log
+                await log.append(key, [(end_id, final_message)])
+                # The log lives as long as the run, then a grace period for late reconnects.
+                await log.expire(key, self._retention)
+            await self._bus.publish(self._channel, final_message)
+
+        await _retried(send)
 
     def _next_id(self) -> str:
         return f"{self._base}-{next(self._seq)}"
@@ -91,10 +104,13 @@ class Publisher:
 
     async def _flush(self, count: int) -> None:
         frames = self._frames[:count]
-        del self._frames[:count]
+        ids = self._ids[:count]
+        await _retried(lambda: self._send(ids, frames))
+        del self._frames[:count]  # only now: a batch Redis did not take is sent again
+        del self._ids[:count]
+
+    async def _send(self, ids: list[str], frames: list[bytes]) -> None:
         if self._log is not None:
-            ids = self._ids[:count]
-            del self._ids[:count]
             log, key = self._log
             await log.append(key, list(zip(ids, frames, strict=True)))
         await self._bus.publish(self._channel, b"".join(frames))
@@ -108,3 +124,15 @@ class Publisher:
                 return count
             size += len(frame)
         return len(self._frames)
+
+
+async def _retried(send: Callable[[], Awaitable[None]]) -> None:
+    deadline = time.monotonic() + _RETRY_SECONDS
+    while True:
+        try:
+            await send()
+            return
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(_RETRY_PAUSE)

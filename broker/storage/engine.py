@@ -45,16 +45,40 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         "pool_recycle": 1800,
         "json_serializer": _json_serializer,
         "json_deserializer": orjson.loads,
-        # A process frozen inside a transaction (SIGSTOP, a VM pause) would hold its locks
-        # (a thread's row, the sweeper's turn) for good; past a lease Postgres ends it.
-        "connect_args": {
-            "server_settings": {"idle_in_transaction_session_timeout": _ms(settings.lease_seconds)}
-        },
+        "connect_args": _connect_args(settings),
     }
     options.update(overrides)
     engine = create_async_engine(settings.async_database_url, **options)
     report_outages(engine)
     return engine
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    if settings.database_pooler == "transaction":
+        return TRANSACTION_POOLER_ARGS
+    # A process frozen inside a transaction (SIGSTOP, a VM pause) would hold its locks
+    # (a thread's row, the sweeper's turn) for good; past a lease Postgres ends it.
+    timeout = _ms(settings.lease_seconds)
+    return {"server_settings": {"idle_in_transaction_session_timeout": timeout}}
+
+
+def _unnamed() -> str:
+    return ""
+
+
+# Behind a transaction pooler the next transaction may run on another server connection,
+# where a named statement prepared on this one does not exist (or another client's of the
+# same name does). asyncpg with no statement cache sends each statement unnamed, Parse
+# with its Bind and Execute (its prepare only describes the types); SQLAlchemy's own
+# cache and names are turned off the same way. Statements are still compiled once here
+# (driver.py); only Postgres' plan reuse is lost. The session timeout above cannot be
+# a startup parameter either (the pooler refuses or drops it): set the pooler's own
+# (PgBouncer's `idle_transaction_timeout`) or the role's (docs/production.md).
+TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": _unnamed,
+}
 
 
 def _ms(seconds: float) -> str:
@@ -83,15 +107,33 @@ def report_outages(engine: AsyncEngine) -> None:
             return dialect.connect(*cargs, **cparams)
         except refused as exc:
             raise StoreUnavailable(store, exc) from exc
+        except Exception as exc:  # a pooler refusing the session setting: not our bug
+            if _POOLER_REFUSAL not in str(exc):
+                raise
+            raise StoreUnavailable(store, _hinted(exc)) from exc
 
     def on_error(context: ExceptionContext) -> None:
         if context.is_pre_ping or not _lost(context):
             return
         context.is_disconnect = True  # the pool must not hand this connection out again
-        raise StoreUnavailable(store, context.original_exception)
+        raise StoreUnavailable(store, _hinted(context.original_exception))
 
     event.listen(engine.sync_engine, "do_connect", on_connect)
     event.listen(engine.sync_engine, "handle_error", on_error)
+
+
+# What PgBouncer answers to the session setting a direct connection sends (see above).
+_POOLER_REFUSAL = "unsupported startup parameter"
+
+
+def _hinted(exc: BaseException) -> BaseException:
+    """A pooler's refusal of our startup parameters, with the setting that avoids it."""
+    if _POOLER_REFUSAL not in str(exc):
+        return exc
+    return RuntimeError(
+        f"{exc}: DATABASE_URI looks like a transaction pooler (PgBouncer); "
+        "set BROKER_DATABASE_POOLER=transaction"
+    )
 
 
 def _lost(context: ExceptionContext) -> bool:

@@ -1,4 +1,9 @@
-"""Chaos tests run real API and worker processes with short leases, each test its own set."""
+"""Chaos tests run real API and worker processes with short leases, each test its own set.
+
+Tests marked `pooled` run twice: on Postgres directly, and behind a PgBouncer of their
+own in transaction mode whose idle-in-transaction timeout is the lease (what the broker
+sets on a direct connection).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.chaos.cluster import Cluster
+from tests.pooler import POOLED_ENV, pgbouncer
 
 # Short leases and fast sweeps make a crash cost seconds, not the production 30 s.
 CHAOS_SETTINGS = {
@@ -25,12 +31,30 @@ CHAOS_SETTINGS = {
 }
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "topology" in metafunc.fixturenames:
+        pooled = ["pooled"] if metafunc.definition.get_closest_marker("pooled") else []
+        metafunc.parametrize("topology", ["direct", *pooled])
+
+
 @pytest.fixture
-def chaos_env(broker_env: dict[str, str]) -> dict[str, str]:
+def topology(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def chaos_env(broker_env: dict[str, str], topology: str) -> Iterator[dict[str, str]]:
     # A Redis database of its own, so FLUSHDB here touches nothing else.
     redis_uri = urlunparse(urlparse(broker_env["REDIS_URI"])._replace(path="/15"))
     prefix = f"broker-chaos-{uuid.uuid4().hex[:8]}"
-    return {**broker_env, **CHAOS_SETTINGS, "REDIS_URI": redis_uri, "BROKER_REDIS_PREFIX": prefix}
+    env = {**broker_env, **CHAOS_SETTINGS, "REDIS_URI": redis_uri, "BROKER_REDIS_PREFIX": prefix}
+    if topology == "direct":
+        yield env
+        return
+    lease = float(CHAOS_SETTINGS["BROKER_LEASE_SECONDS"])
+    with pgbouncer(broker_env["DATABASE_URI"], idle_transaction_seconds=lease) as pooled:
+        yield {**env, **POOLED_ENV, "DATABASE_URI": pooled.uri}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from langgraph_sdk import get_client
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -108,6 +109,7 @@ async def test_kill_9_workers_while_200_runs_go(cluster: Cluster, db: AsyncEngin
     assert percentile(recoveries, 0.99) <= float(cluster.env["BROKER_LEASE_SECONDS"]) + 10.0
 
 
+@pytest.mark.pooled
 async def test_frozen_worker_is_fenced_out(cluster: Cluster, db: AsyncEngine) -> None:
     cluster.start(apis=1, workers=2)
     [(tid, rid)] = await _create_runs(cluster.urls, 1, {"steps": 12, "delay": 0.3})

@@ -103,6 +103,7 @@ async def _until_running(db: AsyncEngine, run_ids: list[str]) -> None:
     raise AssertionError("no run started")
 
 
+@pytest.mark.pooled
 async def test_postgres_connections_cut_mid_batch(cluster: Cluster, db: AsyncEngine) -> None:
     cluster.start(apis=1, workers=2)
     created = await _create_runs(cluster.urls, 20, {"steps": 5, "delay": 0.2})

@@ -5,7 +5,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from broker.events import EventBus, end_message, parse_end, sse_frame
+import pytest
+from redis.asyncio import Redis
+
+from broker.events import (
+    EventBus,
+    EventLog,
+    LocalEventLog,
+    RedisEventLog,
+    end_message,
+    parse_end,
+    sse_frame,
+)
+from broker.keys import Keys
 
 
 def _channel() -> str:
@@ -71,3 +83,14 @@ async def test_many_concurrent_subscribers_are_all_live(bus: EventBus) -> None:
     for subscription, channel in zip(subscriptions, channels * 2, strict=True):
         assert await subscription.get(2.0) == channel.encode()
     await asyncio.gather(*(s.close() for s in subscriptions))
+
+
+@pytest.mark.parametrize("backend", ["redis", "local"])
+async def test_log_append_again_adds_nothing(backend: str, redis: Redis, keys: Keys) -> None:
+    """A retried append (its reply lost in a failover) keeps each entry once, in order."""
+    log: EventLog = RedisEventLog(redis) if backend == "redis" else LocalEventLog()
+    key = keys.run_log(uuid.uuid4())
+    await log.append(key, [("1-0", b"a"), ("1-1", b"b")])
+    await log.append(key, [("1-0", b"a"), ("1-1", b"b"), ("1-2", b"c")])
+    assert await log.after(key, "-1") == [("1-0", b"a"), ("1-1", b"b"), ("1-2", b"c")]
+    await redis.delete(key)

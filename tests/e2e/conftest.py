@@ -1,12 +1,16 @@
 """The servers the end-to-end tests drive through the real SDK.
 
 Every test that asks for `server` (or `client`) runs twice: against `broker api` +
-`broker worker` on Postgres and Redis, and against `broker dev` on SQLite. Tests about
-Redis, or about several API processes, ask for the production pair by name.
+`broker worker` on Postgres and Redis, and against `broker dev` on SQLite. Modules marked
+`pooled` (the core: runs, background, cancel, HITL, thread state) run a third time
+against `broker api` + `broker worker` whose Postgres is behind PgBouncer in transaction
+mode. Tests about Redis, or about several API processes, ask for the production pair by
+name.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +23,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.settings import Settings
 from broker.storage.engine import create_engine
 from broker.storage.sqlite import create_sqlite_engine
+from tests.pooler import POOLED_ENV
 from tests.processes import broker_processes, start_api, start_dev
 
 
 @dataclass(frozen=True)
 class Server:
     url: str
-    backend: str  # "production" or "dev"
+    backend: str  # "production", "pooled" or "dev"
     data: Path | None = None  # the dev server's SQLite file
+
+
+BACKENDS = ["production", "dev"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a `backend` runs on each; a `pooled` one behind PgBouncer too."""
+    if "backend" in metafunc.fixturenames:
+        pooled = ["pooled"] if metafunc.definition.get_closest_marker("pooled") else []
+        metafunc.parametrize("backend", [*BACKENDS, *pooled], indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +66,28 @@ def production_server(
 
 
 @pytest.fixture(scope="session")
+def pooled_server(
+    server_env: dict[str, str],
+    pooled_database_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The production pair with Postgres behind PgBouncer (transaction mode).
+
+    Same database as `production_server` (SQL checks see its rows), its own Redis prefix
+    so that only these processes claim the runs its API accepts.
+    """
+    env = {
+        **server_env,
+        **POOLED_ENV,
+        "DATABASE_URI": pooled_database_uri,
+        "BROKER_REDIS_PREFIX": f"{server_env['BROKER_REDIS_PREFIX']}-pooled-{uuid.uuid4().hex[:6]}",
+    }
+    logs: Path = tmp_path_factory.mktemp("broker-pooled-logs")
+    with broker_processes(env, logs) as urls:
+        yield urls[0]
+
+
+@pytest.fixture(scope="session")
 def dev_server(
     server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -61,12 +98,12 @@ def dev_server(
     process.stop()
 
 
-@pytest.fixture(scope="session", params=["production", "dev"])
+@pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest) -> Server:
     if request.param == "dev":
         dev: Server = request.getfixturevalue("dev_server")
         return dev
-    return Server(request.getfixturevalue("production_server"), "production")
+    return Server(request.getfixturevalue(f"{request.param}_server"), request.param)
 
 
 @pytest.fixture(scope="session")

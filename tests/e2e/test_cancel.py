@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.storage.tables import checkpoints, threads
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
+pytestmark = pytest.mark.pooled  # also behind PgBouncer (tests/e2e/conftest.py)
+
 LONG: dict[str, Any] = {"steps": 40, "delay": 0.1}
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
 

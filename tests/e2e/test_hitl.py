@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from tests.e2e.helpers import as_dict, state_dict, thread_dict
+
+pytestmark = pytest.mark.pooled  # also behind PgBouncer (tests/e2e/conftest.py)
 
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
 

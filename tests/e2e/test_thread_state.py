@@ -12,6 +12,8 @@ from langgraph_sdk.errors import BadRequestError, ConflictError
 
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress
 
+pytestmark = pytest.mark.pooled  # also behind PgBouncer (tests/e2e/conftest.py)
+
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
 
 

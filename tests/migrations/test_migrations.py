@@ -7,6 +7,9 @@ env.py calls asyncio.run, which cannot run inside an event loop.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from broker import migrate
 from broker.settings import async_database_url
 from broker.storage.tables import metadata
+from tests.pooler import pgbouncer
 from tests.services import Services
 
 # Relations and types left in the public schema, except Alembic's own bookkeeping.
@@ -106,3 +110,37 @@ def test_downgrade_to_base_leaves_nothing_and_upgrade_works_again(empty_database
     migrate.upgrade(empty_database)
     assert _tables(empty_database) == set(metadata.tables)
     assert asyncio.run(_schema_diff(empty_database)) == []
+
+
+def test_migrations_run_through_a_transaction_pooler(
+    empty_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`broker migrate` with DATABASE_URI at PgBouncer (transaction mode) works both ways."""
+    monkeypatch.setenv("BROKER_DATABASE_POOLER", "transaction")
+    with pgbouncer(_libpq(empty_database)) as bouncer:
+        pooled = async_database_url(bouncer.uri)
+        migrate.upgrade(pooled)
+        migrate.downgrade(pooled)
+        migrate.upgrade(pooled)
+    assert _tables(empty_database) == set(metadata.tables)
+
+
+def test_wait_returns_once_the_schema_is_at_head(empty_database: str) -> None:
+    """`broker migrate --wait` (a Kubernetes initContainer) waits for the migrate Job."""
+    assert not migrate.at_head(empty_database)
+    assert not migrate.wait_for_head(0, empty_database)
+    migrate.upgrade(empty_database, "0001")
+    assert not migrate.at_head(empty_database)
+    migrate.upgrade(empty_database)
+    assert migrate.wait_for_head(0, empty_database)
+
+
+def test_wait_gives_up_with_exit_1(empty_database: str) -> None:
+    env = {**os.environ, "DATABASE_URI": empty_database}
+    command = [sys.executable, "-m", "broker", "migrate", "--wait", "0"]
+    waited = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert waited.returncode == 1, waited.stderr
+    assert "not migrated after 0s" in waited.stderr
+    migrate.upgrade(empty_database)
+    waited = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert waited.returncode == 0, waited.stderr
