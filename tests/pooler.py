@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
+from broker.reach import POSTGRES
 from tests.processes import free_port
-from tests.services import POSTGRES
 
 PACKAGE = "pgbouncer"
 # What a broker process behind the pooler is told (broker/settings.py).
