@@ -274,7 +274,7 @@ async def test_factory_taking_config_and_runtime(client: LangGraphClient) -> Non
         "access_context": "threads.create_run",
         "context": {},
         "user": None,
-        "store": None,
+        "store": True,
         "greeting": "hi",
     }
     made = await client.assistants.create("factory", context={"tone": "t"})

@@ -62,7 +62,7 @@ def _last_line(result: subprocess.CompletedProcess[str]) -> str:
 def test_a_refused_key_stops_the_process_with_one_line(
     tmp_path: Path, broker_env: dict[str, str], command: str
 ) -> None:
-    config = _with_graph(tmp_path, checkpointer={"ttl": {"default_ttl": 60}})
+    config = _with_graph(tmp_path, checkpointer={"path": "./saver.py:saver"})
     extra = ["--data", str(tmp_path / "dev.sqlite3")] if command == "dev" else []
     result = subprocess.run(
         [sys.executable, "-m", "broker", command, "--config", str(config), *extra],
@@ -73,8 +73,8 @@ def test_a_refused_key_stops_the_process_with_one_line(
     )
     assert result.returncode != 0
     line = _last_line(result)
-    assert line.startswith(f"broker {command}: ") and "`checkpointer.ttl`" in line
-    assert "retention" in line
+    assert line.startswith(f"broker {command}: ") and "`checkpointer.path`" in line
+    assert "lease" in line
 
 
 def test_a_custom_app_that_fails_to_import_stops_the_api(
