@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
-
 from broker.errors import reaching_redis
 from broker.keys import Keys
+from broker.redis_uri import RedisClient
 
 
 class WorkerBoard(Protocol):
@@ -29,7 +28,7 @@ class WorkerBoard(Protocol):
 class RedisWorkerBoard:
     """One key per worker with a TTL, and a SET of their ids to find them without SCAN."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
 

@@ -12,14 +12,16 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from broker import jsonable
 from broker.errors import BadRequest, StoreUnavailable, reaching_redis
+from broker.redis_uri import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class EventLog(Protocol):
 class RedisEventLog:
     """A Redis Stream per run; explicit ids keep the SSE ids and stream ids one and the same."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None:
@@ -255,13 +257,17 @@ class LocalEventBus(_Multiplexer):
 class RedisEventBus(_Multiplexer):
     """One Redis pub/sub connection per process, shared by all of its listeners."""
 
+    # The message types of classic pub/sub; the sharded bus reads SSUBSCRIBE's.
+    _MESSAGE = "message"
+    _SUBSCRIBED = "subscribe"
+
     def __init__(self, redis: Redis) -> None:
         super().__init__()
         self._redis = redis
         self._pubsub: PubSub = redis.pubsub()
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
-        self._reader: asyncio.Task[None] | None = None
+        self._readers: dict[str, asyncio.Task[None]] = {}  # one per pub/sub connection
         self._lost_since: float | None = None  # when the connection went, while it is gone
 
     async def publish(self, channel: str, message: bytes) -> None:
@@ -273,7 +279,7 @@ class RedisEventBus(_Multiplexer):
             listener, first = self.add(channel)
             if first:
                 try:
-                    await self._confirm(channel, self._pubsub.subscribe)
+                    await self._confirm(channel)
                 except BaseException:
                     self.discard(listener)
                     raise
@@ -283,27 +289,36 @@ class RedisEventBus(_Multiplexer):
         async with self._lock:
             if self.discard(listener):
                 with reaching_redis():
-                    await self._pubsub.unsubscribe(listener.channel)
+                    await self._unsubscribe(listener.channel)
 
-    async def _confirm(self, channel: str, command: Any) -> None:
+    async def _subscribe(self, channel: str) -> None:
+        await self._pubsub.subscribe(channel)
+        self._ensure_reader("", self._pubsub)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        await self._pubsub.unsubscribe(channel)
+
+    async def _confirm(self, channel: str) -> None:
         future = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = future
         with reaching_redis():
-            await command(channel)
-        self._ensure_reader()
+            await self._subscribe(channel)
         try:
             await asyncio.wait_for(future, _CONFIRM_SECONDS)
         except TimeoutError as exc:  # the reader never heard Redis acknowledge it
             raise StoreUnavailable("Redis", exc) from exc
 
-    def _ensure_reader(self) -> None:
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name="event-bus-reader")
+    def _ensure_reader(self, name: str, pubsub: PubSub) -> None:
+        reader = self._readers.get(name)
+        if reader is None or reader.done():
+            task = asyncio.create_task(self._read(pubsub), name=f"event-bus-reader{name}")
+            self._readers[name] = task
 
-    async def _read(self) -> None:
+    async def _read(self, pubsub: PubSub) -> None:
         while True:
             try:
-                await self._read_until_idle()
+                async for message in _messages(pubsub):
+                    self._handle(message)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection: redis-py resubscribes on reconnect
@@ -313,10 +328,6 @@ class RedisEventBus(_Multiplexer):
                     log.warning("event bus: Redis pub/sub connection lost (%r), reconnecting", exc)
                 await asyncio.sleep(0.5)
 
-    async def _read_until_idle(self) -> None:
-        async for message in _messages(self._pubsub):
-            self._handle(message)
-
     def _handle(self, message: dict[str, Any]) -> None:
         if self._lost_since is not None:
             away = time.monotonic() - self._lost_since
@@ -324,19 +335,78 @@ class RedisEventBus(_Multiplexer):
             self._lost_since = None
         kind = message["type"]
         channel = _text(message["channel"])
-        if kind == "message":
+        if kind == self._MESSAGE:
             self.dispatch(channel, message["data"])
-        elif kind == "subscribe":
+        elif kind == self._SUBSCRIBED:
             future = self._confirmations.pop(channel, None)
             if future is not None and not future.done():
                 future.set_result(None)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        for reader in self._readers.values():
+            reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await reader
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class ShardedRedisEventBus(RedisEventBus):
+    """The bus on a Redis Cluster: sharded pub/sub (Redis >= 7), one connection per node.
+
+    Classic PUBLISH is broadcast to every node of a cluster; SPUBLISH goes only to the
+    node owning the channel's slot (keys.py hash-tags each channel), so the cluster's
+    pub/sub traffic spreads over its masters instead of multiplying. The process holds
+    one SSUBSCRIBE connection per node it has listeners on, each with its own reader.
+    """
+
+    _MESSAGE = "smessage"
+    _SUBSCRIBED = "ssubscribe"
+
+    def __init__(self, redis: RedisCluster) -> None:
+        super().__init__(cast(Redis, redis))  # the base's classic PubSub is never used
+        self._cluster = redis
+        self._shards: dict[str, PubSub] = {}  # node name -> its SSUBSCRIBE connection
+        self._shard_of: dict[str, str] = {}  # channel -> the node it was subscribed on
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        with reaching_redis():
+            await self._cluster.spublish(channel, message)
+
+    async def _subscribe(self, channel: str) -> None:
+        await self._cluster.initialize()  # the slot map: a no-op once it is read
+        node = self._cluster.get_node_from_key(channel)
+        if node is None:  # a slot no node serves: the cluster is down there
+            raise RedisConnectionError(f"no Redis Cluster node serves {channel}")
+        pubsub = self._shards.get(node.name)
+        if pubsub is None:
+            # Connections made as the cluster client makes its own to this node.
+            pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+            pubsub = PubSub(connection_pool=pool, encoder=self._cluster.encoder)
+            self._shards[node.name] = pubsub
+        await pubsub.ssubscribe(channel)
+        self._shard_of[channel] = node.name
+        self._ensure_reader(node.name, pubsub)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        node_name = self._shard_of.pop(channel, None)
+        if node_name is not None:
+            await self._shards[node_name].sunsubscribe(channel)
+
+    async def _close_connections(self) -> None:
+        for pubsub in self._shards.values():
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.connection_pool.disconnect()
+        await super()._close_connections()
+
+
+def redis_event_bus(redis: RedisClient) -> RedisEventBus:
+    """The bus for this client: sharded pub/sub on a cluster, classic pub/sub otherwise."""
+    if isinstance(redis, RedisCluster):
+        return ShardedRedisEventBus(redis)
+    return RedisEventBus(redis)
 
 
 async def _messages(pubsub: PubSub) -> AsyncIterator[dict[str, Any]]:

@@ -1,4 +1,11 @@
-"""Every Redis key and channel name the broker uses, and nowhere else."""
+"""Every Redis key and channel name the broker uses, and nowhere else.
+
+Each name carries a Redis Cluster hash tag (the part in braces picks the slot): a run's
+channel and log share the run id's slot, a thread's channel the thread id's, and the
+broker-wide names (queue, delayed set, cancel channel, worker board) share the prefix's,
+since one Lua script moves members from the delayed set onto the queue and one MGET
+reads the whole worker board. On one Redis the braces are just characters.
+"""
 
 from __future__ import annotations
 
@@ -14,35 +21,35 @@ class Keys:
     @property
     def queue(self) -> str:
         """LIST of run ids waiting for a worker (LPUSH / BRPOP)."""
-        return f"{self.prefix}:queue"
+        return f"{{{self.prefix}}}:queue"
 
     @property
     def cancel_channel(self) -> str:
         """Pub/sub channel every worker listens to for cancel requests."""
-        return f"{self.prefix}:cancel"
+        return f"{{{self.prefix}}}:cancel"
 
     def run_channel(self, run_id: UUID | str) -> str:
         """Pub/sub channel carrying one run's encoded SSE frames."""
-        return f"{self.prefix}:run:{run_id}"
+        return f"{self.prefix}:run:{{{run_id}}}"
 
     def thread_channel(self, thread_id: UUID | str) -> str:
         """Pub/sub channel announcing a thread's new runs, and its state edits' values."""
-        return f"{self.prefix}:thread:{thread_id}"
+        return f"{self.prefix}:thread:{{{thread_id}}}"
 
     def run_log(self, run_id: UUID | str) -> str:
         """STREAM of a resumable run's frames (ids "<ms>-<seq>"), kept for a grace period."""
-        return f"{self.prefix}:run:{run_id}:log"
+        return f"{self.prefix}:run:{{{run_id}}}:log"
 
     @property
     def delayed(self) -> str:
         """ZSET of run ids created with after_seconds, scored by the epoch second they are due."""
-        return f"{self.prefix}:delayed"
+        return f"{{{self.prefix}}}:delayed"
 
     @property
     def workers(self) -> str:
         """SET of the ids of workers that published metrics (broker/board.py)."""
-        return f"{self.prefix}:workers"
+        return f"{{{self.prefix}}}:workers"
 
     def worker_metrics(self, worker_id: str) -> str:
         """A worker's latest metrics in Prometheus' text format, expiring unless renewed."""
-        return f"{self.prefix}:worker:{worker_id}:metrics"
+        return f"{{{self.prefix}}}:worker:{worker_id}:metrics"

@@ -12,10 +12,9 @@ from collections import deque
 from typing import Protocol
 from uuid import UUID
 
-from redis.asyncio import Redis
-
 from broker.errors import reaching_redis
 from broker.keys import Keys
+from broker.redis_uri import RedisClient
 
 
 class RunQueue(Protocol):
@@ -52,7 +51,7 @@ return #due
 class RedisRunQueue:
     """LPUSH on submit, BRPOP in workers: FIFO, one delivery per push."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
         self._redis = redis
         self._key = keys.queue
         self._delayed = keys.delayed

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import asyncpg
-import redis
+
+from broker.redis_uri import connect_redis
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -50,13 +51,19 @@ def _probe_postgres(uri: str) -> None:
         pool.submit(asyncio.run, _select_one(uri)).result()
 
 
-def _probe_redis(uri: str) -> None:
+async def _ping(uri: str) -> None:
+    # The broker's own client, so every REDIS_URI scheme it takes (Sentinel, Cluster) probes.
     timeout = PROBE_TIMEOUT_SECONDS
-    client = redis.Redis.from_url(uri, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = connect_redis(uri, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
-        client.ping()
+        await client.ping()
     finally:
-        client.close()
+        await client.aclose()
+
+
+def _probe_redis(uri: str) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _ping(uri)).result()
 
 
 POSTGRES = Service("Postgres", "DATABASE_URI", _probe_postgres)

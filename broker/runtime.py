@@ -22,8 +22,8 @@ from broker.crons import CronService
 from broker.events import (
     LocalEventBus,
     LocalEventLog,
-    RedisEventBus,
     RedisEventLog,
+    redis_event_bus,
 )
 from broker.graphs import GraphRegistry
 from broker.graphs import load_graphs as graphs_of
@@ -114,7 +114,7 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     engine = create_engine(settings)
     redis = connect_redis(settings.redis_uri)
     keys = Keys(settings.redis_prefix)
-    bus = RedisEventBus(redis)
+    bus = redis_event_bus(redis)
     checkpointer = PostgresCheckpointer(engine)
     board = RedisWorkerBoard(redis, keys)
     messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys, board)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import migrate
 from broker.settings import Settings, async_database_url
 from broker.storage.engine import create_engine
+from tests.cluster_redis import RedisCluster
 from tests.pooler import pgbouncer
 from tests.services import Services, ensure_services
 
@@ -82,6 +83,13 @@ def pooled_database_uri(database_uri: str) -> Iterator[str]:
     """The session's database behind PgBouncer in transaction mode (tests/pooler.py)."""
     with pgbouncer(database_uri) as bouncer:
         yield bouncer.uri
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A 3-master Redis Cluster on loopback (tests/cluster_redis.py), as a REDIS_URI."""
+    with RedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster.uri
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from broker.events import EventBus, LocalEventBus, RedisEventBus
+from broker.events import EventBus, LocalEventBus, redis_event_bus
 from broker.keys import Keys
 from broker.queue import LocalRunQueue, RedisRunQueue, RunQueue
+from broker.redis_uri import RedisClient, connect_redis
 from broker.settings import Settings
 from broker.storage.engine import create_engine
 from tests.contract.test_checkpointer import sqlite_engine
@@ -26,30 +27,41 @@ async def redis(services: Services) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+def redis_of(request: pytest.FixtureRequest) -> RedisClient:
+    """A client of the one Redis ("redis") or the 3-master cluster ("cluster");
+    the caller closes it. The cluster starts only for the tests that ask for it."""
+    if request.param == "cluster":
+        return connect_redis(request.getfixturevalue("redis_cluster_uri"))
+    services: Services = request.getfixturevalue("services")
+    return connect_redis(services.redis_uri)
+
+
 @pytest.fixture
 def keys() -> Keys:
     return Keys(f"broker-contract-{uuid.uuid4().hex[:8]}")
 
 
-@pytest.fixture(params=["redis", "local"])
-async def queue(
-    request: pytest.FixtureRequest, redis: Redis, keys: Keys
-) -> AsyncIterator[RunQueue]:
+@pytest.fixture(params=["redis", "cluster", "local"])
+async def queue(request: pytest.FixtureRequest, keys: Keys) -> AsyncIterator[RunQueue]:
     if request.param == "local":
         yield LocalRunQueue()
         return
+    redis = redis_of(request)
     yield RedisRunQueue(redis, keys)
     await redis.delete(keys.queue, keys.delayed)
+    await redis.aclose()
 
 
-@pytest.fixture(params=["redis", "local"])
-async def bus(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[EventBus]:
+@pytest.fixture(params=["redis", "cluster", "local"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
     if request.param == "local":
         yield LocalEventBus()
         return
-    redis_bus = RedisEventBus(redis)
+    redis = redis_of(request)
+    redis_bus = redis_event_bus(redis)
     yield redis_bus
     await redis_bus.close()
+    await redis.aclose()
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

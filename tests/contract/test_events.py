@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from broker.events import (
     EventBus,
@@ -18,6 +18,7 @@ from broker.events import (
     sse_frame,
 )
 from broker.keys import Keys
+from tests.contract.conftest import redis_of
 
 
 def _channel() -> str:
@@ -85,12 +86,20 @@ async def test_many_concurrent_subscribers_are_all_live(bus: EventBus) -> None:
     await asyncio.gather(*(s.close() for s in subscriptions))
 
 
-@pytest.mark.parametrize("backend", ["redis", "local"])
-async def test_log_append_again_adds_nothing(backend: str, redis: Redis, keys: Keys) -> None:
+@pytest.fixture(params=["redis", "cluster", "local"])
+async def event_log(request: pytest.FixtureRequest, keys: Keys) -> AsyncIterator[EventLog]:
+    if request.param == "local":
+        yield LocalEventLog()
+        return
+    redis = redis_of(request)
+    yield RedisEventLog(redis)
+    await redis.delete(keys.run_log("appended"))
+    await redis.aclose()
+
+
+async def test_log_append_again_adds_nothing(event_log: EventLog, keys: Keys) -> None:
     """A retried append (its reply lost in a failover) keeps each entry once, in order."""
-    log: EventLog = RedisEventLog(redis) if backend == "redis" else LocalEventLog()
-    key = keys.run_log(uuid.uuid4())
-    await log.append(key, [("1-0", b"a"), ("1-1", b"b")])
-    await log.append(key, [("1-0", b"a"), ("1-1", b"b"), ("1-2", b"c")])
-    assert await log.after(key, "-1") == [("1-0", b"a"), ("1-1", b"b"), ("1-2", b"c")]
-    await redis.delete(key)
+    key = keys.run_log("appended")
+    await event_log.append(key, [("1-0", b"a"), ("1-1", b"b")])
+    await event_log.append(key, [("1-0", b"a"), ("1-1", b"b"), ("1-2", b"c")])
+    assert await event_log.after(key, "-1") == [("1-0", b"a"), ("1-1", b"b"), ("1-2", b"c")]

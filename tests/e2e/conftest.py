@@ -38,10 +38,11 @@ BACKENDS = ["production", "dev"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test on a `backend` runs on each; a `pooled` one behind PgBouncer too."""
+    """Every test on a `backend` runs on each; a `pooled` one behind PgBouncer too, a
+    `cluster` one on a Redis Cluster too."""
     if "backend" in metafunc.fixturenames:
-        pooled = ["pooled"] if metafunc.definition.get_closest_marker("pooled") else []
-        metafunc.parametrize("backend", [*BACKENDS, *pooled], indirect=True, scope="session")
+        extra = [m for m in ("pooled", "cluster") if metafunc.definition.get_closest_marker(m)]
+        metafunc.parametrize("backend", [*BACKENDS, *extra], indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +84,22 @@ def pooled_server(
         "BROKER_REDIS_PREFIX": f"{server_env['BROKER_REDIS_PREFIX']}-pooled-{uuid.uuid4().hex[:6]}",
     }
     logs: Path = tmp_path_factory.mktemp("broker-pooled-logs")
+    with broker_processes(env, logs) as urls:
+        yield urls[0]
+
+
+@pytest.fixture(scope="session")
+def cluster_server(
+    server_env: dict[str, str],
+    redis_cluster_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The production pair on a 3-master Redis Cluster (tests/cluster_redis.py).
+
+    Same database as `production_server` (SQL checks see its rows); the Redis is its own.
+    """
+    env = {**server_env, "REDIS_URI": redis_cluster_uri}
+    logs: Path = tmp_path_factory.mktemp("broker-cluster-logs")
     with broker_processes(env, logs) as urls:
         yield urls[0]
 

@@ -15,7 +15,8 @@ from langgraph_sdk.errors import NotFoundError
 
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
-pytestmark = pytest.mark.pooled  # also behind PgBouncer (tests/e2e/conftest.py)
+# Also behind PgBouncer, and on a Redis Cluster (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.pooled, pytest.mark.cluster]
 
 SLOW: dict[str, Any] = {"steps": 8, "delay": 0.25}
 

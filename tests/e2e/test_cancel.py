@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker.storage.tables import checkpoints, threads
 from tests.e2e.helpers import state_dict, thread_dict, wait_for_progress, wait_for_status
 
-pytestmark = pytest.mark.pooled  # also behind PgBouncer (tests/e2e/conftest.py)
+# Also behind PgBouncer, and on a Redis Cluster (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.pooled, pytest.mark.cluster]
 
 LONG: dict[str, Any] = {"steps": 40, "delay": 0.1}
 COUNTER: dict[str, Any] = {"count": 0, "log": []}

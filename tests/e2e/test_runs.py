@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.storage.tables import checkpoint_writes, checkpoints, runs, threads
 
-pytestmark = pytest.mark.pooled  # also behind PgBouncer (tests/e2e/conftest.py)
+# Also behind PgBouncer, and on a Redis Cluster (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.pooled, pytest.mark.cluster]
 
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
 

@@ -1,12 +1,18 @@
-"""REDIS_URI's sentinel form is read exactly; a malformed one fails naming REDIS_URI."""
+"""REDIS_URI's sentinel and cluster forms are read exactly; a malformed one fails naming REDIS_URI."""
 
 from __future__ import annotations
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from broker.redis_uri import SentinelTarget, connect_redis, parse_sentinel_uri
+from broker.redis_uri import (
+    ClusterTarget,
+    SentinelTarget,
+    connect_redis,
+    parse_cluster_uri,
+    parse_sentinel_uri,
+)
 
 
 def test_sentinels_service_and_db() -> None:
@@ -49,3 +55,24 @@ async def test_clients_for_each_form() -> None:
     assert pool.connection_kwargs["db"] == 1
     await plain.aclose()
     await sentinel.aclose()
+
+
+def test_cluster_nodes_and_credentials() -> None:
+    uri = "redis-cluster://app:s%40cret@10.0.0.1:7000,[::1]:7001"
+    assert parse_cluster_uri(uri) == ClusterTarget(
+        nodes=(("10.0.0.1", 7000), ("::1", 7001)), username="app", password="s@cret"
+    )
+
+
+@pytest.mark.parametrize(
+    "uri", ["redis-cluster://", "redis-cluster://host", "redis-cluster://host:7000/0"]
+)
+def test_malformed_cluster_uris_are_refused(uri: str) -> None:
+    with pytest.raises(ValueError, match="REDIS_URI"):
+        parse_cluster_uri(uri)
+
+
+async def test_cluster_client() -> None:
+    client = connect_redis("redis-cluster://127.0.0.1:7000,127.0.0.1:7001")
+    assert isinstance(client, RedisCluster)
+    await client.aclose()
