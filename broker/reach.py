@@ -38,7 +38,10 @@ def libpq(uri: str) -> str:
 
 
 async def _select_one(uri: str) -> None:
-    connection = await asyncpg.connect(libpq(uri), timeout=PROBE_TIMEOUT_SECONDS)
+    # No named prepared statement: the probe must pass a transaction-pooling PgBouncer too.
+    connection = await asyncpg.connect(
+        libpq(uri), timeout=PROBE_TIMEOUT_SECONDS, statement_cache_size=0
+    )
     try:
         await connection.fetchval("SELECT 1")
     finally:
