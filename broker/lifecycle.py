@@ -74,7 +74,12 @@ class RunLifecycle:
         claimed = await self.ledger.claim(run_id, worker_id, lease)
         if claimed is None:
             return None
-        return Claim(claimed.run, claimed.run.attempt, temporary=claimed.temporary)
+        return Claim(
+            claimed.run,
+            claimed.run.attempt,
+            temporary=claimed.temporary,
+            cancel_action=claimed.cancel_action,
+        )
 
     async def heartbeat(self, claim: Claim, lease: timedelta) -> Lease:
         owned, action = await self.ledger.heartbeat(claim.run.run_id, claim.attempt, lease)

@@ -134,6 +134,9 @@ class Claim:
     run: Run
     attempt: int
     temporary: bool
+    # A cancel asked while an earlier attempt ran (its signal went to that attempt): this
+    # attempt honours it at start instead of running the graph again.
+    cancel_action: CancelAction | None = None
 
     @property
     def options(self) -> RunOptions:

@@ -189,6 +189,8 @@ class Worker:
         self._claimed_at[claim.run.run_id] = time.monotonic()
         claim = await self._resume_point(claim)
         control = self._running[claim.run.run_id] = RunControl()
+        if claim.cancel_action is not None:  # the run was cancelled, then handed back
+            control.cancel(claim.cancel_action)
         metrics.SLOTS_BUSY.set(len(self._running))
         heartbeat = asyncio.create_task(self._heartbeat(claim, control), name=f"heartbeat:{run_id}")
         try:

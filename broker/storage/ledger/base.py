@@ -178,7 +178,11 @@ class Ledger(ABC):
                 return None
             params = {"p_run_id": head["run_id"], "p_worker_id": worker_id, "p_lease": lease}
             row = await tx.fetchrow(q.start(s), params)
-        return None if row is None else Claimed(to_run(row), bool(thread["temporary"]))
+        if row is None:
+            return None
+        action = row["cancel_action"]
+        cancel = CancelAction(action) if action else None
+        return Claimed(to_run(row), bool(thread["temporary"]), cancel)
 
     async def heartbeat(
         self, run_id: UUID, attempt: int, lease: timedelta

@@ -66,6 +66,7 @@ class Cancelled:
 class Claimed:
     run: Run
     temporary: bool  # its thread is a stateless run's
+    cancel_action: CancelAction | None = None  # asked of an earlier attempt, still owed
 
 
 @dataclass(frozen=True)
