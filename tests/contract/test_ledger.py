@@ -316,6 +316,23 @@ async def test_a_hand_back_makes_the_run_pending_once(store: Store) -> None:
     assert again is not None and again.run.attempt == run.attempt + 1
 
 
+async def test_a_cancel_asked_of_a_handed_back_run_reaches_its_next_attempt(
+    store: Store,
+) -> None:
+    """The cancel signal went to the attempt that was handed back; the next claim carries
+    the request so the worker stops the run instead of running it again."""
+    thread_id = await _thread(store.engine)
+    run = await _running(store, thread_id)
+    cancelled = await store.ledger.cancel([run.run_id], CancelAction.INTERRUPT)
+    assert [(r.run_id, a) for r, a in cancelled.signalled] == [(run.run_id, CancelAction.INTERRUPT)]
+    assert await store.ledger.release(run, run.attempt, None) is Released.RELEASED
+    again = await store.claim(run.run_id, "w2", LEASE)
+    assert again is not None and again.cancel_action is CancelAction.INTERRUPT
+    untouched = await _pending(store.engine, await _thread(store.engine), delay=-5.0)
+    claimed = await store.claim(untouched, "w", LEASE)
+    assert claimed is not None and claimed.cancel_action is None
+
+
 async def test_deleting_a_thread_reports_its_active_runs(store: Store) -> None:
     thread_id = await _thread(store.engine)
     running = await _running(store, thread_id)

@@ -13,7 +13,7 @@ statement sees runs committed while we waited for the lock.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -178,11 +178,7 @@ class Ledger(ABC):
                 return None
             params = {"p_run_id": head["run_id"], "p_worker_id": worker_id, "p_lease": lease}
             row = await tx.fetchrow(q.start(s), params)
-        if row is None:
-            return None
-        action = row["cancel_action"]
-        cancel = CancelAction(action) if action else None
-        return Claimed(to_run(row), bool(thread["temporary"]), cancel)
+        return None if row is None else claimed(row, bool(thread["temporary"]))
 
     async def heartbeat(
         self, run_id: UUID, attempt: int, lease: timedelta
@@ -502,3 +498,10 @@ def _statuses(status: str) -> dict[str, bool]:
         "p_pending": status in ("all", RunStatus.PENDING.value),
         "p_running": status in ("all", RunStatus.RUNNING.value),
     }
+
+
+def claimed(row: Mapping[str, Any], temporary: bool) -> Claimed:
+    """A started run's row as a claim, with the cancel an earlier attempt was asked for
+    (its signal went to that attempt; the worker stops this one at start)."""
+    action = row["cancel_action"]
+    return Claimed(to_run(row), temporary, CancelAction(action) if action else None)

@@ -21,7 +21,7 @@ from sqlalchemy.sql.dml import ReturningDelete
 from broker.models import Run, RunStatus
 from broker.storage.driver import Driver
 from broker.storage.ledger import statements as q
-from broker.storage.ledger.base import Ledger, Tx
+from broker.storage.ledger.base import Ledger, Tx, claimed
 from broker.storage.ledger.outcomes import Claimed, Delivery, Submit, delivery_params
 from broker.storage.ledger.spelling import POSTGRES
 from broker.storage.rows import to_run
@@ -60,7 +60,7 @@ class PostgresLedger(Ledger):
     async def claim(self, run_id: UUID, worker_id: str, lease: timedelta) -> Claimed | None:
         params = {"p_run_id": run_id, "p_worker_id": worker_id, "p_lease": lease}
         row = await self.driver.fetchrow(_claim(), params)
-        return None if row is None else Claimed(to_run(row), bool(row["temporary"]))
+        return None if row is None else claimed(row, bool(row["temporary"]))
 
     async def _finish_dropping(
         self, run_id: UUID, attempt: int, status: RunStatus, delivery: Delivery | None
