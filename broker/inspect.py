@@ -68,7 +68,8 @@ async def runs(
                 "thread_id": r.thread_id,
                 "status": r.status.value,
                 "attempt": r.attempt,
-                "graph": r.options.graph_id,
+                # An inspector shows every row, even one this broker would refuse to run.
+                "graph": r.options.configurable.get("graph_id"),
                 "created_at": r.created_at,
                 "updated_at": r.updated_at,
             }
