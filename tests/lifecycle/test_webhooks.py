@@ -18,9 +18,17 @@ from sqlalchemy import select, update
 from broker.crons import CronSpec
 from broker.errors import Invalid
 from broker.ids import uuid7
-from broker.models import CancelAction, RunRequest, RunStatus, ThreadResult, ThreadStatus
+from broker.models import (
+    CancelAction,
+    Claim,
+    RunRequest,
+    RunStatus,
+    ThreadResult,
+    ThreadStatus,
+)
 from broker.runtime import Runtime
 from broker.settings import Settings
+from broker.storage.ledger.outcomes import Finished
 from broker.storage.outbox import OutboxStore
 from broker.storage.tables import crons, webhook_outbox
 from tests.lifecycle.conftest import drain
@@ -188,20 +196,25 @@ async def test_a_run_given_up_by_the_sweeper_posts_its_error(
     assert post.body["status"] == "error" and "lost its worker" in post.body["error"]
 
 
-async def test_a_stale_attempt_writes_no_delivery(runtime: Runtime, receiver: Receiver) -> None:
-    run_id = await _run(runtime, receiver.url(_key()))
-    claim = await runtime.lifecycle.claim(run_id, "dead", timedelta(seconds=-1))
-    assert claim is not None
-    await runtime.lifecycle.sweep(requeue_after=60)  # back to pending: attempt 1 is fenced
+async def _succeed(runtime: Runtime, claim: Claim) -> Finished:
+    """Ends a claimed run in success by hand, writing its delivery (no worker, no sender)."""
     delivery = runtime.lifecycle.webhooks.delivery(claim.run, RunStatus.SUCCESS)
-    finished = await runtime.lifecycle.ledger.finish(
-        run_id,
+    return await runtime.lifecycle.ledger.finish(
+        claim.run.run_id,
         claim.attempt,
         RunStatus.SUCCESS,
         ThreadResult(ThreadStatus.IDLE),
         drop_thread=False,
         delivery=delivery,
     )
+
+
+async def test_a_stale_attempt_writes_no_delivery(runtime: Runtime, receiver: Receiver) -> None:
+    run_id = await _run(runtime, receiver.url(_key()))
+    claim = await runtime.lifecycle.claim(run_id, "dead", timedelta(seconds=-1))
+    assert claim is not None
+    await runtime.lifecycle.sweep(requeue_after=60)  # back to pending: attempt 1 is fenced
+    finished = await _succeed(runtime, claim)
     assert not finished.owned and await _outbox(runtime, run_id) == []
 
 
@@ -213,15 +226,7 @@ async def test_a_delivery_whose_sender_died_is_sent_by_another(
     # Ended by hand, not by a burst worker: its own sender could post before `dead` claims.
     claim = await runtime.lifecycle.claim(run_id, "w", timedelta(seconds=60))
     assert claim is not None
-    delivery = runtime.lifecycle.webhooks.delivery(claim.run, RunStatus.SUCCESS)
-    finished = await runtime.lifecycle.ledger.finish(
-        run_id,
-        claim.attempt,
-        RunStatus.SUCCESS,
-        ThreadResult(ThreadStatus.IDLE),
-        drop_thread=False,
-        delivery=delivery,
-    )
+    finished = await _succeed(runtime, claim)
     assert finished.owned
     dead = OutboxStore(runtime.engine)  # a sender that claims, then dies before posting
     claimed = await dead.claim(100, timedelta(seconds=1))
