@@ -2,9 +2,9 @@
 
 Each name carries a Redis Cluster hash tag (the part in braces picks the slot): a run's
 channel and log share the run id's slot, a thread's channel the thread id's, and the
-broker-wide names (queue, delayed set, cancel channel, worker board) share the prefix's,
-since one Lua script moves members from the delayed set onto the queue and one MGET
-reads the whole worker board. On one Redis the braces are just characters.
+broker-wide names (queue, delayed set, cancel channel, worker board, liveness) share
+the prefix's, since one Lua script moves members from the delayed set onto the queue
+and one MGET reads the whole worker board (or every worker's liveness key). On one Redis the braces are just characters.
 """
 
 from __future__ import annotations
@@ -49,6 +49,20 @@ class Keys:
     def workers(self) -> str:
         """SET of the ids of workers that published metrics (broker/board.py)."""
         return f"{{{self.prefix}}}:workers"
+
+    @property
+    def alive(self) -> str:
+        """SET of the ids of workers that announced themselves alive (broker/liveness.py)."""
+        return f"{{{self.prefix}}}:alive"
+
+    def worker_alive(self, worker_id: str) -> str:
+        """Present while the worker lives: refreshed with a short TTL, gone when it died."""
+        return f"{{{self.prefix}}}:worker:{worker_id}:alive"
+
+    @property
+    def epoch(self) -> str:
+        """Set once and never expiring: its absence tells a worker Redis lost its data."""
+        return f"{{{self.prefix}}}:epoch"
 
     def worker_metrics(self, worker_id: str) -> str:
         """A worker's latest metrics in Prometheus' text format, expiring unless renewed."""

@@ -5,10 +5,12 @@ writes it, the queue and the bus carry it out.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -16,6 +18,7 @@ from langgraph.pregel import Pregel
 
 from broker import metrics
 from broker.crons import CronService
+from broker.errors import StoreUnavailable
 from broker.events import Subscription
 from broker.graphs import GraphRegistry
 from broker.messaging import Messaging
@@ -28,6 +31,9 @@ from broker.storage.ledger.outcomes import Failure, Released
 from broker.storage.runs import Lease, RunStore
 from broker.webhooks.payload import Webhooks
 from broker.webhooks.sender import WebhookSender
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,15 @@ class RunLifecycle:
         if values is None and outcome.status == RunStatus.SUCCESS:
             values = outcome.output
         delivery = self.webhooks.delivery(claim.run, outcome.status, values, outcome.error)
-        finished = await self.ledger.finish(
-            claim.run.run_id,
-            claim.attempt,
-            outcome.status,
-            result,
-            drop_thread=_drops(claim),
-            delivery=delivery,
+        finished = await _once_more(
+            lambda: self.ledger.finish(
+                claim.run.run_id,
+                claim.attempt,
+                outcome.status,
+                result,
+                drop_thread=_drops(claim),
+                delivery=delivery,
+            )
         )
         await self.messaging.wake(finished.wake)
         return finished.owned
@@ -122,7 +130,7 @@ class RunLifecycle:
         unless it has had its BROKER_MAX_ATTEMPTS: then it ends in error."""
         run = claim.run
         fail = self._failure(run, claim.attempt) if claim.attempt >= self.max_attempts else None
-        released = await self.ledger.release(run, claim.attempt, fail)
+        released = await _once_more(lambda: self.ledger.release(run, claim.attempt, fail))
         if released is Released.FAILED and fail is not None:
             await self.messaging.failed(run, fail.error)
         elif released is Released.RELEASED and delay:
@@ -157,20 +165,23 @@ class RunLifecycle:
                 await self.queue.push(run.run_id)
         return len(recovered.orphans) + len(recovered.waiting)
 
-    async def sweep(self, requeue_after: float) -> str:
+    async def sweep(self, requeue_after: float, dead_workers: Sequence[str] = ()) -> str:
         """Recovers what crashed workers and lost wake-ups left behind; one sweeper at a time.
 
-        Runs whose lease expired go back to pending (the next claim is attempt + 1) or,
-        past BROKER_MAX_ATTEMPTS, end in error. Pending runs nobody claimed are pushed
-        again, which also refills the queue after Redis lost it.
+        Runs whose lease expired, or whose worker died (`dead_workers`, from the liveness
+        keys), go back to pending (the next claim is attempt + 1) or, past
+        BROKER_MAX_ATTEMPTS, end in error. Pending runs nobody claimed are pushed again,
+        which also refills the queue after Redis lost it.
         """
         swept = await self.ledger.sweep(
             self.max_attempts,
             timedelta(seconds=requeue_after),
             lambda run: self._failure(run, run.attempt),
+            dead_workers,
         )
         if swept is None:
             return ""
+        await self.messaging.liveness.forget(*dead_workers)
         await self.queue.push_front(*(r.run_id for r in swept.retry))
         await self.queue.push(*swept.stale)
         for run, failure in swept.failed:
@@ -184,6 +195,32 @@ class RunLifecycle:
             metrics.SWEEPER_RECOVERED.labels(outcome).inc(n)
         return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
 
+    async def beat(self, worker_id: str, ttl: float, requeue_after: float) -> str:
+        """The worker's liveness beat: recovers the runs of workers that died, and wakes
+        every pending run again if Redis lost its data (the queue with it)."""
+        beat = await self.messaging.liveness.beat(worker_id, ttl)
+        reports = []
+        if beat.reset:
+            reports.append(await self.requeue_pending())
+        if beat.dead:
+            reports.append(await self.sweep(requeue_after, beat.dead))
+        return "; ".join(r for r in reports if r)
+
+    async def requeue_pending(self) -> str:
+        """Every pending run on the queue again (or the delayed set, if not yet due)."""
+        now = time.time()
+        waiting = await self.ledger.pending()
+        due = [run_id for run_id, at in waiting if at.timestamp() <= now]
+        await self.queue.push(*due)
+        for run_id, at in waiting:
+            if at.timestamp() > now:
+                await self.queue.schedule(run_id, at.timestamp())
+        metrics.SWEEPER_RECOVERED.labels("requeued").inc(len(waiting))
+        return f"Redis lost its data: {len(waiting)} pending runs woken again" if waiting else ""
+
+    async def leave(self, worker_id: str) -> None:
+        await self.messaging.liveness.leave(worker_id)
+
     # -- side work: webhooks, retention -------------------------------------------------
 
     async def deliver_webhooks(self) -> int:
@@ -194,6 +231,17 @@ class RunLifecycle:
         """One retention sweep (if no other process is sweeping): what it removed."""
         swept = None if self.retention is None else await self.retention.sweep()
         return "" if swept is None else swept.report()
+
+
+async def _once_more(write: Callable[[], Awaitable[T]]) -> T:
+    """A worker's fenced write, tried again once if its connection broke under it (the
+    pool replaces it): else the run would wait out its lease. Replaying is safe: the
+    fence refuses a write that did commit before the connection broke."""
+    try:
+        return await write()
+    except StoreUnavailable as exc:
+        log.warning("%r; trying once more on a fresh connection", exc)
+        return await write()
 
 
 def _drops(claim: Claim) -> bool:

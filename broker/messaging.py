@@ -11,6 +11,7 @@ from broker import jsonable
 from broker.board import LocalWorkerBoard, WorkerBoard
 from broker.events import EventBus, EventLog
 from broker.keys import Keys
+from broker.liveness import Liveness, LocalLiveness
 from broker.models import Run, RunStatus
 from broker.outcome import end_marker, error_frame, failure_end
 from broker.queue import RunQueue
@@ -25,6 +26,8 @@ class Messaging:
     keys: Keys
     # Workers' metrics for the API's /metrics (Redis, or in-process for `broker dev`).
     board: WorkerBoard = field(default_factory=LocalWorkerBoard)
+    # Which workers died, and whether Redis lost its data (broker/liveness.py).
+    liveness: Liveness = field(default_factory=LocalLiveness)
 
     async def cancelled(self, cancelled: Cancelled) -> None:
         """Ends the streams of runs that ended, signals the workers of running ones, and

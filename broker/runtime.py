@@ -29,6 +29,7 @@ from broker.graphs import GraphRegistry
 from broker.graphs import load_graphs as graphs_of
 from broker.keys import Keys
 from broker.lifecycle import RunLifecycle
+from broker.liveness import RedisLiveness
 from broker.memory import Store
 from broker.messaging import Messaging
 from broker.queue import LocalRunQueue, RedisRunQueue
@@ -117,7 +118,14 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     bus = redis_event_bus(redis)
     checkpointer = PostgresCheckpointer(engine)
     board = RedisWorkerBoard(redis, keys)
-    messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys, board)
+    messaging = Messaging(
+        RedisRunQueue(redis, keys),
+        bus,
+        RedisEventLog(redis),
+        keys,
+        board,
+        RedisLiveness(redis, keys),
+    )
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()

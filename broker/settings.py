@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # A worker that misses renewals for this long loses its claim.
     lease_seconds: float = Field(default=30.0, gt=0, alias="BROKER_LEASE_SECONDS")
     heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_HEARTBEAT_SECONDS")
+    # Each worker refreshes a Redis key of its own this often, with this TTL; a worker
+    # whose key expired died, and the sweeper gives its runs to others at once instead
+    # of waiting out their leases (broker/liveness.py). The lease remains the backstop.
+    liveness_seconds: float = Field(default=0.5, gt=0, alias="BROKER_LIVENESS_SECONDS")
+    liveness_ttl_seconds: float = Field(default=3.0, gt=0, alias="BROKER_LIVENESS_TTL_SECONDS")
     max_attempts: int = Field(default=3, ge=1, alias="BROKER_MAX_ATTEMPTS")
     # The sweeper (one at a time across workers) recovers expired leases this often.
     sweep_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SWEEP_SECONDS")

@@ -85,6 +85,7 @@ class Worker:
             self._side_task(self._listen_for_cancels, "cancel-listener"),
             self._side_task(self._every(0.5, self.lifecycle.promote_due), "delayed-promoter"),
             self._side_task(self._every(self.settings.sweep_seconds, self._sweep), "sweeper"),
+            self._side_task(self._every(self.settings.liveness_seconds, self._beat), "liveness"),
             self._side_task(
                 self._every(poll, self.lifecycle.deliver_webhooks, first_after=poll),
                 "webhook-sender",
@@ -103,6 +104,7 @@ class Worker:
             sweeping = self._every(every, self._sweep_threads, first_after=every)
             side.append(self._side_task(sweeping, "retention"))
         try:
+            await self._recover_predecessor()
             await self._claim_loop(burst)
             await self.drain(self.settings.shutdown_grace_seconds)
         finally:
@@ -110,6 +112,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             await self._leave_board()
+            with contextlib.suppress(StoreUnavailable):  # else its key expires on its own
+                await self.lifecycle.leave(self.worker_id)
         if self._side_failure is not None:
             raise RuntimeError("worker stopped: a side task crashed") from self._side_failure
 
@@ -366,6 +370,26 @@ class Worker:
 
     async def _sweep(self) -> None:
         report = await self.lifecycle.sweep(self.settings.requeue_seconds)
+        if report:
+            log.info("sweeper: %s", report)
+
+    async def _beat(self) -> None:
+        report = await self.lifecycle.beat(
+            self.worker_id, self.settings.liveness_ttl_seconds, self.settings.requeue_seconds
+        )
+        if report:
+            log.info("liveness: %s", report)
+
+    async def _recover_predecessor(self) -> None:
+        """Runs left under this worker's id by a process that died: a container restarted
+        keeps its hostname and pid 1, so its runs would wait out their leases, their
+        liveness key kept fresh by the new process. This one claimed none yet."""
+        if os.getpid() != 1:  # elsewhere ids do not repeat (and tests share one process)
+            return
+        try:
+            report = await self.lifecycle.sweep(self.settings.requeue_seconds, [self.worker_id])
+        except StoreUnavailable:  # the lease and the sweeper still recover them
+            return
         if report:
             log.info("sweeper: %s", report)
 

@@ -8,6 +8,7 @@ import asyncpg
 import orjson
 from sqlalchemy import Dialect, event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from broker.errors import Store, StoreUnavailable
@@ -41,7 +42,8 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         # executions on each connection); round-robin over the pool after a burst of
         # concurrent reads made puts 3-6x slower per batch until every one was warm.
         "pool_use_lifo": True,
-        # A pre-ping costs three round trips per checkout; recycling old connections is enough.
+        # A pre-ping costs three round trips per checkout; recycling old connections and
+        # the free check in `_drop_closed` (a connection the server closed) are enough.
         "pool_recycle": 1800,
         "json_serializer": _json_serializer,
         "json_deserializer": orjson.loads,
@@ -50,7 +52,22 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     options.update(overrides)
     engine = create_async_engine(settings.async_database_url, **options)
     report_outages(engine)
+    event.listen(engine.sync_engine, "checkout", _drop_closed)
     return engine
+
+
+def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server closed (pg_terminate_backend, a Postgres restart,
+    a failover) is replaced at checkout instead of failing the statement that gets it.
+
+    asyncpg notices the server's goodbye on an idle connection (the event loop reads its
+    socket), so this costs no round trip; the pool reconnects the same slot on
+    DisconnectionError. A connection cut while in use still fails that statement.
+    """
+    raw = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(raw, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _connect_args(settings: Settings) -> dict[str, Any]:

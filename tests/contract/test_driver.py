@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, select, text
@@ -49,15 +50,47 @@ async def test_a_cancelled_statement_does_not_poison_the_pool(single: AsyncEngin
     assert await asyncio.wait_for(driver.fetchval(select(text("1")), {}), 5) == 1
 
 
-async def test_a_lost_connection_is_transient_and_replaced(
+async def test_a_connection_lost_in_use_is_transient_and_replaced(
     single: AsyncEngine, engine: AsyncEngine
 ) -> None:
     driver = Driver(single)
     pid = await driver.fetchval(select(text("pg_backend_pid()")), {})
+    sleeping = asyncio.create_task(driver.fetchval(SLEEP, {}))
+    await asyncio.sleep(0.2)  # the statement is running on the server
     async with engine.connect() as admin:
         await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     with pytest.raises(StoreUnavailable) as raised:
-        await driver.fetchval(select(text("1")), {})
+        await asyncio.wait_for(sleeping, 10)
     assert raised.value.store == "Postgres", repr(raised.value)
     assert is_transient(raised.value), repr(raised.value)
     assert await driver.fetchval(select(text("pg_backend_pid()")), {}) != pid
+
+
+@pytest.mark.parametrize("path", ["driver", "sqlalchemy"])
+async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
+    single: AsyncEngine, engine: AsyncEngine, path: str
+) -> None:
+    """What pg_terminate_backend or a Postgres restart leaves in an idle pool: the next
+    statement gets a fresh connection instead of failing (and its run a lease)."""
+    driver = Driver(single)
+    async with driver.connect() as conn:
+        pooled = conn.raw
+        pid = await pooled.fetchval("SELECT pg_backend_pid()")
+    async with engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await _until_closed(pooled)
+    if path == "driver":
+        fresh = await driver.fetchval(select(text("pg_backend_pid()")), {})
+    else:
+        async with single.connect() as conn:
+            fresh = (await conn.execute(select(text("pg_backend_pid()")))).scalar_one()
+    assert fresh != pid
+
+
+async def _until_closed(connection: Any) -> None:
+    """Until asyncpg has read the server's goodbye on the idle pooled connection."""
+    for _ in range(500):
+        if connection.is_closed():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the terminated connection never read as closed")

@@ -13,7 +13,7 @@ statement sees runs committed while we waited for the lock.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -363,17 +363,21 @@ class Ledger(ABC):
     # -- recovery -------------------------------------------------------------------------
 
     async def sweep(
-        self, max_attempts: int, requeue_after: timedelta, fail: Callable[[Run], Failure]
+        self,
+        max_attempts: int,
+        requeue_after: timedelta,
+        fail: Callable[[Run], Failure],
+        dead_workers: Sequence[str] = (),
     ) -> Swept | None:
-        """Expired leases go back to pending, or past `max_attempts` end as `fail` says;
-        due pending runs nobody touched for `requeue_after` are marked seen. None when
-        another sweeper holds the turn."""
+        """Expired leases, and the runs of `dead_workers`, go back to pending, or past
+        `max_attempts` end as `fail` says; due pending runs nobody touched for
+        `requeue_after` are marked seen. None when another sweeper holds the turn."""
         s = self.spelling
         async with self.transaction() as tx:
             if not await self._exclusive(tx):
                 return None
             swept = Swept()
-            for run in [to_run(r) for r in await tx.fetch(q.lock_expired(s), {})]:
+            for run in await self._orphans(tx, dead_workers):
                 if run.attempt < max_attempts:
                     await tx.fetchval(q.release(s, fenced=False), {"p_run_id": run.run_id})
                     swept.retry.append(run)
@@ -390,6 +394,21 @@ class Ledger(ABC):
             stale = await tx.fetch(q.touch_stale(s), {"p_older": -requeue_after})
             swept.stale.extend(r["run_id"] for r in stale)
         return swept
+
+    async def _orphans(self, tx: Tx, dead_workers: Sequence[str]) -> list[Run]:
+        """Running runs whose lease expired or whose worker died, each once, locked."""
+        s = self.spelling
+        found = {r.run_id: r for r in map(to_run, await tx.fetch(q.lock_expired(s), {}))}
+        for worker_id in dead_workers:
+            rows = await tx.fetch(q.lock_orphans(s), {"p_worker_id": worker_id})
+            found.update((r.run_id, r) for r in map(to_run, rows))
+        return list(found.values())
+
+    async def pending(self) -> list[tuple[UUID, datetime]]:
+        """Every pending run and when it is due: to wake them all after Redis lost them."""
+        async with self.statement() as tx:
+            rows = await tx.fetch(q.pending(self.spelling), {})
+        return [(r["run_id"], r["created_at"]) for r in rows]
 
     async def recover_all(self) -> Recovered:
         """Every running run back to pending (a single-process broker's orphans), and the

@@ -365,6 +365,27 @@ def lock_expired(s: Spelling) -> Select[Any]:
 
 
 @functools.cache
+def lock_orphans(s: Spelling) -> Select[Any]:
+    """Running runs of the worker `p_worker_id`, which died (its liveness key expired)."""
+    return (
+        select(runs)
+        .where(runs.c.status == RUNNING, runs.c.worker_id == _p(runs.c.worker_id))
+        .order_by(runs.c.created_at)
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def pending(s: Spelling) -> Select[Any]:
+    """Every pending run (id, when it is due), oldest first: to wake them all again."""
+    return (
+        select(runs.c.run_id, runs.c.created_at)
+        .where(runs.c.status == PENDING)
+        .order_by(runs.c.created_at)
+    )
+
+
+@functools.cache
 def touch_stale(s: Spelling) -> Update:
     """Due pending runs untouched for `p_older` (their wake-up may be lost): marked seen."""
     stale = (
