@@ -252,7 +252,7 @@ def _drops(claim: Claim) -> bool:
 def _sweep_report(retried: int, failed: int, stale: int) -> str:
     parts = []
     if retried:
-        parts.append(f"{retried} runs with expired leases re-enqueued")
+        parts.append(f"{retried} runs of dead workers or with expired leases re-enqueued")
     if failed:
         parts.append(f"{failed} runs failed after too many attempts")
     if stale:

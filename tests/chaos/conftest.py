@@ -58,6 +58,17 @@ def chaos_env(broker_env: dict[str, str], topology: str) -> Iterator[dict[str, s
 
 
 @pytest.fixture
+def default_env(broker_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The production defaults for recovery (lease, heartbeat, liveness, sweep, requeue),
+    a Redis database and prefix of the test's own; only the shutdown grace is short."""
+    redis_uri = urlunparse(urlparse(broker_env["REDIS_URI"])._replace(path="/15"))
+    prefix = f"broker-chaos-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in broker_env.items() if k not in CHAOS_SETTINGS}
+    return {**env, "REDIS_URI": redis_uri, "BROKER_REDIS_PREFIX": prefix,
+            "BROKER_SHUTDOWN_GRACE": "1"}  # fmt: skip
+
+
+@pytest.fixture
 def cluster(chaos_env: dict[str, str], tmp_path: Path) -> Iterator[Cluster]:
     with Cluster(chaos_env, tmp_path) as running:
         yield running

@@ -387,3 +387,30 @@ async def test_sweeping_retries_expired_leases_then_fails_them(store: Store) -> 
     assert swept is not None and run.run_id in [r.run_id for r, _ in swept.failed]
     assert await _count(store.engine, runs, run_id=run.run_id, status="error") == 1
     assert (await _thread_row(store.engine, thread_id)).status == "error"
+
+
+async def test_sweeping_recovers_the_runs_of_a_dead_worker_only(store: Store) -> None:
+    """A worker whose liveness key expired: its runs go back to pending before their
+    leases run out, and its late writes are fenced out; a live worker's runs stay."""
+    dead = await store.claim(await _pending(store.engine, await _thread(store.engine)), "d", LEASE)
+    alive = await store.claim(await _pending(store.engine, await _thread(store.engine)), "a", LEASE)
+    assert dead is not None and alive is not None
+    fail = lambda r: _failure("WorkerLost")  # noqa: E731
+    swept = await store.ledger.sweep(3, timedelta(seconds=60), fail, ["d"])
+    assert swept is not None
+    mine = {dead.run.run_id, alive.run.run_id}
+    assert [r.run_id for r in swept.retry if r.run_id in mine] == [dead.run.run_id]
+    assert await _count(store.engine, runs, run_id=alive.run.run_id, status="running") == 1
+    assert not await store.finish_stateless(dead.run.run_id, dead.run.attempt, RunStatus.SUCCESS)
+    again = await store.claim(dead.run.run_id, "a", LEASE)
+    assert again is not None and again.run.attempt == dead.run.attempt + 1
+
+
+async def test_pending_lists_every_pending_run_with_when_it_is_due(store: Store) -> None:
+    thread_id = await _thread(store.engine)
+    due = await _pending(store.engine, thread_id)
+    later = await _pending(store.engine, thread_id, delay=60.0)
+    await _running(store, await _thread(store.engine))
+    listed = dict(await store.ledger.pending())
+    assert due in listed and later in listed
+    assert listed[due] < datetime.now(UTC) < listed[later]

@@ -123,7 +123,10 @@ async def test_deleting_a_thread_ends_the_streams_of_its_runs(runtime: Runtime) 
 async def test_an_abandoned_run_is_swept_and_resumed(runtime: Runtime) -> None:
     run_id = await _submit(runtime, await _thread(runtime))
     assert await _abandon(runtime, run_id) == 1
-    assert "1 runs with expired leases re-enqueued" in await runtime.lifecycle.sweep(60.0)
+    assert (
+        "1 runs of dead workers or with expired leases re-enqueued"
+        in await runtime.lifecycle.sweep(60.0)
+    )
     await drain(runtime)
     run = await runtime.service.runs.get(run_id)
     assert (run.status, run.attempt) == (RunStatus.SUCCESS, 2)
