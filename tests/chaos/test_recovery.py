@@ -129,3 +129,6 @@ async def test_postgres_connections_cut_cost_no_run_a_lease(
         assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
         # The runs had ~5 s left; one stuck on a stale connection would wait out a lease.
         assert elapsed < DEFAULTS.lease_seconds, (elapsed, await _statuses(db, run_ids))
+        # asyncpg's words for a statement sent on a connection already closed: a stale
+        # pooled one was handed out (before, it failed the run's write, then its hand-back).
+        assert "connection is closed" not in cluster.logs(tail=None), cluster.logs()
