@@ -22,6 +22,7 @@ from api.sse import (
     final_output,
     json_stream_response,
     poller,
+    resumer,
     run_location,
     sse_response,
 )
@@ -122,6 +123,7 @@ async def _stream(
         runtime.settings.sse_heartbeat_seconds,
         _poller(runtime, run),
         on_disconnect=_canceller(runtime, run) if body.on_disconnect == "cancel" else None,
+        resume=resumer(runtime, run),
     )
     return sse_response(relay.frames(), run, stateless=thread_id is None)
 
@@ -196,6 +198,7 @@ async def _join_stream(
         modes=modes,
         finished=not run.status.active,
         on_disconnect=_canceller(runtime, run) if cancel_on_disconnect else None,
+        resume=resumer(runtime, run),
     )
     if run.options.resumable and last_event_id:
         await _replay(runtime, relay, run, last_event_id)
