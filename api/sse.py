@@ -136,12 +136,11 @@ class Relay:
                 try:
                     message = await self.subscription.get(self.heartbeat)
                 except Overflowed as exc:
-                    if self.resume is None:
-                        yield overflow_frame(exc)
-                        return
-                    async for frame in self._catch_up(self.resume):
+                    async for frame in self._fell_behind(exc):
                         yield frame
                     ended = self._position == _LOG_ENDED
+                    if self.resume is None:
+                        return
                     continue
                 if message is None:
                     ended = await self.poll() is not None
@@ -163,6 +162,14 @@ class Relay:
         if self.resume is not None:
             self._position = last_frame_id(message) or self._position
         return self._select(message)
+
+    async def _fell_behind(self, exc: Overflowed) -> AsyncIterator[bytes]:
+        """The client is told and dropped, or (a resumable run's) catches up."""
+        if self.resume is None:
+            yield overflow_frame(exc)
+            return
+        async for frame in self._catch_up(self.resume):
+            yield frame
 
     async def _catch_up(self, resume: Resume) -> AsyncIterator[bytes]:
         """The client fell too far behind the live stream (its queued frames are gone):
@@ -189,10 +196,16 @@ class Relay:
     async def _in_flight(self) -> AsyncIterator[bytes]:
         """The run ended and its end marker has not come (yet): its last frames were
         published before it ended, so relay whatever is still on its way."""
-        while (message := await self.subscription.get(IN_FLIGHT_GRACE)) is not None:
-            if parse_end(message) is not None:
+        while True:
+            try:
+                message = await self.subscription.get(IN_FLIGHT_GRACE)
+            except Overflowed as exc:
+                async for frame in self._fell_behind(exc):
+                    yield frame
                 return
-            if chosen := self._select(message):
+            if message is None or parse_end(message) is not None:
+                return
+            if chosen := self._take(message):
                 yield chosen
 
     def _select(self, message: bytes) -> bytes:

@@ -142,9 +142,10 @@ class Outcome:
 
 
 async def stalled_reader_run(
-    url: str, api_pid: int, events: int, pad: int, *, resumable: bool
+    url: str, api_pid: int, events: int, pad: int, *, resumable: bool, thread: bool = False
 ) -> Outcome:
-    """One run with a normal and a stalled reader (see the module's docstring)."""
+    """One run with a normal and a stalled reader (see the module's docstring);
+    `thread`: the stalled reader follows the thread's stream instead of the run's."""
     async with httpx.AsyncClient(base_url=url) as client:
         thread_id = (await client.post("/threads", json={})).json()["thread_id"]
     before = rss_bytes(api_pid)
@@ -155,18 +156,23 @@ async def stalled_reader_run(
         "stream_mode": ["custom"],
         "stream_resumable": resumable,
     }
+    stalled = None
+    if thread:  # open before the run: it hears the run from its start
+        stalled = open_stream(url, "GET", f"/threads/{thread_id}/stream", stalled=True)
+        await asyncio.to_thread(read_head, stalled)
     normal = open_stream(url, "POST", f"/threads/{thread_id}/runs/stream", body)
     headers, rest = await asyncio.to_thread(read_head, normal)
     reading = asyncio.ensure_future(asyncio.to_thread(read_to_end, normal, rest))
-    stalled = open_stream(
-        url, "GET", f"{headers['content-location']}/stream", stalled=True, Last_Event_ID="-1"
-    )
+    if stalled is None:
+        path = f"{headers['content-location']}/stream"
+        stalled = open_stream(url, "GET", path, stalled=True, Last_Event_ID="-1")
     samples = []
     while not reading.done():
         samples.append((time.monotonic() - started, rss_bytes(api_pid)))
         await asyncio.wait({reading}, timeout=_SAMPLE)
     normal_body = await reading
     seconds = time.monotonic() - started
+    stalled.settimeout(60)  # a thread's stream that was not ended would never end
     stalled_body = await asyncio.to_thread(read_to_end, stalled)
     return Outcome(
         resumable,

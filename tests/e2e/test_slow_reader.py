@@ -26,7 +26,7 @@ MB = 1024 * 1024
 def api(
     broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, int]]:
-    env = {**broker_env, "BROKER_STREAM_BUFFER_BYTES": str(BUFFER)}
+    env = {**broker_env, "BROKER_STREAM_BUFFER_BYTES": str(BUFFER), "BROKER_SHUTDOWN_GRACE": "2"}
     logs: Path = tmp_path_factory.mktemp("slow-reader-logs")
     api, url = start_api(env, logs)
     worker = start_worker(env, logs)
@@ -53,3 +53,14 @@ async def test_a_stalled_reader_costs_a_bounded_buffer(
     else:
         assert name == "error" and b"SlowReader" in data
         assert b"BROKER_STREAM_BUFFER_BYTES" in data
+
+
+async def test_a_stalled_reader_of_a_thread_stream_is_told_and_dropped(
+    api: tuple[str, int],
+) -> None:
+    url, pid = api
+    outcome = await stalled_reader_run(url, pid, EVENTS, PAD, resumable=False, thread=True)
+    assert outcome.normal == list(range(EVENTS))
+    assert outcome.rss_peak - outcome.rss_before < 12 * BUFFER, outcome.figures()
+    name, data = last_event(outcome.stalled)
+    assert name == "error" and b"SlowReader" in data
