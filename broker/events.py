@@ -247,7 +247,9 @@ class Inbox(Generic[T]):
             return
         self._items.append((item, size))
         self.size += size + _ITEM_OVERHEAD
-        if self.limit is not None and self.size > self.limit:
+        # One message alone never overflows it: a frame larger than the limit (a big
+        # state's `values`) still reaches a reader that keeps up.
+        if self.limit is not None and self.size > self.limit and len(self._items) > 1:
             self.overflow()
         self._wake()
 

@@ -67,6 +67,14 @@ async def test_a_listener_past_its_buffer_drops_what_it_held_others_go_on() -> N
     assert listener.messages.size == 0  # and it keeps nothing more
 
 
+async def test_one_message_larger_than_the_buffer_still_reaches_a_reader_keeping_up() -> None:
+    bus = LocalEventBus(LIMIT)
+    listener = await bus.subscribe("run")
+    big = _frame(0, size=4 * LIMIT)
+    await bus.publish("run", big)
+    assert await listener.get(1.0) == big
+
+
 async def test_a_lagging_client_of_a_plain_run_is_told_why_and_dropped() -> None:
     bus = LocalEventBus(LIMIT)
     subscription = await bus.subscribe("run")
