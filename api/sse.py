@@ -116,22 +116,22 @@ class Relay:
     heartbeat: float
     poll: Poll
     modes: set[str] | None = None  # a join's stream_mode filter
-    replay: list[bytes] = field(default_factory=list)  # frames from the event log, sent first
-    finished: bool = False  # nothing live will follow the replay
-    last_id: str | None = None  # live frames at or before this id were replayed already
+    finished: bool = False  # the run had ended when we subscribed: nothing live will come
+    last_id: str | None = None  # live frames at or before this id were sent already
     on_disconnect: OnDisconnect | None = None
-
     resume: Resume | None = None  # a resumable run's: a lagging client reads its log
+    replay: bool = False  # a reconnect (Last-Event-ID): first the log after `last_id`
     _position: str | None = None  # the id of the last frame taken (a resumable run's)
 
     async def frames(self) -> AsyncIterator[bytes]:
         ended = False
         try:
             self._position = self.last_id
-            for frame in self.replay:
-                if self.modes is None or matches(frame_event(frame), self.modes):
+            if self.replay and self.resume is not None:  # read after subscribing: no gap
+                async for frame in self._logged(self.resume):
                     yield frame
-            ended = self.finished
+                self.last_id = self._position
+            ended = self.finished or self._position == _LOG_ENDED
             while not ended:
                 try:
                     message = await self.subscription.get(self.heartbeat)
@@ -177,21 +177,28 @@ class Relay:
         caught up; then it listens again, after reading what the log got meanwhile."""
         await _shielded(self.subscription.close())
         self.subscription = Silence()
-        for listening in (False, True):
-            if listening:
-                self.subscription = await resume.follow()
-            while True:
-                page = await resume.read(self._position or "-", LOG_PAGE)
-                for entry_id, data in page:
-                    if parse_end(data) is not None:
-                        self._position = _LOG_ENDED
-                        return
-                    self._position = entry_id
-                    if self.modes is None or matches(frame_event(data), self.modes):
-                        yield data
-                if len(page) < LOG_PAGE:
-                    break
+        async for frame in self._logged(resume):
+            yield frame
+        if self._position != _LOG_ENDED:
+            self.subscription = await resume.follow()
+            async for frame in self._logged(resume):
+                yield frame
         self.last_id = self._position  # live frames up to here came from the log
+
+    async def _logged(self, resume: Resume) -> AsyncIterator[bytes]:
+        """The log after the position, a page at a time, to its end for now (or the
+        run's end marker)."""
+        while self._position != _LOG_ENDED:
+            page = await resume.read(self._position or "-", LOG_PAGE)
+            for entry_id, data in page:
+                if parse_end(data) is not None:
+                    self._position = _LOG_ENDED
+                    return
+                self._position = entry_id
+                if self.modes is None or matches(frame_event(data), self.modes):
+                    yield data
+            if len(page) < LOG_PAGE:
+                return
 
     async def _in_flight(self) -> AsyncIterator[bytes]:
         """The run ended and its end marker has not come (yet): its last frames were

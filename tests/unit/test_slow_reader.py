@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.sse import Relay, Resume, ThreadRelay, told_overflow
+from api.sse import LOG_PAGE, Relay, Resume, ThreadRelay, told_overflow
 from broker import jsonable
 from broker.events import (
     Inbox,
@@ -137,3 +137,36 @@ async def test_a_lagging_client_of_a_thread_is_told_why_and_dropped() -> None:
     await asyncio.sleep(0.05)  # the pump moves them to the relay's inbox, which overflows
     rest = [f async for f in frames]
     assert len(rest) == 1 and b"SlowReader" in rest[0]
+
+
+async def test_a_reconnect_reads_the_log_a_page_at_a_time_then_live() -> None:
+    bus, log = LocalEventBus(LIMIT), LocalEventLog()
+    reads: list[int] = []
+    entries = [(f"1-{n}", with_id(_frame(n, 10), f"1-{n}")) for n in range(200)]
+    await log.append("log", entries)
+
+    async def read(after: str, count: int) -> list[tuple[str, bytes]]:
+        page = await log.after("log", after, count)
+        reads.append(len(page))
+        return page
+
+    async def follow() -> Subscription:
+        return await bus.subscribe("run")
+
+    relay = Relay(
+        await bus.subscribe("run"),
+        5.0,
+        _never_ends,
+        last_id="1-49",
+        replay=True,
+        resume=Resume(read, follow),
+    )
+    frames = relay.frames()
+    received = [await anext(frames) for _ in range(150)]
+    assert max(reads) == LOG_PAGE  # never the whole log at once
+    await bus.publish("run", entries[199][1])  # live, already sent from the log: dropped
+    live = with_id(_frame(200, 10), "1-200")
+    await bus.publish("run", live)
+    received.append(await anext(frames))
+    indexes = [jsonable.loads(f.split(b"data: ")[1].split(b"\r\n")[0])["n"] for f in received]
+    assert indexes == [*range(50, 201)]
