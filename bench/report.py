@@ -199,6 +199,14 @@ ROWS = [
     Row("checkpoints", "pooled: threaded runs via the server", "steps/s",
         pooled("checkpoints", "supersteps_per_second"), ours("checkpoints", "supersteps_per_second"),
         reference_label="direct", needs="pooled"),
+    Row("slow_reader", "API RSS growth, a stalled SSE reader (plain run)", "MB",
+        ours("slow_reader", "plain_api_rss_growth_mb"),
+        ref("slow_reader", "plain_api_rss_growth_mb"), lower_is_better=True,
+        target=at_most(16, "MB")),
+    Row("slow_reader", "API RSS growth, a stalled SSE reader (resumable run)", "MB",
+        ours("slow_reader", "resumable_api_rss_growth_mb"),
+        ref("slow_reader", "resumable_api_rss_growth_mb"), lower_is_better=True,
+        target=at_most(16, "MB")),
 ]  # fmt: skip
 
 

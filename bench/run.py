@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
-from bench import ceilings, checkpointers, cpu, report
+from bench import ceilings, checkpointers, cpu, report, slow_reader
 from bench import store as store_bench
 from bench.harness import fresh_database
 from bench.servers import Server, Unavailable, our_server, reference_server, say
@@ -44,6 +45,9 @@ TIMEOUT = {"full": 420.0, "quick": 60.0}
 CPU_METERED = ("throughput", "background")
 # The Postgres-bound workloads also run on our server behind PgBouncer (transaction mode).
 POOLED_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
+# Workloads given the server itself (its process ids), not only its URL.
+SERVER_WORKLOADS = {"slow_reader": slow_reader.workload}
+NAMES = [*WORKLOADS, *SERVER_WORKLOADS]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +61,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="WORKLOAD",
-        help=f"run only these (repeat or comma-separate): {', '.join(WORKLOADS)}",
+        help=f"run only these (repeat or comma-separate): {', '.join(NAMES)}",
     )
     parser.add_argument(
         "--no-pooled",
@@ -80,10 +84,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     chosen = [name for value in args.only for name in value.split(",") if name]
-    unknown = [name for name in chosen if name not in WORKLOADS]
+    unknown = [name for name in chosen if name not in NAMES]
     if unknown:
-        parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
-    args.workloads = [name for name in WORKLOADS if not chosen or name in chosen]
+        parser.error(f"unknown workload(s) {unknown}; choose from {NAMES}")
+    args.workloads = [name for name in NAMES if not chosen or name in chosen]
     return args
 
 
@@ -157,7 +161,12 @@ def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> di
     started = time.perf_counter()
     metered = name in CPU_METERED
     before = cpu.snapshot(server.pids) if metered else {}
-    figures = asyncio.run(asyncio.wait_for(WORKLOADS[name](server.url, sizes), timeout))
+    work: Awaitable[dict[str, Any]]
+    if name in SERVER_WORKLOADS:  # needs the server's processes, not only its URL
+        work = SERVER_WORKLOADS[name](server, sizes)
+    else:
+        work = WORKLOADS[name](server.url, sizes)
+    figures = asyncio.run(asyncio.wait_for(work, timeout))
     if metered:
         runs = int(figures.get("completed", figures["runs"]))
         figures.update(cpu.Usage.between(before, cpu.snapshot(server.pids)).per_run_ms(runs))

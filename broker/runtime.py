@@ -114,7 +114,7 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     engine = create_engine(settings)
     redis = connect_redis(settings.redis_uri)
     keys = Keys(settings.redis_prefix)
-    bus = redis_event_bus(redis)
+    bus = redis_event_bus(redis, settings.stream_buffer_bytes)
     checkpointer = PostgresCheckpointer(engine)
     board = RedisWorkerBoard(redis, keys)
     messaging = Messaging(RedisRunQueue(redis, keys), bus, RedisEventLog(redis), keys, board)
@@ -212,7 +212,9 @@ async def open_in_process(
     """A store with in-process queue, bus and event log: `broker dev`, and fast tests
     that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
-    messaging = Messaging(LocalRunQueue(), LocalEventBus(), LocalEventLog(), keys)
+    messaging = Messaging(
+        LocalRunQueue(), LocalEventBus(settings.stream_buffer_bytes), LocalEventLog(), keys
+    )
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # A resumable run's event log outlives the run by this much, for late reconnects.
     resumable_grace_seconds: int = Field(default=600, ge=1, alias="BROKER_RESUMABLE_GRACE_SECONDS")
     sse_heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SSE_HEARTBEAT_SECONDS")
+    # What one stream client may fall behind, in bytes of events the API holds for it;
+    # past it the stream ends with an `error` event (a resumable run's replays from its log).
+    stream_buffer_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=64 * 1024, alias="BROKER_STREAM_BUFFER_BYTES"
+    )
     # A request body larger than this is refused (413) while it is read; 10 MiB holds a
     # long chat history.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="BROKER_MAX_BODY_BYTES")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.workloads import WORKLOADS
+from bench.run import NAMES
 from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
 
-    assert set(results["workloads"]) == set(WORKLOADS)
+    assert set(results["workloads"]) == set(NAMES)
     for name, workload in results["workloads"].items():
         numbers = _numbers(workload["ours"])
         assert numbers, f"{name}: no figures"
