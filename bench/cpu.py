@@ -3,7 +3,9 @@
 Rates on a shared 2-core box depend on what else runs, including the load generator; CPU
 time per run does not, so it is the fairer measure of what a server costs per run.
 A server's share is its own processes and their children, plus every Postgres and Redis
-process on the machine (the reference uses neither, so its share of them is ~0).
+process on the machine (langgraph dev uses neither, so its share of them is ~0; ours and
+langhost use both). Machine-wide, so Postgres work of other programs on a shared box lands
+on whichever server is being measured.
 """
 
 from __future__ import annotations
@@ -88,4 +90,7 @@ class Usage:
         figures = {f"{role}_cpu_ms_per_run": v * share for role, v in self.seconds.items()}
         figures = {k.replace(" (SDK)", "").replace("-", "_"): v for k, v in figures.items()}
         figures["server_cpu_ms_per_run"] = self.server * share
+        # Postgres + Redis: the durable servers' (ours, langhost) stores, ~0 for langgraph dev.
+        stores = sum(self.seconds.get(role, 0.0) for role, _ in STORES)
+        figures["stores_cpu_ms_per_run"] = stores * share
         return figures
