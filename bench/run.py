@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
@@ -186,15 +187,25 @@ def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> di
     say(f"{name}: {server.name} ({server.url})")
     started = time.perf_counter()
     metered = name in CPU_METERED
-    before = cpu.snapshot(server.pids) if metered else {}
+    databases, ports = _stores(server)
+    before = cpu.snapshot(server.pids, databases, ports) if metered else {}
     figures = asyncio.run(asyncio.wait_for(WORKLOADS[name](server.url, sizes), timeout))
     if metered:
         runs = int(figures.get("completed", figures["runs"]))
-        figures.update(cpu.Usage.between(before, cpu.snapshot(server.pids)).per_run_ms(runs))
+        after = cpu.snapshot(server.pids, databases, ports)
+        figures.update(cpu.Usage.between(before, after).per_run_ms(runs))
     shown = {k: v for k, v in figures.items() if isinstance(v, float)}
     summary = ", ".join(f"{k} {v:,.1f}" for k, v in list(shown.items())[:6])
     say(f"    {summary}  [{time.perf_counter() - started:.0f}s]")
     return figures
+
+
+def _stores(server: Server) -> tuple[list[str], list[int]]:
+    """The server's Postgres databases and Redis ports, whose processes' CPU counts as its
+    own (none for `langgraph dev`: other programs' on a shared box are nobody's)."""
+    databases = [urlsplit(server.database_uri).path.lstrip("/")] if server.database_uri else []
+    ports = [urlsplit(server.redis_uri).port or 6379] if server.redis_uri else []
+    return databases, ports
 
 
 def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:

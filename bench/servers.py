@@ -65,7 +65,7 @@ class Server:
     name: str
     url: str
     pids: dict[str, int]  # role ("api", "worker-0", ...) → process id
-    database_uri: str | None = None  # ours only: its fresh database
+    database_uri: str | None = None  # ours, langhost: its fresh database
     redis_uri: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     logs: Path | None = None
