@@ -106,14 +106,15 @@ def _langhost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--langhost-workers",
         type=int,
-        default=2,
-        help="langhost's uvicorn processes, each serving HTTP and running jobs (default 2)",
+        default=1,
+        help="langhost's uvicorn processes, each serving HTTP and running jobs (default 1: "
+        "with 2, streamed runs come back empty under load)",
     )
     parser.add_argument(
         "--langhost-jobs",
         type=int,
-        default=10,
-        help="langhost's --n-jobs-per-worker (default 10: 2x10 slots, as ours)",
+        default=20,
+        help="langhost's --n-jobs-per-worker (default 20: as many run slots as our 2x10)",
     )
 
 
