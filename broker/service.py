@@ -337,10 +337,15 @@ class BrokerService:
         """The final output of a run that has ended, or None while it is active."""
         try:
             run = await self.runs.get(run_id)
-            if run.status.active:
-                return None
-            thread = await self.threads.get(run.thread_id, include_temporary=True)
         except NotFound:  # a stateless run's thread is deleted when it ends
+            return {}
+        return await self.ended_output(run) if not run.status.active else None
+
+    async def ended_output(self, run: Run) -> dict[str, Any]:
+        """The final output of `run`, read when it had already ended: its thread's."""
+        try:
+            thread = await self.threads.get(run.thread_id, include_temporary=True)
+        except NotFound:
             return {}
         return thread_output(thread)
 
