@@ -121,7 +121,8 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()
-    return Runtime(settings, engine, service, lifecycle, store, [bus.close, redis.aclose])
+    closers: list[Closer] = [bus.close, redis.aclose, service.close]  # closed last first
+    return Runtime(settings, engine, service, lifecycle, store, closers)
 
 
 def _assemble(
@@ -148,9 +149,8 @@ def _assemble(
     webhooks = Webhooks(enabled=hooks.enabled)
     ledger.deliveries = webhooks.delivery  # a cancelled pending run's webhook
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
-    service = BrokerService(
-        stores, messaging, graphs, checkpointer, Policies(hooks, retention.default_ttl)
-    )
+    policies = Policies(hooks, retention.default_ttl, settings.assistant_cache_seconds)
+    service = BrokerService(stores, messaging, graphs, checkpointer, policies)
     crons = CronService(CronStore(engine), service, seconds=settings.cron_seconds)
     lifecycle = RunLifecycle(
         ledger,
@@ -218,4 +218,4 @@ async def open_in_process(
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()
-    return Runtime(settings, engine, service, lifecycle, store)
+    return Runtime(settings, engine, service, lifecycle, store, [service.close])

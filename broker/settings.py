@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     database_pooler: Literal["none", "transaction"] = Field(
         default="none", alias="BROKER_DATABASE_POOLER"
     )
+    # Each process keeps the assistants runs name for at most this long (changes evict them
+    # at once through Redis; this bounds a missed eviction). 0 reads them every time.
+    assistant_cache_seconds: float = Field(
+        default=10.0, ge=0, alias="BROKER_ASSISTANT_CACHE_SECONDS"
+    )
     # Redis prefix lets several brokers (or test runs) share one Redis safely.
     redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")
     # A resumable run's event log outlives the run by this much, for late reconnects.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Collection
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
@@ -341,6 +341,13 @@ async def get_run(
 
 
 def _poller(runtime: Runtime, run: Run) -> Poll:
+    if not run.status.active:  # read as ended: its row need not be read again
+        ended = run
+
+        async def output() -> dict[str, Any] | None:
+            return await runtime.service.ended_output(ended)
+
+        return output
     return poller(runtime.service, run)
 
 

@@ -23,6 +23,7 @@ from broker.models import (
     ThreadResult,
     ThreadStatus,
 )
+from broker.storage import visibility
 from broker.storage.ledger import Ledger, open_ledger
 from broker.storage.ledger.outcomes import Claimed, Failure, Released, Submit
 from broker.storage.tables import runs, threads
@@ -387,3 +388,26 @@ async def test_sweeping_retries_expired_leases_then_fails_them(store: Store) -> 
     assert swept is not None and run.run_id in [r.run_id for r, _ in swept.failed]
     assert await _count(store.engine, runs, run_id=run.run_id, status="error") == 1
     assert (await _thread_row(store.engine, thread_id)).status == "error"
+
+
+async def test_an_enqueued_run_respects_the_auth_filter_and_tags_its_thread(store: Store) -> None:
+    """The plain `enqueue` submit (one statement on Postgres) finds the thread only
+    through the caller's filter, and leaves the run's tags on it."""
+    thread_id = await _thread(store.engine)
+    async with store.engine.begin() as conn:
+        owned = threads.update().where(threads.c.thread_id == thread_id)
+        await conn.execute(owned.values(metadata={"owner": "a"}, status="idle"))
+
+    def submit(owner: str) -> Submit:
+        auth = visibility.params({"owner": owner})
+        values = _threaded_values(thread_id)
+        return Submit(row=values, tags={"graph_id": "g"}, temporary=False, auth=auth)
+
+    with pytest.raises(NotFound):
+        await store.ledger.submit(submit("b"))
+    assert await _count(store.engine, runs, thread_id=thread_id) == 0
+    assert (await _thread_row(store.engine, thread_id)).status == "idle"
+    run, cancelled = await store.ledger.submit(submit("a"))
+    assert run.status.value == "pending" and cancelled.ended == []
+    row = await _thread_row(store.engine, thread_id)
+    assert (row.status, row.metadata) == ("busy", {"owner": "a", "graph_id": "g"})
