@@ -19,10 +19,14 @@ from starlette.responses import StreamingResponse
 from broker import jsonable
 from broker.errors import NotFound
 from broker.events import (
+    Inbox,
+    Overflowed,
+    Silence,
     Subscription,
     event_id_key,
     frame_event,
     frame_id,
+    last_frame_id,
     parse_end,
     split_frames,
     sse_frame,
@@ -45,6 +49,9 @@ SSE_HEADERS = {
 # Asked on silence: None while the run is active, else what it left (for a lost end marker).
 Poll = Callable[[], Awaitable[dict[str, Any] | None]]
 OnDisconnect = Callable[[], Awaitable[None]]
+# A resumable run's logged entries after an event id ("-": all), at most so many.
+ReadLog = Callable[[str, int], Awaitable[list[tuple[str, bytes]]]]
+LOG_PAGE = 64  # log entries a lagging reader's catch-up holds at once
 
 _background: set[asyncio.Task[None]] = set()
 
@@ -70,6 +77,30 @@ def json_stream_response(
     return StreamingResponse(body, media_type="application/json", headers=headers)
 
 
+def overflow_frame(exc: Overflowed) -> bytes:
+    """What a stream's client is told before a stream it fell behind on is ended."""
+    error = {"error": "SlowReader", "message": str(exc)}
+    return sse_frame("error", jsonable.dumps(error))
+
+
+async def told_overflow(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A stream whose client fell too far behind ends with the `error` event saying so."""
+    try:
+        async for frame in frames:
+            yield frame
+    except Overflowed as exc:
+        yield overflow_frame(exc)
+
+
+@dataclass
+class Resume:
+    """How the stream of a resumable run goes on when its client falls behind: from the
+    run's event log, page by page as the client takes them, then live again."""
+
+    read: ReadLog
+    follow: Callable[[], Awaitable[Subscription]]  # subscribes to the run's channel again
+
+
 def matches(event: str, modes: set[str]) -> bool:
     """The join filter: exact name, base mode before '|', or any messages event."""
     if event in modes or event.split("|", 1)[0] in modes:
@@ -85,20 +116,32 @@ class Relay:
     heartbeat: float
     poll: Poll
     modes: set[str] | None = None  # a join's stream_mode filter
-    replay: list[bytes] = field(default_factory=list)  # frames from the event log, sent first
-    finished: bool = False  # nothing live will follow the replay
-    last_id: str | None = None  # live frames at or before this id were replayed already
+    finished: bool = False  # the run had ended when we subscribed: nothing live will come
+    last_id: str | None = None  # live frames at or before this id were sent already
     on_disconnect: OnDisconnect | None = None
+    resume: Resume | None = None  # a resumable run's: a lagging client reads its log
+    replay: bool = False  # a reconnect (Last-Event-ID): first the log after `last_id`
+    _position: str | None = None  # the id of the last frame taken (a resumable run's)
 
     async def frames(self) -> AsyncIterator[bytes]:
         ended = False
         try:
-            for frame in self.replay:
-                if self.modes is None or matches(frame_event(frame), self.modes):
+            self._position = self.last_id
+            if self.replay and self.resume is not None:  # read after subscribing: no gap
+                async for frame in self._logged(self.resume):
                     yield frame
-            ended = self.finished
+                self.last_id = self._position
+            ended = self.finished or self._position == _LOG_ENDED
             while not ended:
-                message = await self.subscription.get(self.heartbeat)
+                try:
+                    message = await self.subscription.get(self.heartbeat)
+                except Overflowed as exc:
+                    async for frame in self._fell_behind(exc):
+                        yield frame
+                    ended = self._position == _LOG_ENDED
+                    if self.resume is None:
+                        return
+                    continue
                 if message is None:
                     ended = await self.poll() is not None
                     if not ended:
@@ -108,20 +151,68 @@ class Relay:
                         yield frame
                 elif parse_end(message) is not None:
                     ended = True
-                elif chosen := self._select(message):
+                elif chosen := self._take(message):
                     yield chosen
         finally:
             await _shielded(self.subscription.close())
             if not ended and self.on_disconnect is not None:
                 _spawn(self.on_disconnect())
 
+    def _take(self, message: bytes) -> bytes:
+        if self.resume is not None:
+            self._position = last_frame_id(message) or self._position
+        return self._select(message)
+
+    async def _fell_behind(self, exc: Overflowed) -> AsyncIterator[bytes]:
+        """The client is told and dropped, or (a resumable run's) catches up."""
+        if self.resume is None:
+            yield overflow_frame(exc)
+            return
+        async for frame in self._catch_up(self.resume):
+            yield frame
+
+    async def _catch_up(self, resume: Resume) -> AsyncIterator[bytes]:
+        """The client fell too far behind the live stream (its queued frames are gone):
+        it reads the run's log from where it was, one page held at a time, until it has
+        caught up; then it listens again, after reading what the log got meanwhile."""
+        await _shielded(self.subscription.close())
+        self.subscription = Silence()
+        async for frame in self._logged(resume):
+            yield frame
+        if self._position != _LOG_ENDED:
+            self.subscription = await resume.follow()
+            async for frame in self._logged(resume):
+                yield frame
+        self.last_id = self._position  # live frames up to here came from the log
+
+    async def _logged(self, resume: Resume) -> AsyncIterator[bytes]:
+        """The log after the position, a page at a time, to its end for now (or the
+        run's end marker)."""
+        while self._position != _LOG_ENDED:
+            page = await resume.read(self._position or "-", LOG_PAGE)
+            for entry_id, data in page:
+                if parse_end(data) is not None:
+                    self._position = _LOG_ENDED
+                    return
+                self._position = entry_id
+                if self.modes is None or matches(frame_event(data), self.modes):
+                    yield data
+            if len(page) < LOG_PAGE:
+                return
+
     async def _in_flight(self) -> AsyncIterator[bytes]:
         """The run ended and its end marker has not come (yet): its last frames were
         published before it ended, so relay whatever is still on its way."""
-        while (message := await self.subscription.get(IN_FLIGHT_GRACE)) is not None:
-            if parse_end(message) is not None:
+        while True:
+            try:
+                message = await self.subscription.get(IN_FLIGHT_GRACE)
+            except Overflowed as exc:
+                async for frame in self._fell_behind(exc):
+                    yield frame
                 return
-            if chosen := self._select(message):
+            if message is None or parse_end(message) is not None:
+                return
+            if chosen := self._take(message):
                 yield chosen
 
     def _select(self, message: bytes) -> bytes:
@@ -133,6 +224,9 @@ class Relay:
         if replayed(frame, self.last_id):
             return False
         return self.modes is None or matches(frame_event(frame), self.modes)
+
+
+_LOG_ENDED = "end"  # the position once the log's end marker was read
 
 
 def replayed(frame: bytes, last_id: str | None) -> bool:
@@ -162,7 +256,7 @@ async def final_output(
         if finished:
             output = await poll()
         while output is None:
-            message = await subscription.get(keepalive)
+            message, subscription = await _next(subscription, keepalive)
             end = parse_end(message) if message is not None else None
             if end is not None:
                 output = end.get("output", {})
@@ -181,7 +275,7 @@ async def await_output(subscription: Subscription, heartbeat: float, poll: Poll)
     (MCP's tools/call, A2A's message/send): from its end marker, or asked on silence."""
     try:
         while True:
-            message = await subscription.get(heartbeat)
+            message, subscription = await _next(subscription, heartbeat)
             end = parse_end(message) if message is not None else None
             if end is not None:
                 output: dict[str, Any] = end.get("output") or {}
@@ -190,6 +284,16 @@ async def await_output(subscription: Subscription, heartbeat: float, poll: Poll)
                 return polled
     finally:
         await _shielded(subscription.close())
+
+
+async def _next(subscription: Subscription, timeout: float) -> tuple[bytes | None, Subscription]:
+    """A message for callers that want only the run's end: one whose frames piled up
+    past the buffer (a burst faster than we read) drops them and asks on silence instead."""
+    try:
+        return await subscription.get(timeout), subscription
+    except Overflowed:
+        await subscription.close()
+        return None, Silence()
 
 
 def poller(service: BrokerService, run: Run) -> Poll:
@@ -236,7 +340,9 @@ class ThreadRelay:
     the start, or announced later): `run_modes` relays every frame of every run and
     `run_done` after each; `lifecycle` only each run's `metadata` frame (its start) and
     `run_done`; `state_update` the runs' `values` frames and those of state edits.
-    Each subscription feeds one inbox (a pump task per channel).
+    Each subscription feeds one inbox (a pump task per channel), bounded as a
+    listener is: a client that falls `buffer_bytes` behind makes `frames` raise
+    `Overflowed` (its stream tells it so and ends).
     """
 
     thread: Subscription
@@ -247,10 +353,14 @@ class ThreadRelay:
     modes: set[str]
     history: History | None = None  # a reconnect (Last-Event-ID) replays this first
     last_id: str | None = None  # live frames at or before this id were replayed already
-    _inbox: asyncio.Queue[tuple[UUID | None, bytes]] = field(default_factory=asyncio.Queue)
+    buffer_bytes: int | None = None
+    _inbox: Inbox[tuple[UUID | None, bytes]] = field(init=False)
     _pumps: dict[UUID | None, tuple[Subscription, asyncio.Task[None]]] = field(default_factory=dict)
     _followed: set[UUID] = field(default_factory=set)  # once each (listed and announced)
     _finished: set[UUID] = field(default_factory=set)  # run_done once each
+
+    def __post_init__(self) -> None:
+        self._inbox = Inbox(self.buffer_bytes)
 
     async def frames(self) -> AsyncIterator[bytes]:
         try:
@@ -260,13 +370,13 @@ class ThreadRelay:
             async for frame in self._replay():  # read after subscribing: nothing falls between
                 yield frame
             while True:
-                try:
-                    source, message = await asyncio.wait_for(self._inbox.get(), self.heartbeat)
-                except TimeoutError:
+                item = await self._inbox.get(self.heartbeat)
+                if item is None:
                     async for frame in self._settle_quiet_runs():
                         yield frame
                     yield HEARTBEAT
                     continue
+                source, message = item
                 if chosen := await self._handle(source, message):
                     yield chosen
         finally:
@@ -322,14 +432,18 @@ class ThreadRelay:
     def _pump(self, source: UUID | None, subscription: Subscription) -> None:
         async def pump() -> None:
             while True:
-                message = await subscription.get(self.heartbeat)
+                try:
+                    message = await subscription.get(self.heartbeat)
+                except Overflowed:
+                    self._inbox.overflow()
+                    return
                 if message is None:
                     continue
                 run_id = announced_run(message) if source is None else None
                 if run_id is not None:
                     await self._follow(run_id)  # at once: the run may start any moment
                 else:
-                    self._inbox.put_nowait((source, message))
+                    self._inbox.put((source, message), len(message))
 
         self._pumps[source] = (subscription, asyncio.ensure_future(pump()))
 
@@ -344,14 +458,29 @@ class ThreadRelay:
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:
-    """Cancels a pump until it is done. Python 3.11's `asyncio.wait_for` (under the
-    subscription's `get`) swallows a cancel that arrives as its message does, which on a
-    busy channel left the pump running and whoever awaited it hanging."""
+    """Cancels a pump until it is done. A subscription's `get` no longer swallows a
+    cancel (as `asyncio.wait_for` did on Python 3.11), but others may."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=0.05)
     with contextlib.suppress(asyncio.CancelledError):
         task.result()
+
+
+def resumer(runtime: Runtime, run: Run) -> Resume | None:
+    """How a lagging client of a resumable run reads on from its log (None: not resumable)."""
+    if not run.options.resumable:
+        return None
+    service = runtime.service
+
+    async def read(after: str, count: int) -> list[tuple[str, bytes]]:
+        key = service.keys.run_log(run.run_id)
+        return await service.messaging.log.after(key, after, count)
+
+    async def follow() -> Subscription:
+        return await service.bus.subscribe(service.keys.run_channel(run.run_id))
+
+    return Resume(read, follow)
 
 
 def follower(runtime: Runtime) -> Follow:

@@ -1,5 +1,7 @@
-"""The table: every figure beside the reference's and the ceiling's, ratios, target verdicts.
+"""The table: every figure beside the references' and the ceiling's, ratios, target verdicts.
 
+Two references: `langgraph dev` (in-memory) and langhost (LangGraph's API on the MIT
+Postgres runtime); every row read from the first has the same figure from the second.
 Ratios read as "how many times better ours is": ours ÷ reference for rates, reference ÷
 ours for times. "of ceiling" is ours ÷ the physical ceiling (rates only). A verdict is
 PASS/FAIL, or "n/a" when a figure it needs is missing; targets are reported, not asserted.
@@ -31,8 +33,27 @@ def ours(workload: str, key: str) -> Figure:
     return lambda r: _get(r, "workloads", workload, "ours", key)
 
 
+@dataclass(frozen=True)
+class Side:
+    """One server's figure in one workload (a Figure that says where it reads)."""
+
+    side: str
+    workload: str
+    key: str
+
+    def __call__(self, results: Results) -> float | None:
+        return _get(results, "workloads", self.workload, self.side, self.key)
+
+
 def ref(workload: str, key: str) -> Figure:
-    return lambda r: _get(r, "workloads", workload, "reference", key)
+    return Side("reference", workload, key)
+
+
+def langhost_of(reference: Figure | None) -> Figure | None:
+    """The same figure from langhost, for a row whose reference is `langgraph dev`'s."""
+    if isinstance(reference, Side) and reference.side == "reference":
+        return Side("langhost", reference.workload, reference.key)
+    return None
 
 
 def pooled(workload: str, key: str) -> Figure:
@@ -105,6 +126,9 @@ ROWS = [
     Row("throughput", "server CPU per run (all processes)", "ms",
         ours("throughput", "server_cpu_ms_per_run"), ref("throughput", "server_cpu_ms_per_run"),
         lower_is_better=True),
+    Row("throughput", "… of which Postgres + Redis", "ms",
+        ours("throughput", "stores_cpu_ms_per_run"), ref("throughput", "stores_cpu_ms_per_run"),
+        lower_is_better=True),
     Row("throughput", "SDK client CPU per run", "ms", ours("throughput", "client_cpu_ms_per_run"),
         ref("throughput", "client_cpu_ms_per_run"), lower_is_better=True),
     Row("streaming", "custom events received", "ev/s", ours("streaming", "custom_per_second"),
@@ -129,6 +153,9 @@ ROWS = [
         ref("background", "creates_per_second")),
     Row("background", "server CPU per run (incl. thread)", "ms",
         ours("background", "server_cpu_ms_per_run"), ref("background", "server_cpu_ms_per_run"),
+        lower_is_better=True),
+    Row("background", "… of which Postgres + Redis", "ms",
+        ours("background", "stores_cpu_ms_per_run"), ref("background", "stores_cpu_ms_per_run"),
         lower_is_better=True),
     Row("background", "SDK client CPU per run", "ms", ours("background", "client_cpu_ms_per_run"),
         ref("background", "client_cpu_ms_per_run"), lower_is_better=True),
@@ -221,7 +248,21 @@ ROWS = [
     Row("checkpoints", "pooled: threaded runs via the server", "steps/s",
         pooled("checkpoints", "supersteps_per_second"), ours("checkpoints", "supersteps_per_second"),
         reference_label="direct", needs="pooled"),
+    Row("slow_reader", "API RSS growth, a stalled SSE reader (plain run)", "MB",
+        ours("slow_reader", "plain_api_rss_growth_mb"),
+        ref("slow_reader", "plain_api_rss_growth_mb"), lower_is_better=True,
+        target=at_most(16, "MB")),
+    Row("slow_reader", "API RSS growth, a stalled SSE reader (resumable run)", "MB",
+        ours("slow_reader", "resumable_api_rss_growth_mb"),
+        ref("slow_reader", "resumable_api_rss_growth_mb"), lower_is_better=True,
+        target=at_most(16, "MB")),
 ]  # fmt: skip
+
+
+def _versus(o: float | None, other: float | None, lower_is_better: bool) -> float | None:
+    if not o or not other:
+        return None
+    return other / o if lower_is_better else o / other
 
 
 def rows(results: Results) -> list[dict[str, Any]]:
@@ -236,9 +277,9 @@ def rows(results: Results) -> list[dict[str, Any]]:
         o = row.ours(results)
         r = row.reference(results) if row.reference else None
         c = row.ceiling(results) if row.ceiling else None
-        versus = None
-        if o and r:
-            versus = r / o if row.lower_is_better else o / r
+        versus = _versus(o, r, row.lower_is_better)
+        theirs = langhost_of(row.reference)
+        lh = theirs(results) if theirs else None
         verdict = row.target.check(o, r, c, results) if row.target else None
         table.append(
             {
@@ -250,6 +291,8 @@ def rows(results: Results) -> list[dict[str, Any]]:
                 "reference_label": row.reference_label,
                 "ceiling": c,
                 "vs_reference": versus,
+                "langhost": lh,
+                "vs_langhost": _versus(o, lh, row.lower_is_better),
                 "of_ceiling": o / c if o is not None and c else None,
                 "target": row.target.text if row.target else None,
                 "pass": verdict,
@@ -276,31 +319,48 @@ def _verdict(row: dict[str, Any]) -> str:
     return {True: "PASS", False: "FAIL", None: "n/a"}[row["pass"]]
 
 
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "—"
+
+
+def _langhost_shown(results: Results) -> bool:
+    """langhost's columns, unless it was not part of the run (skipped, or an older JSON)."""
+    langhost = results.get("langhost")
+    return isinstance(langhost, dict) and not str(langhost.get("reason", "")).startswith("skipped")
+
+
 def render(results: Results) -> str:
     table = results.get("rows") or rows(results)
-    head = ["workload", "metric", "unit", "ours", "reference", "ceiling", "vs ref", "of ceil",
-            "target", "result"]  # fmt: skip
+    langhost = _langhost_shown(results)
+    head = ["workload", "metric", "unit", "ours", "reference", "vs ref"]
+    if langhost:
+        head += ["langhost", "vs langhost"]
+    head += ["ceiling", "of ceil", "target", "result"]
     lines = [head]
     for row in table:
         reference = _number(row["reference"])
         if row["reference"] is not None and row["reference_label"] != "ref":
             reference += f" ({row['reference_label']})"
-        lines.append(
-            [
-                row["workload"],
-                row["metric"],
-                row["unit"],
-                _number(row["ours"]),
-                reference,
-                _number(row["ceiling"]),
-                f"{row['vs_reference']:.2f}x" if row["vs_reference"] is not None else "—",
-                f"{row['of_ceiling']:.0%}" if row["of_ceiling"] is not None else "",
-                row["target"] or "",
-                _verdict(row),
-            ]
-        )
+        line = [
+            row["workload"],
+            row["metric"],
+            row["unit"],
+            _number(row["ours"]),
+            reference,
+            _ratio(row["vs_reference"]),
+        ]
+        if langhost:
+            line += [_number(row.get("langhost")), _ratio(row.get("vs_langhost"))]
+        line += [
+            _number(row["ceiling"]),
+            f"{row['of_ceiling']:.0%}" if row["of_ceiling"] is not None else "",
+            row["target"] or "",
+            _verdict(row),
+        ]
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    numeric = {3, 4, 5, 6, 7}
+    words = {"workload", "metric", "unit", "target", "result"}
+    numeric = {i for i, name in enumerate(head) if name not in words}
     out = []
     for index, line in enumerate(lines):
         cells = [
@@ -315,9 +375,14 @@ def render(results: Results) -> str:
 
 
 def _notes(results: Results) -> list[str]:
+    shown = _langhost_shown(results)
     notes = [
         "",
-        "vs ref: times better than the reference (rates ours÷ref, times ref÷ours); "
+        "reference: langgraph dev (in-memory)"
+        + ("; langhost: LangGraph's API on the MIT Postgres runtime" if shown else "")
+        + ". vs ref"
+        + (" / vs langhost" if shown else "")
+        + ": times better than that server (rates ours÷theirs, times theirs÷ours); "
         "of ceil: ours÷ceiling.",
         "ceilings: streaming rows → raw redis-py pub/sub msgs/s, or LangGraph's own astream "
         "rate in-process where the row says so; checkpoint rows → asyncpg "
@@ -326,8 +391,11 @@ def _notes(results: Results) -> list[str]:
     reference = results.get("reference", {})
     if not reference.get("available"):
         notes.append(f"REFERENCE MISSING: {reference.get('reason', 'not run')}")
+    langhost = results.get("langhost", {})
+    if shown and not langhost.get("available"):
+        notes.append(f"LANGHOST MISSING: {langhost.get('reason', 'not run')}")
     for name, workload in results.get("workloads", {}).items():
-        for side in ("ours", "pooled", "reference", "in_process"):
+        for side in ("ours", "pooled", "reference", "langhost", "in_process"):
             error = workload.get(f"{side}_error")
             if error:
                 notes.append(f"{name} ({side}) FAILED: {error}")

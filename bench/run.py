@@ -1,11 +1,12 @@
 """Benchmarks our server against LangGraph's own dev server and this machine's ceilings.
 
-    .venv/bin/python -m bench.run [--quick] [--no-reference] [--only latency,streaming ...]
+    .venv/bin/python -m bench.run [--quick] [--no-reference] [--no-langhost] [--only ...]
 
-Order: the ceilings (nothing else running), then both servers up side by side (ours:
+Order: the ceilings (nothing else running), then the servers up side by side (ours:
 `broker api` + 2 `broker worker` on a fresh database; the reference: `langgraph dev`
-from bench/.ref-venv, installed on first use) and each workload against ours then the
-reference, then the in-process checkpointer comparison. Prints the table, saves the
+from bench/.ref-venv; langhost: `langhost serve` on LangGraph's MIT Postgres runtime from
+bench/.langhost-venv, fresh database; both venvs installed on first use) and each
+workload against each, then the in-process checkpointer comparison. Prints the table, saves the
 JSON under bench/results/ (also as latest.json). Exits 1 if one of OUR workloads
 failed; a missing reference is reported, never faked, and does not fail the run.
 """
@@ -21,19 +22,28 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
-from bench import ceilings, checkpointers, cpu, recovery, report
+from bench import ceilings, checkpointers, cpu, recovery, report, slow_reader
 from bench import store as store_bench
 from bench.harness import fresh_database
-from bench.servers import Server, Unavailable, our_server, reference_server, say
+from bench.servers import (
+    Server,
+    Unavailable,
+    langhost_server,
+    our_server,
+    reference_server,
+    say,
+)
 from bench.workloads import FULL, QUICK, WORKLOADS, Sizes
 from tests.services import ensure_services
 
@@ -44,6 +54,9 @@ TIMEOUT = {"full": 420.0, "quick": 60.0}
 CPU_METERED = ("throughput", "background")
 # The Postgres-bound workloads also run on our server behind PgBouncer (transaction mode).
 POOLED_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
+# Workloads given the server itself (its process ids), not only its URL.
+SERVER_WORKLOADS = {"slow_reader": slow_reader.workload}
+NAMES = [*WORKLOADS, *SERVER_WORKLOADS]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -52,12 +65,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-reference", action="store_true", help="skip LangGraph's dev server (ours only)"
     )
+    _langhost_arguments(parser)
     parser.add_argument(
         "--only",
         action="append",
         default=[],
         metavar="WORKLOAD",
-        help=f"run only these (repeat or comma-separate): {', '.join(WORKLOADS)}",
+        help=f"run only these (repeat or comma-separate): {', '.join(NAMES)}",
     )
     parser.add_argument(
         "--no-pooled",
@@ -80,7 +94,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     chosen = [name for value in args.only for name in value.split(",") if name]
-    known = [*WORKLOADS, "recovery"]  # recovery: its own clusters (bench/recovery.py)
+    known = [*NAMES, "recovery"]  # recovery: its own clusters (bench/recovery.py)
     unknown = [name for name in chosen if name not in known]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {known}")
@@ -90,6 +104,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         name for name in (known if chosen else default) if not chosen or name in chosen
     ]
     return args
+
+
+def _langhost_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-langhost",
+        action="store_true",
+        help="skip langhost (LangGraph's API on the MIT Postgres runtime), the durable reference",
+    )
+    parser.add_argument(
+        "--langhost-workers",
+        type=int,
+        default=1,
+        help="langhost's uvicorn processes, each serving HTTP and running jobs (default 1: "
+        "with 2, streamed runs come back empty under load)",
+    )
+    parser.add_argument(
+        "--langhost-jobs",
+        type=int,
+        default=20,
+        help="langhost's --n-jobs-per-worker (default 20: as many run slots as our 2x10)",
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -125,6 +160,7 @@ def _meta(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         "load_average_start": list(os.getloadavg()),
         "our_layout": "1 broker api + 2 broker worker (N_JOBS_PER_WORKER default)",
         "reference_jobs": args.ref_jobs,
+        "langhost_layout": f"{args.langhost_workers} workers x {args.langhost_jobs} jobs",
         "packages": _versions(),
         "git": _git(),
         "sizes": asdict(sizes),
@@ -161,15 +197,30 @@ def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> di
     say(f"{name}: {server.name} ({server.url})")
     started = time.perf_counter()
     metered = name in CPU_METERED
-    before = cpu.snapshot(server.pids) if metered else {}
-    figures = asyncio.run(asyncio.wait_for(WORKLOADS[name](server.url, sizes), timeout))
+    databases, ports = _stores(server)
+    before = cpu.snapshot(server.pids, databases, ports) if metered else {}
+    work: Awaitable[dict[str, Any]]
+    if name in SERVER_WORKLOADS:  # needs the server's processes, not only its URL
+        work = SERVER_WORKLOADS[name](server, sizes)
+    else:
+        work = WORKLOADS[name](server.url, sizes)
+    figures = asyncio.run(asyncio.wait_for(work, timeout))
     if metered:
         runs = int(figures.get("completed", figures["runs"]))
-        figures.update(cpu.Usage.between(before, cpu.snapshot(server.pids)).per_run_ms(runs))
+        after = cpu.snapshot(server.pids, databases, ports)
+        figures.update(cpu.Usage.between(before, after).per_run_ms(runs))
     shown = {k: v for k, v in figures.items() if isinstance(v, float)}
     summary = ", ".join(f"{k} {v:,.1f}" for k, v in list(shown.items())[:6])
     say(f"    {summary}  [{time.perf_counter() - started:.0f}s]")
     return figures
+
+
+def _stores(server: Server) -> tuple[list[str], list[int]]:
+    """The server's Postgres databases and Redis ports, whose processes' CPU counts as its
+    own (none for `langgraph dev`: other programs' on a shared box are nobody's)."""
+    databases = [urlsplit(server.database_uri).path.lstrip("/")] if server.database_uri else []
+    ports = [urlsplit(server.redis_uri).port or 6379] if server.redis_uri else []
+    return databases, ports
 
 
 def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:
@@ -281,6 +332,25 @@ def _start_reference(
     return server
 
 
+def _start_langhost(
+    args: argparse.Namespace, results: dict[str, Any], stack: ExitStack
+) -> Server | None:
+    """langhost, or None with the reason recorded (and said) if it cannot run."""
+    if args.no_langhost:
+        results["langhost"] = {"available": False, "reason": "skipped (--no-langhost)"}
+        return None
+    try:
+        server = stack.enter_context(langhost_server(args.langhost_workers, args.langhost_jobs))
+    except Unavailable as exc:
+        reason = str(exc)
+        say(f"REFERENCE UNAVAILABLE (langhost): {reason}")
+        say("going on without it; the langhost columns are marked missing")
+        results["langhost"] = {"available": False, "reason": reason}
+        return None
+    results["langhost"] = {"available": True, "versions": server.versions}
+    return server
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = QUICK if args.quick else FULL
     timeout = TIMEOUT["quick" if args.quick else "full"]
@@ -297,10 +367,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             say("starting ours again behind PgBouncer (transaction mode), fresh database")
             pooled = stack.enter_context(our_server(pooled=True))
         reference = _start_reference(args, results, stack)
+        langhost = _start_langhost(args, results, stack)
         for name in args.workloads:
             if name == "recovery":
                 continue
-            servers = {"ours": ours, "reference": reference}
+            servers = {"ours": ours, "reference": reference, "langhost": langhost}
             if name in POOLED_WORKLOADS:
                 servers["pooled"] = pooled
             workloads[name] = _run_rounds(name, servers, sizes, timeout, args.rounds)

@@ -7,6 +7,11 @@ their Postgres is behind PgBouncer in transaction mode (`tests/pooler.py`).
 `reference_server()`: LangGraph's own `langgraph dev` (in-memory runtime) from the
 virtualenv `bench/.ref-venv`, installed on first use; it raises `Unavailable` with the
 reason when it cannot be installed or started, so the caller can say so and go on.
+
+`langhost_server()`: the second reference, a durable one: `langhost serve` (LangGraph's
+own API server on the MIT Postgres + Redis runtime `langgraph-runtime-pg`), pinned, from
+`bench/.langhost-venv`, on a fresh empty database and a Redis database of its own; it
+raises `Unavailable` the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import redis
 
+from bench.ceilings import scratch_database
 from bench.harness import fresh_database
 from tests.pooler import POOLED_ENV, pgbouncer
 from tests.processes import Process, free_port, start_api, start_worker
@@ -57,7 +65,7 @@ class Server:
     name: str
     url: str
     pids: dict[str, int]  # role ("api", "worker-0", ...) → process id
-    database_uri: str | None = None  # ours only: its fresh database
+    database_uri: str | None = None  # ours, langhost: its fresh database
     redis_uri: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     logs: Path | None = None
@@ -141,21 +149,31 @@ def ensure_reference_venv() -> dict[str, str]:
         listed = ", ".join(f"{k} {v}" for k, v in versions.items())
         say(f"reusing {REF_VENV.relative_to(BENCH.parent)} ({listed})")
         return versions
-    if REF_VENV.exists():
-        say(f"{REF_VENV.relative_to(BENCH.parent)} is incomplete; recreating it")
-        shutil.rmtree(REF_VENV)
-    say(f"creating {REF_VENV.relative_to(BENCH.parent)} with {sys.version.split()[0]}")
+    _install_venv(REF_VENV, REF_PACKAGES, "langgraph-cli[inmem]")
+    versions = _ref_versions()
+    if not versions:
+        raise Unavailable(f"{REF_VENV} was installed but its packages do not import")
+    return versions
+
+
+def _install_venv(venv: Path, packages: list[str], label: str) -> None:
+    """(Re)creates `venv` with `packages`, saying so; `Unavailable` naming why if it fails."""
+    shown = venv.relative_to(BENCH.parent)
+    if venv.exists():
+        say(f"{shown} is incomplete; recreating it")
+        shutil.rmtree(venv)
+    say(f"creating {shown} with {sys.version.split()[0]}")
     try:
         subprocess.run(
-            [sys.executable, "-m", "venv", str(REF_VENV)],
+            [sys.executable, "-m", "venv", str(venv)],
             capture_output=True,
             text=True,
             timeout=120,
             check=True,
         )
-        say(f"installing langgraph-cli[inmem] into {REF_VENV.relative_to(BENCH.parent)}")
+        say(f"installing {label} into {shown}")
         subprocess.run(
-            [str(_ref_bin("python")), "-m", "pip", "install", "--quiet", *REF_PACKAGES],
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *packages],
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT,
@@ -164,13 +182,9 @@ def ensure_reference_venv() -> dict[str, str]:
         )
     except subprocess.CalledProcessError as exc:
         tail = "\n".join((exc.stderr or exc.stdout or "").strip().splitlines()[-8:])
-        raise Unavailable(f"installing {' '.join(REF_PACKAGES)} failed: {tail}") from exc
+        raise Unavailable(f"installing {' '.join(packages)} failed: {tail}") from exc
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise Unavailable(f"installing {' '.join(REF_PACKAGES)} failed: {exc!r}") from exc
-    versions = _ref_versions()
-    if not versions:
-        raise Unavailable(f"{REF_VENV} was installed but its packages do not import")
-    return versions
+        raise Unavailable(f"installing {' '.join(packages)} failed: {exc!r}") from exc
 
 
 def reference_env() -> dict[str, str]:
@@ -244,18 +258,20 @@ def reference_server(jobs: int = 20) -> Iterator[Server]:
             shutil.rmtree(state, ignore_errors=True)
 
 
-def _wait_ok(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def _wait_ok(
+    process: subprocess.Popen[bytes], url: str, log: Path, name: str = "langgraph dev"
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise Unavailable(f"langgraph dev exited with {process.returncode}:\n{_tail(log)}")
+            raise Unavailable(f"{name} exited with {process.returncode}:\n{_tail(log)}")
         try:
             if httpx.get(f"{url}/ok", timeout=1.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise Unavailable(f"langgraph dev not ready after {START_TIMEOUT:.0f}s:\n{_tail(log)}")
+    raise Unavailable(f"{name} not ready after {START_TIMEOUT:.0f}s:\n{_tail(log)}")
 
 
 def _tail(log: Path, lines: int = 15) -> str:
@@ -274,3 +290,173 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
     except ProcessLookupError:
         pass
+
+
+# -- the second reference: langhost (LangGraph's API on the MIT Postgres runtime) ----------
+
+LANGHOST_VENV = BENCH / ".langhost-venv"
+# Pinned: the release issue 19's table measured. langhost 0.11.1 requires exactly
+# langgraph-runtime-pg 0.11.1, which requires exactly langgraph-api 0.11.1 (and
+# langgraph-checkpoint-postgres 3.1.0); langchain-core is what bench/graphs import.
+LANGHOST_PACKAGES = [
+    "langhost==0.11.1",
+    "langgraph-runtime-pg==0.11.1",
+    "langgraph-api==0.11.1",
+    "langchain-core",
+]
+LANGHOST_VERSIONS = {"langhost": "0.11.1", "langgraph-runtime-pg": "0.11.1"}
+# Its schema: the runtime's Alembic migrations, then the tables of the checkpointer and the
+# store it opens. Every uvicorn process sets them up at start unless told not to, and two
+# doing it at once on a fresh database collide (a CREATE TABLE races; the server exits),
+# so the harness does it first, once, as a deployment's pre-start job would.
+LANGHOST_SCHEMA = """
+import asyncio
+from langgraph_runtime_pg import checkpoint, migrate, store
+migrate.upgrade_head()
+async def main():
+    await checkpoint.setup_checkpointer()
+    await checkpoint.teardown_checkpointer()
+    await store.setup_store()
+    await store.teardown_store()
+asyncio.run(main())
+"""
+# Its Redis keys (`lg:...`) take no prefix, so it gets a Redis database of its own,
+# emptied of them before and after.
+LANGHOST_REDIS_DB = 11
+
+
+def _langhost_versions() -> dict[str, str]:
+    """Versions of langhost's packages, or {} if the venv is not usable or not as pinned."""
+    script = (
+        "import importlib.metadata as m\n"
+        "for n in ('langhost','langgraph-runtime-pg','langgraph-api','langgraph',"
+        "'langgraph-checkpoint-postgres'):\n"
+        "    print(n, m.version(n))\n"
+        "import langhost.cli, langgraph_runtime_pg, langchain_core\n"
+    )
+    try:
+        done = subprocess.run(
+            [str(LANGHOST_VENV / "bin" / "python"), "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    versions = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    pinned = all(versions.get(name) == version for name, version in LANGHOST_VERSIONS.items())
+    return versions if pinned else {}
+
+
+def ensure_langhost_venv() -> dict[str, str]:
+    """Reuses bench/.langhost-venv if it holds the pinned release, else (re)creates it."""
+    versions = _langhost_versions()
+    if versions and (LANGHOST_VENV / "bin" / "langhost").exists():
+        listed = ", ".join(f"{k} {v}" for k, v in versions.items())
+        say(f"reusing {LANGHOST_VENV.relative_to(BENCH.parent)} ({listed})")
+        return versions
+    _install_venv(LANGHOST_VENV, LANGHOST_PACKAGES, "langhost==0.11.1 + langgraph-runtime-pg")
+    versions = _langhost_versions()
+    if not versions:
+        raise Unavailable(f"{LANGHOST_VENV} was installed but its packages do not import")
+    return versions
+
+
+def _langhost_schema(env: dict[str, str]) -> None:
+    try:
+        subprocess.run(
+            [str(LANGHOST_VENV / "bin" / "python"), "-c", LANGHOST_SCHEMA],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=True,
+            env=env,
+        )
+    except subprocess.CalledProcessError as exc:
+        tail = "\n".join((exc.stderr or exc.stdout or "").strip().splitlines()[-8:])
+        raise Unavailable(f"migrating langhost's database failed: {tail}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Unavailable(f"migrating langhost's database failed: {exc!r}") from exc
+
+
+def _redis_database(redis_uri: str, index: int) -> str:
+    parts = urlsplit(redis_uri)
+    return urlunsplit(parts._replace(path=f"/{index}"))
+
+
+def _drop_langhost_keys(redis_uri: str) -> None:
+    client = redis.Redis.from_url(redis_uri)
+    try:
+        keys = list(client.scan_iter(match="lg:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    finally:
+        client.close()
+
+
+@contextmanager
+def langhost_server(workers: int = 1, jobs: int = 20) -> Iterator[Server]:
+    """`langhost serve` on 127.0.0.1 serving bench/graphs: `workers` uvicorn processes,
+    each serving HTTP and running `jobs` runs at once, on a fresh database (migrated here
+    first) and its own Redis database.
+
+    One process of 20, as `langgraph dev` runs: with `--workers 2`, 30 of 82 streamed
+    stateless runs (50 clients) came back with no event at all, so its multi-process
+    mode cannot be measured with these workloads (seen with 0.11.1 on this box)."""
+    versions = ensure_langhost_venv()
+    services = ensure_services(allow_containers=False)
+    redis_uri = _redis_database(services.redis_uri, LANGHOST_REDIS_DB)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(LANGHOST_VENV / "bin" / "langhost"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        str(CONFIG),
+        "--workers",
+        str(workers),
+        "--n-jobs-per-worker",
+        str(jobs),
+        "--no-browser",
+        "--server-log-level",
+        "WARNING",
+    ]
+    with (
+        scratch_database(services.database_uri, "langhost") as database_uri,
+        tempfile.TemporaryDirectory(prefix="broker-bench-langhost-") as logs,
+    ):
+        _drop_langhost_keys(redis_uri)
+        log = Path(logs) / "langhost.log"
+        say(f"starting langhost serve on {url} ({workers} workers x {jobs} jobs), fresh database")
+        env = {**reference_env(), "DATABASE_URI": database_uri, "REDIS_URI": redis_uri}
+        _langhost_schema(env)
+        env["LG_RUNTIME_PG_AUTO_MIGRATE"] = "false"
+        with log.open("wb") as out:
+            # In bench/graphs, as langgraph dev: it puts its working directory on sys.path.
+            process = subprocess.Popen(
+                command,
+                cwd=GRAPHS,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            _wait_ok(process, url, log, "langhost serve")
+            yield Server(
+                name="langhost",
+                url=url,
+                pids={"server": process.pid},
+                database_uri=database_uri,
+                redis_uri=redis_uri,
+                versions=versions,
+                logs=Path(logs),
+            )
+        finally:
+            _stop(process)
+            _drop_langhost_keys(redis_uri)

@@ -11,8 +11,9 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import PubSub
@@ -52,6 +53,15 @@ def frame_id(frame: bytes) -> str | None:
         return None
     end = frame.find(b"\r\n", start + 6)
     return frame[start + 6 : end].decode()
+
+
+def last_frame_id(message: bytes) -> str | None:
+    """The id of a batch's last frame (None for frames without ids)."""
+    start = message.rfind(b"\r\nid: ")
+    if start < 0:
+        return None
+    end = message.find(b"\r\n", start + 6)
+    return message[start + 6 : end].decode()
 
 
 def frame_event(frame: bytes) -> str:
@@ -113,8 +123,11 @@ class EventLog(Protocol):
 
     async def append(self, key: str, entries: Sequence[tuple[str, bytes]]) -> None: ...
 
-    async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
-        """Entries with an id greater than `last_id` ("-1": all of them), in order."""
+    async def after(
+        self, key: str, last_id: str, count: int | None = None
+    ) -> list[tuple[str, bytes]]:
+        """Entries with an id greater than `last_id` ("-1": all of them), in order;
+        the first `count` of them if given."""
         ...
 
     async def expire(self, key: str, seconds: int) -> None: ...
@@ -137,11 +150,13 @@ class RedisEventLog:
                 if isinstance(result, ResponseError) and _ID_TAKEN not in str(result):
                     raise result
 
-    async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
+    async def after(
+        self, key: str, last_id: str, count: int | None = None
+    ) -> list[tuple[str, bytes]]:
         event_id_key(last_id)  # Redis would refuse a malformed id: that is the client's error
         start = "-" if last_id in _FROM_START else f"({last_id}"
         with reaching_redis():
-            rows: Any = await self._redis.xrange(key, min=start, max="+")
+            rows: Any = await self._redis.xrange(key, min=start, max="+", count=count)
         return [(_text(entry_id), bytes(fields[b"d"])) for entry_id, fields in rows]
 
     async def expire(self, key: str, seconds: int) -> None:
@@ -161,12 +176,14 @@ class LocalEventLog:
             if not log or event_id_key(entry[0]) > event_id_key(log[-1][0]):
                 log.append(entry)
 
-    async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
+    async def after(
+        self, key: str, last_id: str, count: int | None = None
+    ) -> list[tuple[str, bytes]]:
         entries = self._logs.get(key, [])
-        if last_id in _FROM_START:
-            return list(entries)
-        bound = event_id_key(last_id)
-        return [e for e in entries if event_id_key(e[0]) > bound]
+        if last_id not in _FROM_START:
+            bound = event_id_key(last_id)
+            entries = [e for e in entries if event_id_key(e[0]) > bound]
+        return list(entries[:count])
 
     async def expire(self, key: str, seconds: int) -> None:
         loop = asyncio.get_running_loop()
@@ -195,31 +212,111 @@ def event_id_key(event_id: str) -> tuple[int, int]:
     return key
 
 
+class Overflowed(Exception):
+    """The reader of a stream fell further behind than its buffer allows."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"this stream's client read too slowly: more than {limit} bytes of events "
+            "waited for it (BROKER_STREAM_BUFFER_BYTES), so the stream was ended; "
+            "reconnect to go on (a resumable run replays what was missed after Last-Event-ID)"
+        )
+
+
+_ITEM_OVERHEAD = 100  # bytes a queued message costs besides its payload (object, slot)
+T = TypeVar("T")
+
+
+class Inbox(Generic[T]):
+    """A FIFO of at most `limit` bytes, one reader: the one rule that bounds what a slow
+    stream reader costs. A put past the limit overflows it: everything queued is dropped
+    at once, nothing more is kept, and the reader's next `get` raises `Overflowed`. The
+    writer (the process's pub/sub reader) never waits, so nobody else is slowed.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.size = 0  # bytes queued
+        self.overflowed = False
+        self._items: deque[tuple[T, int]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: T, size: int) -> None:
+        if self.overflowed:
+            return
+        self._items.append((item, size))
+        self.size += size + _ITEM_OVERHEAD
+        # One message alone never overflows it: a frame larger than the limit (a big
+        # state's `values`) still reaches a reader that keeps up.
+        if self.limit is not None and self.size > self.limit and len(self._items) > 1:
+            self.overflow()
+        self._wake()
+
+    def overflow(self) -> None:
+        self.overflowed = True
+        self._items.clear()
+        self.size = 0
+        self._wake()
+
+    async def get(self, timeout: float) -> T | None:
+        """The next item, or None after `timeout` seconds without one.
+
+        Not `asyncio.wait_for(queue.get())`: on Python 3.11 that swallows a cancel
+        arriving as the item does. Here a cancel always raises, and the item stays queued.
+        """
+        if not self._items and not self.overflowed:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self.overflowed:
+            raise Overflowed(self.limit or 0)
+        if not self._items:
+            return None
+        item, size = self._items.popleft()
+        self.size -= size + _ITEM_OVERHEAD
+        return item
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Listener:
     def __init__(self, bus: _Multiplexer, channel: str) -> None:
         self.channel = channel
-        self.messages: asyncio.Queue[bytes] = asyncio.Queue()
+        self.messages: Inbox[bytes] = Inbox(bus.buffer_bytes)
         self._bus = bus
 
     async def get(self, timeout: float) -> bytes | None:
-        try:
-            return await asyncio.wait_for(self.messages.get(), timeout)
-        except TimeoutError:
-            return None
+        """Raises `Overflowed` once its reader fell `buffer_bytes` behind."""
+        return await self.messages.get(timeout)
 
     async def close(self) -> None:
         await self._bus.remove(self)
 
 
 class _Multiplexer:
-    """Fans each channel's messages out to every local listener of it."""
+    """Fans each channel's messages out to every local listener of it; a listener holds
+    at most `buffer_bytes` its reader has not taken (None: no bound)."""
 
-    def __init__(self) -> None:
+    def __init__(self, buffer_bytes: int | None = None) -> None:
         self.listeners: dict[str, set[_Listener]] = {}
+        self.buffer_bytes = buffer_bytes
 
     def dispatch(self, channel: str, message: bytes) -> None:
         for listener in self.listeners.get(channel, ()):
-            listener.messages.put_nowait(message)
+            listener.messages.put(message, len(message))
 
     def add(self, channel: str) -> tuple[_Listener, bool]:
         """The new listener and whether it is the channel's first."""
@@ -261,8 +358,8 @@ class RedisEventBus(_Multiplexer):
     _MESSAGE = "message"
     _SUBSCRIBED = "subscribe"
 
-    def __init__(self, redis: Redis) -> None:
-        super().__init__()
+    def __init__(self, redis: Redis, buffer_bytes: int | None = None) -> None:
+        super().__init__(buffer_bytes)
         self._redis = redis
         self._pubsub: PubSub = redis.pubsub()
         self._confirmations: dict[str, asyncio.Future[None]] = {}
@@ -365,8 +462,9 @@ class ShardedRedisEventBus(RedisEventBus):
     _MESSAGE = "smessage"
     _SUBSCRIBED = "ssubscribe"
 
-    def __init__(self, redis: RedisCluster) -> None:
-        super().__init__(cast(Redis, redis))  # the base's classic PubSub is never used
+    def __init__(self, redis: RedisCluster, buffer_bytes: int | None = None) -> None:
+        # The base's classic PubSub is never used.
+        super().__init__(cast(Redis, redis), buffer_bytes)
         self._cluster = redis
         self._shards: dict[str, PubSub] = {}  # node name -> its SSUBSCRIBE connection
         self._shard_of: dict[str, str] = {}  # channel -> the node it was subscribed on
@@ -402,11 +500,11 @@ class ShardedRedisEventBus(RedisEventBus):
         await super()._close_connections()
 
 
-def redis_event_bus(redis: RedisClient) -> RedisEventBus:
+def redis_event_bus(redis: RedisClient, buffer_bytes: int | None = None) -> RedisEventBus:
     """The bus for this client: sharded pub/sub on a cluster, classic pub/sub otherwise."""
     if isinstance(redis, RedisCluster):
-        return ShardedRedisEventBus(redis)
-    return RedisEventBus(redis)
+        return ShardedRedisEventBus(redis, buffer_bytes)
+    return RedisEventBus(redis, buffer_bytes)
 
 
 async def _messages(pubsub: PubSub) -> AsyncIterator[dict[str, Any]]:

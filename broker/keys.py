@@ -28,6 +28,11 @@ class Keys:
         """Pub/sub channel every worker listens to for cancel requests."""
         return f"{{{self.prefix}}}:cancel"
 
+    @property
+    def assistants_channel(self) -> str:
+        """Pub/sub channel naming each assistant that changed (broker/assistant_cache.py)."""
+        return f"{{{self.prefix}}}:assistants"
+
     def run_channel(self, run_id: UUID | str) -> str:
         """Pub/sub channel carrying one run's encoded SSE frames."""
         return f"{self.prefix}:run:{{{run_id}}}"

@@ -46,3 +46,6 @@ def configure() -> None:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level(), handlers=[handler], force=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours says it is done
+    # The MCP SDK logs every stateless request's session at INFO: noise in an access log.
+    if not debugging():
+        logging.getLogger("mcp.server").setLevel(logging.WARNING)

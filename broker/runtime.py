@@ -115,7 +115,7 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     engine = create_engine(settings)
     redis = connect_redis(settings.redis_uri)
     keys = Keys(settings.redis_prefix)
-    bus = redis_event_bus(redis)
+    bus = redis_event_bus(redis, settings.stream_buffer_bytes)
     checkpointer = PostgresCheckpointer(engine)
     board = RedisWorkerBoard(redis, keys)
     messaging = Messaging(
@@ -129,7 +129,8 @@ async def open_runtime(settings: Settings, graphs: GraphRegistry) -> Runtime:
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()
-    return Runtime(settings, engine, service, lifecycle, store, [bus.close, redis.aclose])
+    closers: list[Closer] = [bus.close, redis.aclose, service.close]  # closed last first
+    return Runtime(settings, engine, service, lifecycle, store, closers)
 
 
 def _assemble(
@@ -156,9 +157,8 @@ def _assemble(
     webhooks = Webhooks(enabled=hooks.enabled)
     ledger.deliveries = webhooks.delivery  # a cancelled pending run's webhook
     stores = Stores(ledger, AssistantStore(engine), ThreadStore(engine), runs)
-    service = BrokerService(
-        stores, messaging, graphs, checkpointer, Policies(hooks, retention.default_ttl)
-    )
+    policies = Policies(hooks, retention.default_ttl, settings.assistant_cache_seconds)
+    service = BrokerService(stores, messaging, graphs, checkpointer, policies)
     crons = CronService(CronStore(engine), service, seconds=settings.cron_seconds)
     lifecycle = RunLifecycle(
         ledger,
@@ -220,8 +220,10 @@ async def open_in_process(
     """A store with in-process queue, bus and event log: `broker dev`, and fast tests
     that drive a burst-mode worker on either backend."""
     keys = Keys(settings.redis_prefix)
-    messaging = Messaging(LocalRunQueue(), LocalEventBus(), LocalEventLog(), keys)
+    messaging = Messaging(
+        LocalRunQueue(), LocalEventBus(settings.stream_buffer_bytes), LocalEventLog(), keys
+    )
     service, lifecycle, store = _assemble(settings, engine, messaging, graphs, checkpointer)
     await service.start()
     await store.start()
-    return Runtime(settings, engine, service, lifecycle, store)
+    return Runtime(settings, engine, service, lifecycle, store, [service.close])

@@ -18,6 +18,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import users
+from broker.assistant_cache import AssistantCache
 from broker.errors import BadRequest, Conflict, Invalid, NotFound, StoreUnavailable
 from broker.events import Silence, Subscription
 from broker.graphs import GraphRegistry
@@ -64,6 +65,8 @@ class Policies:
 
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
     default_ttl: TTLRequest | None = None
+    # How long an assistant read without an auth filter may be kept (0: never).
+    assistant_cache_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,12 @@ class BrokerService:
         self.checkpointer = checkpointer
         self.messaging = messaging
         self.state = StateReader(graphs, checkpointer)
+        self.assistant_cache = AssistantCache(
+            self.assistants,
+            messaging.bus,
+            messaging.keys.assistants_channel,
+            self.policies.assistant_cache_seconds,
+        )
         self.thread_policy = ThreadService(
             self.ledger,
             self.threads,
@@ -100,19 +109,27 @@ class BrokerService:
 
     async def start(self) -> None:
         await self.assistants.ensure_system(self.graphs.descriptions)
+        await self.assistant_cache.start()
+
+    async def close(self) -> None:
+        await self.assistant_cache.close()
 
     async def resolve_assistant(self, assistant_id: str, filter: Filter | None = None) -> Assistant:
         """A UUID names an assistant; a registered graph id names its system assistant.
-        `filter` (an auth filter) hides what the caller may not see."""
+        `filter` (an auth filter) hides what the caller may not see; only a read without
+        one may be answered from this process's cache."""
         if assistant_id in self.graphs:
-            return await self.assistants.get(system_assistant_id(assistant_id), filter)
-        try:
-            uuid = UUID(assistant_id)
-        except ValueError:
-            raise Invalid(
-                f"Invalid assistant: '{assistant_id}'. Must be either: a valid assistant UUID, "
-                f"or one of the registered graphs: {self.graphs.ids}"
-            ) from None
+            uuid = system_assistant_id(assistant_id)
+        else:
+            try:
+                uuid = UUID(assistant_id)
+            except ValueError:
+                raise Invalid(
+                    f"Invalid assistant: '{assistant_id}'. Must be either: a valid assistant "
+                    f"UUID, or one of the registered graphs: {self.graphs.ids}"
+                ) from None
+        if filter is None:
+            return await self.assistant_cache.get(uuid)
         return await self.assistants.get(uuid, filter)
 
     # -- assistants ---------------------------------------------------------------------
@@ -126,9 +143,11 @@ class BrokerService:
         filter: Filter | None = None,
     ) -> Assistant:
         self._known_graph(spec.graph_id)
-        return await self.assistants.create(
+        assistant = await self.assistants.create(
             assistant_id or uuid4(), spec, if_exists=if_exists, filter=filter
         )
+        # A new id (or the one that stood) is not in any cache: nothing to evict.
+        return assistant
 
     async def patch_assistant(
         self,
@@ -141,13 +160,19 @@ class BrokerService:
         if "graph_id" in changes:
             self._known_graph(changes["graph_id"])
         assistant = await self.resolve_assistant(assistant_id, filter)
-        return await self.assistants.patch(assistant.assistant_id, changes, metadata, filter)
+        try:  # evicted even when it failed: a lost connection may hide a commit
+            return await self.assistants.patch(assistant.assistant_id, changes, metadata, filter)
+        finally:
+            await self.assistant_cache.changed(assistant.assistant_id)
 
     async def set_latest_assistant(
         self, assistant_id: str, version: int, filter: Filter | None = None
     ) -> Assistant:
         assistant = await self.resolve_assistant(assistant_id, filter)
-        return await self.assistants.set_latest(assistant.assistant_id, version, filter)
+        try:
+            return await self.assistants.set_latest(assistant.assistant_id, version, filter)
+        finally:
+            await self.assistant_cache.changed(assistant.assistant_id)
 
     async def delete_assistant(
         self,
@@ -167,7 +192,10 @@ class BrokerService:
             )
         if delete_threads:
             await self._delete_threads_of(assistant.assistant_id, thread_filter)
-        await self.assistants.delete(assistant.assistant_id, filter)
+        try:
+            await self.assistants.delete(assistant.assistant_id, filter)
+        finally:
+            await self.assistant_cache.changed(assistant.assistant_id)
 
     async def _delete_threads_of(self, assistant_id: UUID, filter: Filter | None) -> None:
         named = {"assistant_id": str(assistant_id)}
@@ -309,10 +337,15 @@ class BrokerService:
         """The final output of a run that has ended, or None while it is active."""
         try:
             run = await self.runs.get(run_id)
-            if run.status.active:
-                return None
-            thread = await self.threads.get(run.thread_id, include_temporary=True)
         except NotFound:  # a stateless run's thread is deleted when it ends
+            return {}
+        return await self.ended_output(run) if not run.status.active else None
+
+    async def ended_output(self, run: Run) -> dict[str, Any]:
+        """The final output of `run`, read when it had already ended: its thread's."""
+        try:
+            thread = await self.threads.get(run.thread_id, include_temporary=True)
+        except NotFound:
             return {}
         return thread_output(thread)
 

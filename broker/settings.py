@@ -52,11 +52,21 @@ class Settings(BaseSettings):
     database_pooler: Literal["none", "transaction"] = Field(
         default="none", alias="BROKER_DATABASE_POOLER"
     )
+    # Each process keeps the assistants runs name for at most this long (changes evict them
+    # at once through Redis; this bounds a missed eviction). 0 reads them every time.
+    assistant_cache_seconds: float = Field(
+        default=10.0, ge=0, alias="BROKER_ASSISTANT_CACHE_SECONDS"
+    )
     # Redis prefix lets several brokers (or test runs) share one Redis safely.
     redis_prefix: str = Field(default="broker", alias="BROKER_REDIS_PREFIX")
     # A resumable run's event log outlives the run by this much, for late reconnects.
     resumable_grace_seconds: int = Field(default=600, ge=1, alias="BROKER_RESUMABLE_GRACE_SECONDS")
     sse_heartbeat_seconds: float = Field(default=5.0, gt=0, alias="BROKER_SSE_HEARTBEAT_SECONDS")
+    # What one stream client may fall behind, in bytes of events the API holds for it;
+    # past it the stream ends with an `error` event (a resumable run's replays from its log).
+    stream_buffer_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=64 * 1024, alias="BROKER_STREAM_BUFFER_BYTES"
+    )
     # A request body larger than this is refused (413) while it is read; 10 MiB holds a
     # long chat history.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, alias="BROKER_MAX_BODY_BYTES")

@@ -18,6 +18,11 @@ from broker.storage.engine import create_engine
 from tests.cluster_redis import RedisCluster
 from tests.pooler import pgbouncer
 from tests.services import Services, ensure_services
+from tests.taskdump import install as install_taskdump
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install_taskdump()
 
 
 def _with_database(uri: str, name: str) -> str:

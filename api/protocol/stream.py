@@ -56,6 +56,7 @@ async def open_thread(
         runtime.settings.sse_heartbeat_seconds,
         {"run_modes"},
         history=_history(runtime, thread_id, since),
+        buffer_bytes=runtime.settings.stream_buffer_bytes,
     )
     return _events(relay)
 

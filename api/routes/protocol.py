@@ -26,6 +26,7 @@ from api.responses import JSON
 from api.sse import SSE_HEADERS
 from broker import jsonable
 from broker.errors import BrokerError, StoreUnavailable
+from broker.events import Overflowed
 from broker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ async def _sse(
                 yield b": heartbeat\n\n"
             elif wanted.wants(event):
                 yield sse_event(event)
-    except StoreUnavailable as exc:  # mid-stream: the status line is long gone
+    except (StoreUnavailable, Overflowed) as exc:  # mid-stream: the status line is long gone
         yield b"event: error\ndata: " + jsonable.dumps(stream_failed(exc)) + b"\n\n"
 
 
@@ -180,6 +181,9 @@ class _Socket:
         except StoreUnavailable as exc:
             await self.send(stream_failed(exc))
             await self.websocket.close(code=1011, reason="store unavailable")
+        except Overflowed as exc:  # this client read too slowly
+            await self.send(stream_failed(exc))
+            await self.websocket.close(code=1008, reason="client read too slowly")
         except Exception:
             log.exception("thread stream of %s failed", self.thread_id)
             raise
@@ -195,6 +199,6 @@ class _Socket:
                 await self.pump
 
 
-def stream_failed(exc: StoreUnavailable) -> dict[str, Any]:
+def stream_failed(exc: StoreUnavailable | Overflowed) -> dict[str, Any]:
     """The unsolicited error the SDK reads (`id: null`) before a stream's end."""
     return {"type": "error", "id": None, "error": "unknown_error", "message": str(exc)}

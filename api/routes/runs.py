@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Collection
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
@@ -22,12 +22,13 @@ from api.sse import (
     final_output,
     json_stream_response,
     poller,
+    resumer,
     run_location,
     sse_response,
 )
 from api.wire import run_json
 from broker.errors import Invalid, NotFound
-from broker.events import Subscription, event_id_key, parse_end
+from broker.events import Subscription, event_id_key
 from broker.models import CancelAction, Run
 from broker.runtime import Runtime
 from broker.service import Submission
@@ -122,6 +123,7 @@ async def _stream(
         runtime.settings.sse_heartbeat_seconds,
         _poller(runtime, run),
         on_disconnect=_canceller(runtime, run) if body.on_disconnect == "cancel" else None,
+        resume=resumer(runtime, run),
     )
     return sse_response(relay.frames(), run, stateless=thread_id is None)
 
@@ -196,21 +198,11 @@ async def _join_stream(
         modes=modes,
         finished=not run.status.active,
         on_disconnect=_canceller(runtime, run) if cancel_on_disconnect else None,
+        resume=resumer(runtime, run),
     )
-    if run.options.resumable and last_event_id:
-        await _replay(runtime, relay, run, last_event_id)
+    if run.options.resumable and last_event_id:  # read page by page as the client takes them
+        relay.last_id, relay.replay = last_event_id, True
     return sse_response(relay.frames(), run, stateless=thread_id is None)
-
-
-async def _replay(runtime: Runtime, relay: Relay, run: Run, last_event_id: str) -> None:
-    entries = await runtime.service.replay(run.run_id, last_event_id)
-    relay.last_id = last_event_id
-    for entry_id, data in entries:
-        if parse_end(data) is not None:
-            relay.finished = True
-            break
-        relay.replay.append(data)
-        relay.last_id = entry_id
 
 
 def parse_modes(values: list[str], allowed: Collection[str] = STREAM_MODES) -> set[str] | None:
@@ -349,6 +341,13 @@ async def get_run(
 
 
 def _poller(runtime: Runtime, run: Run) -> Poll:
+    if not run.status.active:  # read as ended: its row need not be read again
+        ended = run
+
+        async def output() -> dict[str, Any] | None:
+            return await runtime.service.ended_output(ended)
+
+        return output
     return poller(runtime.service, run)
 
 

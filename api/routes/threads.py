@@ -22,7 +22,15 @@ from api.schemas import (
     ThreadPrune,
     ThreadSearch,
 )
-from api.sse import SSE_HEADERS, THREAD_MODES, History, ThreadRelay, follower, run_ended
+from api.sse import (
+    SSE_HEADERS,
+    THREAD_MODES,
+    History,
+    ThreadRelay,
+    follower,
+    run_ended,
+    told_overflow,
+)
 from api.wire import select, thread_json
 from broker.errors import Invalid
 from broker.events import event_id_key
@@ -201,8 +209,11 @@ async def join_thread_stream(
         runtime.settings.sse_heartbeat_seconds,
         modes,
         history=_logged(runtime, thread_id, last_event_id) if last_event_id else None,
+        buffer_bytes=runtime.settings.stream_buffer_bytes,
     )
-    return StreamingResponse(relay.frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(
+        told_overflow(relay.frames()), media_type="text/event-stream", headers=SSE_HEADERS
+    )
 
 
 def _thread_modes(values: list[str]) -> set[str]:

@@ -130,7 +130,7 @@ def report_outages(engine: AsyncEngine) -> None:
             raise StoreUnavailable(store, _hinted(exc)) from exc
 
     def on_error(context: ExceptionContext) -> None:
-        if context.is_pre_ping or not _lost(context):
+        if context.is_pre_ping or _interrupted(context) or not _lost(context):
             return
         context.is_disconnect = True  # the pool must not hand this connection out again
         raise StoreUnavailable(store, _hinted(context.original_exception))
@@ -151,6 +151,19 @@ def _hinted(exc: BaseException) -> BaseException:
         f"{exc}: DATABASE_URI looks like a transaction pooler (PgBouncer); "
         "set BROKER_DATABASE_POOLER=transaction"
     )
+
+
+def _interrupted(context: ExceptionContext) -> bool:
+    """The statement was cancelled (or the process told to stop), not the store lost.
+
+    SQLAlchemy marks a connection interrupted mid-statement as disconnected, so that the
+    pool closes it rather than hand it out in an unknown state (aiosqlite's thread may
+    still be running the statement, inside BEGIN IMMEDIATE); it stays so marked. But a
+    CancelledError reported as StoreUnavailable is a cancel swallowed: a task that
+    retries outages (a run's heartbeat, a worker's side tasks) then never ends, and
+    whoever awaits it hangs. It must reach the caller as itself.
+    """
+    return not isinstance(context.original_exception, Exception)
 
 
 def _lost(context: ExceptionContext) -> bool:

@@ -1,4 +1,4 @@
-"""`python -m bench.run --quick --no-reference`: every workload runs and yields numbers.
+"""`python -m bench.run --quick --no-reference --no-langhost`: every workload runs and yields numbers.
 
 The harness starts its own broker processes on its own database; it is given this
 session's Postgres and Redis so that it finds them wherever the tests did.
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.workloads import WORKLOADS
+from bench.run import NAMES
 from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,16 @@ def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -
     out = tmp_path / "bench.json"
     env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--no-reference", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--no-reference",
+            "--no-langhost",
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -42,13 +51,15 @@ def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
 
-    assert set(results["workloads"]) == set(WORKLOADS)
+    assert set(results["workloads"]) == set(NAMES)
     for name, workload in results["workloads"].items():
         numbers = _numbers(workload["ours"])
         assert numbers, f"{name}: no figures"
         assert all(math.isfinite(v) and v >= 0 for v in numbers.values()), (name, numbers)
     assert results["reference"] == {"available": False, "reason": "skipped (--no-reference)"}
+    assert results["langhost"] == {"available": False, "reason": "skipped (--no-langhost)"}
     for name in ("pubsub", "commit_1", "commit_20", "batch_insert"):
         assert results["ceilings"][name]["per_second"] > 0
     assert results["rows"], "the table is empty"
     assert "latency" in done.stdout and "REFERENCE MISSING" in done.stdout
+    assert "vs langhost" not in done.stdout  # skipped: no column for it

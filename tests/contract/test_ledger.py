@@ -23,6 +23,7 @@ from broker.models import (
     ThreadResult,
     ThreadStatus,
 )
+from broker.storage import visibility
 from broker.storage.ledger import Ledger, open_ledger
 from broker.storage.ledger.outcomes import Claimed, Failure, Released, Submit
 from broker.storage.tables import runs, threads
@@ -414,3 +415,26 @@ async def test_pending_lists_every_pending_run_with_when_it_is_due(store: Store)
     listed = dict(await store.ledger.pending())
     assert due in listed and later in listed
     assert listed[due] < datetime.now(UTC) < listed[later]
+
+
+async def test_an_enqueued_run_respects_the_auth_filter_and_tags_its_thread(store: Store) -> None:
+    """The plain `enqueue` submit (one statement on Postgres) finds the thread only
+    through the caller's filter, and leaves the run's tags on it."""
+    thread_id = await _thread(store.engine)
+    async with store.engine.begin() as conn:
+        owned = threads.update().where(threads.c.thread_id == thread_id)
+        await conn.execute(owned.values(metadata={"owner": "a"}, status="idle"))
+
+    def submit(owner: str) -> Submit:
+        auth = visibility.params({"owner": owner})
+        values = _threaded_values(thread_id)
+        return Submit(row=values, tags={"graph_id": "g"}, temporary=False, auth=auth)
+
+    with pytest.raises(NotFound):
+        await store.ledger.submit(submit("b"))
+    assert await _count(store.engine, runs, thread_id=thread_id) == 0
+    assert (await _thread_row(store.engine, thread_id)).status == "idle"
+    run, cancelled = await store.ledger.submit(submit("a"))
+    assert run.status.value == "pending" and cancelled.ended == []
+    row = await _thread_row(store.engine, thread_id)
+    assert (row.status, row.metadata) == ("busy", {"owner": "a", "graph_id": "g"})

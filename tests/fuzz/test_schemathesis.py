@@ -64,6 +64,12 @@ def test_no_request_gets_a_5xx_or_an_undocumented_answer(
         )
     finally:
         process.stop()
-    assert result.returncode == 0, (
-        f"{result.stdout[-20000:]}\n{result.stderr[-5000:]}\nserver log:\n{process.output()[-5000:]}"
-    )
+    assert result.returncode == 0, _findings(result.stdout, result.stderr, process.output())
+
+
+def _findings(stdout: str, stderr: str, server_log: str) -> str:
+    """What schemathesis found, first: a CI log keeps only the head of a long message."""
+    starts = [stdout.find(f" {name} ") for name in ("ERRORS", "FAILURES")]
+    start = min((i for i in starts if i >= 0), default=max(len(stdout) - 20000, 0))
+    head = stdout.rfind("\n", 0, start) + 1
+    return f"{stdout[head : head + 20000]}\n{stderr[-5000:]}\nserver log:\n{server_log[-5000:]}"

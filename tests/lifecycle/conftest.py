@@ -62,6 +62,7 @@ async def runtime(
                 fast_settings, graphs, engine, SqliteCheckpointer(engine)
             )
             yield opened
+            await opened.close()
         return
     engine = create_engine(fast_settings)
     opened = await open_in_process(fast_settings, graphs, engine, PostgresCheckpointer(engine))

@@ -89,10 +89,6 @@ async def test_a_running_run_on_an_expired_thread_is_cancelled(runtime: Runtime)
     assert await _count(runtime.engine, runs, thread.thread_id) == 0
 
 
-# Postgres only: on SQLite the in-process burst worker can hang in this soak (seen twice
-# with 10 concurrent runs, loop idle); a known bug, recorded in the issue notes. keep_latest
-# prunes with the checkpointer's aprune, which the conformance suite runs on both backends.
-@pytest.mark.parametrize("runtime", ["postgres"], indirect=True)
 async def test_keep_latest_soak_keeps_checkpoints_bounded(runtime: Runtime) -> None:
     """1,000 runs on 100 threads (checkpointer.ttl: keep_latest, default_ttl 60 ms),
     swept after every round of 100: the checkpoint rows stay at one per thread after a

@@ -22,11 +22,12 @@ from broker.models import Run, RunStatus
 from broker.storage.driver import Driver
 from broker.storage.ledger import statements as q
 from broker.storage.ledger.base import Ledger, Tx, claimed
-from broker.storage.ledger.outcomes import Claimed, Delivery, Submit, delivery_params
+from broker.storage.ledger.outcomes import Cancelled, Claimed, Delivery, Submit, delivery_params
 from broker.storage.ledger.spelling import POSTGRES
 from broker.storage.rows import to_run
 from broker.storage.runs import head_of, owned
 from broker.storage.tables import runs, threads
+from broker.storage.threads import thread_not_found
 
 _SWEEPER_TURN = text("SELECT pg_try_advisory_xact_lock(hashtext('langgraph-broker:sweeper'))")
 
@@ -49,6 +50,19 @@ class PostgresLedger(Ledger):
 
     async def _exclusive(self, tx: Tx) -> bool:
         return bool(await tx.fetchval(_SWEEPER_TURN, {}))
+
+    async def submit(self, submit: Submit) -> tuple[Run, Cancelled]:
+        if not _plainly_enqueued(submit):
+            return await super().submit(submit)
+        # Nothing to cancel or refuse: one autocommitted statement, not a transaction of
+        # three (BEGIN, mark busy, insert, COMMIT).
+        params = {"p_thread_id": submit.row["thread_id"], "p_tags": submit.tags}
+        params.update(submit.auth)
+        params.update({f"p_{c}": submit.row[c] for c in q.RUN_COLUMNS}, p_delay=submit.delay)
+        row = await self.driver.fetchrow(_submit_enqueued(), params)
+        if row is None:  # no such ordinary thread, or the auth filter hides it
+            raise thread_not_found(submit.row["thread_id"])
+        return to_run(row), Cancelled()
 
     async def _submit_stateless(self, submit: Submit) -> Run:
         params = {f"p_{c}": submit.row[c] for c in q.RUN_COLUMNS}
@@ -83,6 +97,15 @@ def _owned() -> Any:
         bindparam("p_run_id", type_=runs.c.run_id.type),
         bindparam("p_attempt", type_=runs.c.attempt.type),
     )
+
+
+@functools.cache
+def _submit_enqueued() -> Insert:
+    """A run queued behind whatever its thread holds (`enqueue`, the default), in one
+    statement: the thread marked busy (its row locked, as the transaction would), then
+    the run inserted if the thread was there for the caller to see."""
+    busy = q.mark_busy(POSTGRES).cte("busy")
+    return q.insert_run(POSTGRES, unless_active=False, after=busy).add_cte(busy)
 
 
 @functools.cache
@@ -143,3 +166,10 @@ def _finish_and_lock() -> Select[Any]:
         .scalar_subquery()
     )
     return select(locked).select_from(finished).add_cte(hook)
+
+
+def _plainly_enqueued(submit: Submit) -> bool:
+    """A run on an existing thread that cancels nothing and refuses nothing."""
+    return not (submit.temporary or submit.create_thread or submit.rejects) and (
+        submit.cancel_action is None
+    )

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
     Boolean,
     Delete,
     Insert,
@@ -232,9 +233,10 @@ def copy_thread(s: Spelling) -> Insert:
 
 
 @functools.cache
-def insert_run(s: Spelling, *, unless_active: bool) -> Insert:
+def insert_run(s: Spelling, *, unless_active: bool, after: CTE | None = None) -> Insert:
     """A pending run, due after `p_delay`; with `unless_active`, only if no run is pending
-    or running on its thread (read in this statement, after the thread's lock)."""
+    or running on its thread (read in this statement, after the thread's lock); with
+    `after` (a CTE of the same statement), only if that returned a row."""
     row = select(
         *(_p(runs.c[c]) for c in RUN_COLUMNS),
         s.later("p_delay").label("created_at"),
@@ -242,6 +244,8 @@ def insert_run(s: Spelling, *, unless_active: bool) -> Insert:
     )
     if unless_active:
         row = row.where(~exists(active_on(_p(runs.c.thread_id))))
+    if after is not None:
+        row = row.where(exists(select(after)))
     names = [*RUN_COLUMNS, "created_at", "updated_at"]
     return runs.insert().from_select(names, row).returning(runs)
 

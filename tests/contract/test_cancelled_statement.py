@@ -1,0 +1,88 @@
+"""A statement cancelled midway through SQLAlchemy is a cancel, never an outage: it
+reaches the caller as CancelledError (a retry loop that took it for StoreUnavailable
+would never end), and its connection is closed, not pooled holding a lock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from broker.settings import Settings
+from broker.storage.engine import create_engine
+from tests.contract.test_checkpointer import sqlite_engine
+
+# Both take a lock another connection holds, and wait for it (SQLite's busy_timeout).
+_TAKE_LOCK = {"sqlite": "SELECT 1", "postgres": "SELECT pg_advisory_xact_lock(7734)"}
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def backend(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    if request.param == "sqlite":
+        async with sqlite_engine(tmp_path) as engine:
+            yield request.param, engine
+        return
+    engine = create_engine(settings, pool_size=2)
+    yield request.param, engine
+    await engine.dispose()
+
+
+async def _hold_lock(
+    engine: AsyncEngine, take: str, held: asyncio.Event, done: asyncio.Event
+) -> None:
+    async with engine.begin() as conn:  # on SQLite, BEGIN IMMEDIATE: the write lock
+        await conn.execute(text(take))
+        held.set()
+        await done.wait()
+
+
+async def _wait_for_lock(engine: AsyncEngine, take: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text(take))
+
+
+async def test_a_statement_cancelled_while_waiting_raises_cancelled_error(
+    backend: tuple[str, AsyncEngine],
+) -> None:
+    name, engine = backend
+    take = _TAKE_LOCK[name]
+    held, done = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(_hold_lock(engine, take, held, done))
+    await held.wait()
+    waiter = asyncio.create_task(_wait_for_lock(engine, take))
+    await asyncio.sleep(0.2)  # the waiter's statement is blocked on the lock
+    waiter.cancel()
+    done.set()  # the holder commits; the cancelled statement's connection can close
+    await holder
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    # The cancelled connection was closed, not pooled in its transaction: the lock is free.
+    await asyncio.wait_for(_wait_for_lock(engine, take), 5)
+
+
+async def test_a_timeout_around_a_statement_is_a_timeout(
+    backend: tuple[str, AsyncEngine],
+) -> None:
+    name, engine = backend
+    take = _TAKE_LOCK[name]
+    held, done = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(_hold_lock(engine, take, held, done))
+    await held.wait()
+
+    async def waiting() -> None:
+        async with asyncio.timeout(0.2):
+            await _wait_for_lock(engine, take)
+
+    waiter = asyncio.create_task(waiting())
+    await asyncio.sleep(0.4)  # past the timeout: the waiter is closing its connection
+    done.set()
+    await holder
+    with pytest.raises(TimeoutError):
+        await waiter
+    await asyncio.wait_for(_wait_for_lock(engine, take), 5)

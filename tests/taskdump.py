@@ -1,0 +1,26 @@
+"""`kill -USR1 <pytest pid>` prints every asyncio task's stack: a hung async test shows
+where each coroutine waits (pytest-timeout and py-spy show only the idle event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from types import FrameType
+
+
+def _dump(signum: int, frame: FrameType | None) -> None:
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        print("taskdump: no event loop is running", file=sys.stderr)
+        return
+    tasks = asyncio.all_tasks(loop)
+    print(f"taskdump: {len(tasks)} tasks", file=sys.stderr)
+    for task in tasks:
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(limit=30, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def install() -> None:
+    signal.signal(signal.SIGUSR1, _dump)
