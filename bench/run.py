@@ -44,6 +44,8 @@ TIMEOUT = {"full": 420.0, "quick": 60.0}
 CPU_METERED = ("throughput", "background")
 # The Postgres-bound workloads also run on our server behind PgBouncer (transaction mode).
 POOLED_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
+# The same also run on our server whose Redis is a 3-master Redis Cluster.
+CLUSTER_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -63,6 +65,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-pooled",
         action="store_true",
         help=f"skip our server behind PgBouncer (else it runs {', '.join(POOLED_WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--no-cluster",
+        action="store_true",
+        help=f"skip our server on a Redis Cluster (else it runs {', '.join(CLUSTER_WORKLOADS)})",
     )
     parser.add_argument("--out", type=Path, help="where to save the JSON (default: bench/results/)")
     parser.add_argument(
@@ -276,6 +283,14 @@ def _start_reference(
     return server
 
 
+def _start_cluster(args: argparse.Namespace, stack: ExitStack) -> Server | None:
+    """Ours on a 3-master Redis Cluster of its own, if a cluster workload is to run."""
+    if args.no_cluster or not set(CLUSTER_WORKLOADS) & set(args.workloads):
+        return None
+    say("starting ours again on a 3-master Redis Cluster (redis-cluster://), fresh database")
+    return stack.enter_context(our_server(cluster=True))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = QUICK if args.quick else FULL
     timeout = TIMEOUT["quick" if args.quick else "full"]
@@ -291,11 +306,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_pooled and set(POOLED_WORKLOADS) & set(args.workloads):
             say("starting ours again behind PgBouncer (transaction mode), fresh database")
             pooled = stack.enter_context(our_server(pooled=True))
+        cluster = _start_cluster(args, stack)
         reference = _start_reference(args, results, stack)
         for name in args.workloads:
             servers = {"ours": ours, "reference": reference}
             if name in POOLED_WORKLOADS:
                 servers["pooled"] = pooled
+            if name in CLUSTER_WORKLOADS:
+                servers["cluster"] = cluster
             workloads[name] = _run_rounds(name, servers, sizes, timeout, args.rounds)
     if "checkpoints" in args.workloads:
         entry = workloads["checkpoints"]
