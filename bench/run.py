@@ -44,7 +44,8 @@ TIMEOUT = {"full": 420.0, "quick": 60.0}
 CPU_METERED = ("throughput", "background")
 # The Postgres-bound workloads also run on our server behind PgBouncer (transaction mode).
 POOLED_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
-# The same also run on our server whose Redis is a 3-master Redis Cluster.
+# The same also run on our server whose Redis is a 3-master Redis Cluster, beside ours on
+# one Redis ("plain"); see _run_cluster for why in a phase of their own.
 CLUSTER_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
 
 
@@ -283,12 +284,41 @@ def _start_reference(
     return server
 
 
-def _start_cluster(args: argparse.Namespace, stack: ExitStack) -> Server | None:
-    """Ours on a 3-master Redis Cluster of its own, if a cluster workload is to run."""
-    if args.no_cluster or not set(CLUSTER_WORKLOADS) & set(args.workloads):
-        return None
-    say("starting ours again on a 3-master Redis Cluster (redis-cluster://), fresh database")
-    return stack.enter_context(our_server(cluster=True))
+def _run_cluster(
+    args: argparse.Namespace, sizes: Sizes, timeout: float, workloads: dict[str, dict[str, Any]]
+) -> None:
+    """Ours on a 3-master Redis Cluster ("cluster") and ours on one Redis ("plain"), each
+    on a fresh database, up one at a time (each side's processes hold up to 45 Postgres
+    connections: both beside the main phase's servers overran a max_connections of 100),
+    every cluster workload on one then on the other, the first alternating by round.
+    Medians go into the workload's entry as `cluster` and `plain` (and their rounds)."""
+    names = [name for name in args.workloads if name in CLUSTER_WORKLOADS]
+    if args.no_cluster or not names:
+        return
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"plain": [], "cluster": []} for name in names
+    }
+    for index in range(args.rounds):
+        order = ["plain", "cluster"]
+        for side in reversed(order) if index % 2 else order:
+            where = "a 3-master Redis Cluster" if side == "cluster" else "one Redis"
+            say(f"starting ours on {where} (cluster rows: {side}), fresh database")
+            with our_server(cluster=side == "cluster") as server:
+                for name in names:
+                    entry = workloads.setdefault(name, {})
+                    if f"{side}_error" in entry:
+                        continue
+                    try:
+                        measured[name][side].append(_run_workload(name, server, sizes, timeout))
+                    except Exception as exc:
+                        say(f"    {name} on {server.name} FAILED: {exc!r}")
+                        entry[f"{side}_error"] = repr(exc)
+    for name, by_side in measured.items():
+        for side, figures in by_side.items():
+            if figures:
+                workloads[name][side] = _medians(figures)
+            if len(figures) > 1:
+                workloads[name][f"{side}_rounds"] = figures
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -306,15 +336,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_pooled and set(POOLED_WORKLOADS) & set(args.workloads):
             say("starting ours again behind PgBouncer (transaction mode), fresh database")
             pooled = stack.enter_context(our_server(pooled=True))
-        cluster = _start_cluster(args, stack)
         reference = _start_reference(args, results, stack)
         for name in args.workloads:
             servers = {"ours": ours, "reference": reference}
             if name in POOLED_WORKLOADS:
                 servers["pooled"] = pooled
-            if name in CLUSTER_WORKLOADS:
-                servers["cluster"] = cluster
             workloads[name] = _run_rounds(name, servers, sizes, timeout, args.rounds)
+    _run_cluster(args, sizes, timeout, workloads)
     if "checkpoints" in args.workloads:
         entry = workloads["checkpoints"]
         try:
