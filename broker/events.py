@@ -17,7 +17,6 @@ from typing import Any, Protocol, cast
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from broker import jsonable
 from broker.errors import BadRequest, StoreUnavailable, reaching_redis
@@ -134,7 +133,8 @@ class RedisEventLog:
                     pipe.xadd(key, {b"d": data}, id=entry_id)
                 results = await pipe.execute(raise_on_error=False)
             for result in results:
-                if isinstance(result, ResponseError) and _ID_TAKEN not in str(result):
+                # A cluster's pipeline hands back a node's outage as a result, not raised.
+                if isinstance(result, Exception) and _ID_TAKEN not in str(result):
                     raise result
 
     async def after(self, key: str, last_id: str) -> list[tuple[str, bytes]]:
