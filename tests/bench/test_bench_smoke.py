@@ -19,6 +19,9 @@ from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_SECONDS = 60.0
+# Three servers started one after another and a cluster created: 40 s on a quiet box,
+# over two minutes with other test runs on its 2 cores.
+CLUSTER_BUDGET_SECONDS = 180.0
 
 
 def _numbers(figures: dict[str, object]) -> dict[str, float]:
@@ -67,7 +70,7 @@ def test_quick_run_prints_the_cluster_rows(services: Services, tmp_path: Path) -
         env=env,
         capture_output=True,
         text=True,
-        timeout=BUDGET_SECONDS,
+        timeout=CLUSTER_BUDGET_SECONDS,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     latency = json.loads(out.read_text())["workloads"]["latency"]
