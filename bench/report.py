@@ -60,6 +60,15 @@ def pooled(workload: str, key: str) -> Figure:
     return lambda r: _get(r, "workloads", workload, "pooled", key)
 
 
+def cluster(workload: str, key: str) -> Figure:
+    return lambda r: _get(r, "workloads", workload, "cluster", key)
+
+
+def plain(workload: str, key: str) -> Figure:
+    """Ours on one Redis, measured beside `cluster` (bench/run.py's cluster phase)."""
+    return lambda r: _get(r, "workloads", workload, "plain", key)
+
+
 def ceiling(name: str) -> Figure:
     return lambda r: _get(r, "ceilings", name, "per_second")
 
@@ -110,7 +119,7 @@ class Row:
     lower_is_better: bool = False
     target: Target | None = None
     reference_label: str = "ref"
-    needs: str | None = None  # a side that must have run for the row to show ("pooled")
+    needs: str | None = None  # a side that must have run for the row to show ("pooled", "cluster")
 
 
 ROWS = [
@@ -256,6 +265,23 @@ ROWS = [
         ours("slow_reader", "resumable_api_rss_growth_mb"),
         ref("slow_reader", "resumable_api_rss_growth_mb"), lower_is_better=True,
         target=at_most(16, "MB")),
+    # Ours on a 3-master Redis Cluster in the "ours" column, ours on one Redis beside it
+    # (both measured in their own phase, bench/run.py _run_cluster).
+    Row("latency", "cluster: runs.wait p50", "ms", cluster("latency", "p50_ms"),
+        plain("latency", "p50_ms"), lower_is_better=True, reference_label="plain",
+        needs="cluster"),
+    Row("throughput", "cluster: runs.stream, concurrent clients", "runs/s",
+        cluster("throughput", "runs_per_second"), plain("throughput", "runs_per_second"),
+        reference_label="plain", needs="cluster"),
+    Row("throughput", "cluster: server CPU per run", "ms",
+        cluster("throughput", "server_cpu_ms_per_run"), plain("throughput", "server_cpu_ms_per_run"),
+        lower_is_better=True, reference_label="plain", needs="cluster"),
+    Row("background", "cluster: runs.create xN then join all", "runs/s",
+        cluster("background", "runs_per_second"), plain("background", "runs_per_second"),
+        reference_label="plain", needs="cluster"),
+    Row("checkpoints", "cluster: threaded runs via the server", "steps/s",
+        cluster("checkpoints", "supersteps_per_second"),
+        plain("checkpoints", "supersteps_per_second"), reference_label="plain", needs="cluster"),
 ]  # fmt: skip
 
 
@@ -395,7 +421,7 @@ def _notes(results: Results) -> list[str]:
     if shown and not langhost.get("available"):
         notes.append(f"LANGHOST MISSING: {langhost.get('reason', 'not run')}")
     for name, workload in results.get("workloads", {}).items():
-        for side in ("ours", "pooled", "reference", "langhost", "in_process"):
+        for side in ("ours", "pooled", "plain", "cluster", "reference", "langhost", "in_process"):
             error = workload.get(f"{side}_error")
             if error:
                 notes.append(f"{name} ({side}) FAILED: {error}")

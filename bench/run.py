@@ -45,6 +45,7 @@ from bench.servers import (
     say,
 )
 from bench.workloads import FULL, QUICK, WORKLOADS, Sizes
+from broker.redis_uri import CLUSTER_SCHEME, parse_cluster_uri
 from tests.services import ensure_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +58,9 @@ POOLED_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
 # Workloads given the server itself (its process ids), not only its URL.
 SERVER_WORKLOADS = {"slow_reader": slow_reader.workload}
 NAMES = [*WORKLOADS, *SERVER_WORKLOADS]
+# The same also run on our server whose Redis is a 3-master Redis Cluster, beside ours on
+# one Redis ("plain"); see _run_cluster for why in a phase of their own.
+CLUSTER_WORKLOADS = ("latency", "throughput", "background", "checkpoints")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +81,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-pooled",
         action="store_true",
         help=f"skip our server behind PgBouncer (else it runs {', '.join(POOLED_WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--no-cluster",
+        action="store_true",
+        help=f"skip our server on a Redis Cluster (else it runs {', '.join(CLUSTER_WORKLOADS)})",
     )
     parser.add_argument("--out", type=Path, help="where to save the JSON (default: bench/results/)")
     parser.add_argument(
@@ -219,8 +228,16 @@ def _stores(server: Server) -> tuple[list[str], list[int]]:
     """The server's Postgres databases and Redis ports, whose processes' CPU counts as its
     own (none for `langgraph dev`: other programs' on a shared box are nobody's)."""
     databases = [urlsplit(server.database_uri).path.lstrip("/")] if server.database_uri else []
-    ports = [urlsplit(server.redis_uri).port or 6379] if server.redis_uri else []
-    return databases, ports
+    return databases, _redis_ports(server.redis_uri)
+
+
+def _redis_ports(uri: str | None) -> list[int]:
+    """Every node a cluster URI names (its seed nodes: the bench's cluster lists them all)."""
+    if uri is None:
+        return []
+    if urlsplit(uri).scheme == CLUSTER_SCHEME:
+        return [port for _, port in parse_cluster_uri(uri).nodes]
+    return [urlsplit(uri).port or 6379]
 
 
 def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:
@@ -351,6 +368,43 @@ def _start_langhost(
     return server
 
 
+def _run_cluster(
+    args: argparse.Namespace, sizes: Sizes, timeout: float, workloads: dict[str, dict[str, Any]]
+) -> None:
+    """Ours on a 3-master Redis Cluster ("cluster") and ours on one Redis ("plain"), each
+    on a fresh database, up one at a time (each side's processes hold up to 45 Postgres
+    connections: both beside the main phase's servers overran a max_connections of 100),
+    every cluster workload on one then on the other, the first alternating by round.
+    Medians go into the workload's entry as `cluster` and `plain` (and their rounds)."""
+    names = [name for name in args.workloads if name in CLUSTER_WORKLOADS]
+    if args.no_cluster or not names:
+        return
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"plain": [], "cluster": []} for name in names
+    }
+    for index in range(args.rounds):
+        order = ["plain", "cluster"]
+        for side in reversed(order) if index % 2 else order:
+            where = "a 3-master Redis Cluster" if side == "cluster" else "one Redis"
+            say(f"starting ours on {where} (cluster rows: {side}), fresh database")
+            with our_server(cluster=side == "cluster") as server:
+                for name in names:
+                    entry = workloads.setdefault(name, {})
+                    if f"{side}_error" in entry:
+                        continue
+                    try:
+                        measured[name][side].append(_run_workload(name, server, sizes, timeout))
+                    except Exception as exc:
+                        say(f"    {name} on {server.name} FAILED: {exc!r}")
+                        entry[f"{side}_error"] = repr(exc)
+    for name, by_side in measured.items():
+        for side, figures in by_side.items():
+            if figures:
+                workloads[name][side] = _medians(figures)
+            if len(figures) > 1:
+                workloads[name][f"{side}_rounds"] = figures
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = QUICK if args.quick else FULL
     timeout = TIMEOUT["quick" if args.quick else "full"]
@@ -375,6 +429,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if name in POOLED_WORKLOADS:
                 servers["pooled"] = pooled
             workloads[name] = _run_rounds(name, servers, sizes, timeout, args.rounds)
+    _run_cluster(args, sizes, timeout, workloads)
     if "checkpoints" in args.workloads:
         entry = workloads["checkpoints"]
         try:

@@ -2,7 +2,9 @@
 
 `our_server()`: `broker api` + 2 x `broker worker` (production layout) on a fresh
 database and their own Redis prefix, through `tests/processes.py`; with `pooled=True`
-their Postgres is behind PgBouncer in transaction mode (`tests/pooler.py`).
+their Postgres is behind PgBouncer in transaction mode (`tests/pooler.py`); with
+`cluster=True` their Redis is a 3-master Redis Cluster of their own (`tests/cluster_redis.py`,
+REDIS_URI=redis-cluster://…).
 
 `reference_server()`: LangGraph's own `langgraph dev` (in-memory runtime) from the
 virtualenv `bench/.ref-venv`, installed on first use; it raises `Unavailable` with the
@@ -35,6 +37,7 @@ import redis
 
 from bench.ceilings import scratch_database
 from bench.harness import fresh_database
+from tests.cluster_redis import RedisCluster
 from tests.pooler import POOLED_ENV, pgbouncer
 from tests.processes import Process, free_port, start_api, start_worker
 from tests.services import ensure_services
@@ -73,7 +76,7 @@ class Server:
 
 @contextmanager
 def our_server(
-    workers: int = 2, config: Path = CONFIG, *, pooled: bool = False
+    workers: int = 2, config: Path = CONFIG, *, pooled: bool = False, cluster: bool = False
 ) -> Iterator[Server]:
     """1 API + `workers` workers, as production runs them, on a fresh database."""
     services = ensure_services(allow_containers=False)
@@ -83,10 +86,11 @@ def our_server(
         tempfile.TemporaryDirectory(prefix="broker-bench-") as logs,
         ExitStack() as stack,
     ):
+        redis_uri = stack.enter_context(redis_cluster()) if cluster else services.redis_uri
         env = {
             **os.environ,
             "DATABASE_URI": database_uri,
-            "REDIS_URI": services.redis_uri,
+            "REDIS_URI": redis_uri,
             "BROKER_REDIS_PREFIX": prefix,
         }
         processes: dict[str, Process] = {}
@@ -105,13 +109,35 @@ def our_server(
             stack.callback(worker.stop)
             processes[f"worker-{index}"] = worker
         yield Server(
-            name="ours behind pgbouncer" if pooled else "ours",
+            name=_our_name(pooled=pooled, cluster=cluster),
             url=url,
             pids={**{role: p.popen.pid for role, p in processes.items()}, **extra_pids},
             database_uri=database_uri,
-            redis_uri=services.redis_uri,
+            redis_uri=redis_uri,
             logs=Path(logs),
         )
+
+
+def _our_name(*, pooled: bool, cluster: bool) -> str:
+    name = "ours behind pgbouncer" if pooled else "ours"
+    return f"{name} on a Redis Cluster" if cluster else name
+
+
+# -- ours on a Redis Cluster --------------------------------------------------------------
+
+
+@contextmanager
+def redis_cluster() -> Iterator[str]:
+    """A 3-master Redis Cluster on loopback ports (tests/cluster_redis.py), as a REDIS_URI.
+
+    Its nodes are `redis-server` processes, so bench/cpu.py counts their CPU as Redis'
+    (every redis-server on the machine is), as it does the plain Redis'.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="broker-bench-cluster-") as directory,
+        RedisCluster(Path(directory)) as cluster,
+    ):
+        yield cluster.uri
 
 
 # -- the reference ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -102,7 +103,15 @@ def is_transient(exc: BaseException) -> bool:
 
 # What redis-py raises when the server cannot be reached or does not answer in time;
 # any other RedisError (a wrong type, a script error) is a bug, not an outage.
-REDIS_OUTAGE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+REDIS_OUTAGE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    # A Redis Cluster while a master fails over: its slots are served by no node (or the
+    # cluster refuses every command) until the replica is promoted, a second or two.
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 
 
 # A master configured with min-replicas-to-write refuses writes while it has no replica:

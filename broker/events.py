@@ -18,7 +18,6 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from broker import jsonable
 from broker.errors import BadRequest, StoreUnavailable, reaching_redis
@@ -147,7 +146,8 @@ class RedisEventLog:
                     pipe.xadd(key, {b"d": data}, id=entry_id)
                 results = await pipe.execute(raise_on_error=False)
             for result in results:
-                if isinstance(result, ResponseError) and _ID_TAKEN not in str(result):
+                # A cluster's pipeline hands back a node's outage as a result, not raised.
+                if isinstance(result, Exception) and _ID_TAKEN not in str(result):
                     raise result
 
     async def after(
@@ -424,6 +424,13 @@ class RedisEventBus(_Multiplexer):
                     self._lost_since = time.monotonic()
                     log.warning("event bus: Redis pub/sub connection lost (%r), reconnecting", exc)
                 await asyncio.sleep(0.5)
+                if await self._rehome(pubsub):
+                    return  # its channels are served elsewhere now, with their own reader
+
+    async def _rehome(self, pubsub: PubSub) -> bool:
+        """After `pubsub`'s connection failed: True if it is no longer needed. One Redis
+        (or Sentinel's master) is reconnected to by redis-py itself."""
+        return False
 
     def _handle(self, message: dict[str, Any]) -> None:
         if self._lost_since is not None:
@@ -487,6 +494,33 @@ class ShardedRedisEventBus(RedisEventBus):
         await pubsub.ssubscribe(channel)
         self._shard_of[channel] = node.name
         self._ensure_reader(node.name, pubsub)
+
+    async def _rehome(self, pubsub: PubSub) -> bool:
+        """A master failed over: its connection would retry the dead node forever, so the
+        channels subscribed on it go to the node now serving their slot (frames published
+        in between are lost, as across any pub/sub outage); True once none is left."""
+        name = next((n for n, p in self._shards.items() if p is pubsub), None)
+        if name is None:
+            return True
+        try:
+            async with self._lock:
+                # The slot map as the surviving nodes see it now (the client's own is only
+                # refreshed when one of its commands fails).
+                await self._cluster.nodes_manager.initialize(last_failed_node_name=name)
+                for channel in [c for c, n in self._shard_of.items() if n == name]:
+                    node = self._cluster.get_node_from_key(channel)
+                    if node is not None and node.name != name:
+                        await self._subscribe(channel)
+                if name in self._shard_of.values():
+                    return False  # not failed over (yet): redis-py keeps reconnecting
+                del self._shards[name]
+        except Exception as exc:  # the cluster is still settling: try again on the next failure
+            log.debug("event bus: cannot re-subscribe yet (%r)", exc)
+            return False
+        log.warning("event bus: Redis Cluster node %s failed over; its channels moved", name)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.connection_pool.disconnect()
+        return True
 
     async def _unsubscribe(self, channel: str) -> None:
         node_name = self._shard_of.pop(channel, None)

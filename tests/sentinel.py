@@ -7,31 +7,21 @@ until every sentinel names the new master and the old one replicates from it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
 from tests.processes import free_port
+from tests.redis_processes import RedisProcesses
 
 SERVICE = "broker"
-READY_SECONDS = 30.0
 
 
-class SentinelSet:
+class SentinelSet(RedisProcesses):
     def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: apt-get install redis-server")
-        self.binary = binary
-        self.directory = directory
+        super().__init__(directory)
         self.data_ports = [free_port(), free_port()]
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def uri(self) -> str:
@@ -85,13 +75,6 @@ class SentinelSet:
         flags += ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"]
         self._spawn(f"redis-{port}", [*flags, "--dir", str(self.directory), *extra])
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.directory / f"{name}.log").open("wb")
-        self.processes.append(
-            subprocess.Popen([self.binary, *args], stdout=log, stderr=subprocess.STDOUT)
-        )
-        log.close()
-
     def _settled(self) -> bool:
         for port in self.sentinel_ports:
             with redis.Redis(port=port) as sentinel:
@@ -99,39 +82,3 @@ class SentinelSet:
             if state["num-slaves"] < 1 or state["num-other-sentinels"] < 2:
                 return False
         return True
-
-    def _until(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            try:
-                if condition():
-                    return
-            except redis.RedisError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"waited {READY_SECONDS:.0f}s for {what}\n{self.logs()}")
-            time.sleep(0.1)
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')[-2000:]}"
-            for path in sorted(self.directory.glob("*.log"))
-        )
-
-    def __enter__(self) -> SentinelSet:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()

@@ -1,4 +1,6 @@
-"""`python -m bench.run --quick --no-reference --no-langhost`: every workload runs and yields numbers.
+"""`python -m bench.run --quick --no-reference --no-langhost`: every workload runs and yields
+numbers; and the cluster rows (ours on a Redis Cluster beside ours on one Redis) for one
+workload.
 
 The harness starts its own broker processes on its own database; it is given this
 session's Postgres and Redis so that it finds them wherever the tests did.
@@ -18,6 +20,9 @@ from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_SECONDS = 60.0
+# Three servers started one after another and a cluster created: 40 s on a quiet box,
+# over two minutes with other test runs on its 2 cores.
+CLUSTER_BUDGET_SECONDS = 180.0
 
 
 def _numbers(figures: dict[str, object]) -> dict[str, float]:
@@ -31,17 +36,10 @@ def _numbers(figures: dict[str, object]) -> dict[str, float]:
 def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
+    # The cluster phase has its own test below: both within one budget would not fit.
+    args = ["--quick", "--no-reference", "--no-langhost", "--no-cluster", "--out", str(out)]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--quick",
-            "--no-reference",
-            "--no-langhost",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "bench.run", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -63,3 +61,23 @@ def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -
     assert results["rows"], "the table is empty"
     assert "latency" in done.stdout and "REFERENCE MISSING" in done.stdout
     assert "vs langhost" not in done.stdout  # skipped: no column for it
+
+
+def test_quick_run_prints_the_cluster_rows(services: Services, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
+    args = ["--quick", "--no-reference", "--no-langhost", "--no-pooled", "--only", "latency"]
+    args += ["--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLUSTER_BUDGET_SECONDS,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    latency = json.loads(out.read_text())["workloads"]["latency"]
+    for side in ("ours", "plain", "cluster"):
+        assert _numbers(latency[side])["p50_ms"] > 0, side
+    assert "cluster: runs.wait p50" in done.stdout and "(plain)" in done.stdout

@@ -2,7 +2,8 @@
 
 Tests marked `pooled` run twice: on Postgres directly, and behind a PgBouncer of their
 own in transaction mode whose idle-in-transaction timeout is the lease (what the broker
-sets on a direct connection).
+sets on a direct connection). Tests marked `cluster` also run with REDIS_URI on the
+session's 3-master Redis Cluster (tests/cluster_redis.py; each test its own prefix).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ CHAOS_SETTINGS = {
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "topology" in metafunc.fixturenames:
-        pooled = ["pooled"] if metafunc.definition.get_closest_marker("pooled") else []
-        metafunc.parametrize("topology", ["direct", *pooled])
+        extra = [m for m in ("pooled", "cluster") if metafunc.definition.get_closest_marker(m)]
+        metafunc.parametrize("topology", ["direct", *extra])
 
 
 @pytest.fixture
@@ -44,11 +45,17 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def chaos_env(broker_env: dict[str, str], topology: str) -> Iterator[dict[str, str]]:
+def chaos_env(
+    broker_env: dict[str, str], topology: str, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
     # A Redis database of its own, so FLUSHDB here touches nothing else.
     redis_uri = urlunparse(urlparse(broker_env["REDIS_URI"])._replace(path="/15"))
     prefix = f"broker-chaos-{uuid.uuid4().hex[:8]}"
     env = {**broker_env, **CHAOS_SETTINGS, "REDIS_URI": redis_uri, "BROKER_REDIS_PREFIX": prefix}
+    if topology == "cluster":
+        # Asked for here, not as an argument: only cluster-marked tests start the cluster.
+        yield {**env, "REDIS_URI": request.getfixturevalue("redis_cluster_uri")}
+        return
     if topology == "direct":
         yield env
         return

@@ -61,6 +61,7 @@ async def _until_done(engine: AsyncEngine, run_ids: list[str], cluster: Cluster)
     raise AssertionError(f"runs still active after {DEADLINE}s\n{cluster.logs()}")
 
 
+@pytest.mark.cluster
 async def test_kill_9_workers_while_200_runs_go(cluster: Cluster, db: AsyncEngine) -> None:
     cluster.start(apis=2, workers=3)
     created = await _create_runs(cluster.urls, 200, {"steps": 10, "delay": 0.1})
@@ -145,6 +146,7 @@ async def test_redis_flushed_mid_batch_loses_no_run(
     assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
 
 
+@pytest.mark.cluster
 async def test_sigterm_drains_then_hands_back(cluster: Cluster, db: AsyncEngine) -> None:
     cluster.start(apis=1, workers=2)
     created = await _create_runs(cluster.urls, 6, {"steps": 10, "delay": 0.3})

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import httpx
+import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from redis.asyncio import Redis
@@ -21,7 +22,20 @@ RUN = {"steps": 12, "delay": 0.15}
 async def test_reconnect_with_last_event_id_loses_nothing(
     production_client: LangGraphClient, second_server: str
 ) -> None:
-    client = production_client
+    await _reconnect_loses_nothing(production_client, second_server)
+
+
+async def test_reconnect_with_last_event_id_on_a_redis_cluster(cluster_server: str) -> None:
+    """The same on the 3-master cluster: the log is a STREAM on its run's slot, the live
+    part comes through sharded pub/sub (SSUBSCRIBE on that slot's master)."""
+    client = get_client(url=cluster_server)
+    await _reconnect_loses_nothing(client, cluster_server)
+    await client.aclose()
+
+
+async def _reconnect_loses_nothing(client: LangGraphClient, rejoin_url: str) -> None:
+    """Cut a resumable stream at a random event, rejoin from its id through `rejoin_url`:
+    what was received then is the whole log replayed, none lost, none twice."""
     thread = await client.threads.create()
     tid = thread["thread_id"]
     cut = random.randint(2, 8)
@@ -34,7 +48,7 @@ async def test_reconnect_with_last_event_id_loses_nothing(
             break  # the connection drops here
     rid = first[0].data["run_id"]
     await asyncio.sleep(random.uniform(1.0, 2.0))
-    other = get_client(url=second_server)
+    other = get_client(url=rejoin_url)
     rest = [p async for p in other.runs.join_stream(tid, rid, last_event_id=first[-1].id)]
     everything = [p async for p in other.runs.join_stream(tid, rid, last_event_id="-1")]
     await other.aclose()
@@ -79,6 +93,7 @@ async def test_non_resumable_runs_store_nothing(
     await redis.aclose()
 
 
+@pytest.mark.cluster  # also on the Redis Cluster (tests/e2e/conftest.py)
 async def test_rejoining_a_finished_resumable_run_replays_and_closes(
     client: LangGraphClient,
 ) -> None:
