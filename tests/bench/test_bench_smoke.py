@@ -19,7 +19,8 @@ from bench.run import NAMES
 from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
-BUDGET_SECONDS = 60.0
+# ~35 s on a quiet box; 60-95 s seen with other test runs sharing its 2 cores.
+BUDGET_SECONDS = 150.0
 # Three servers started one after another and a cluster created: 40 s on a quiet box,
 # over two minutes with other test runs on its 2 cores.
 CLUSTER_BUDGET_SECONDS = 180.0
