@@ -24,6 +24,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -105,6 +106,13 @@ class _Transport:
         self.manager = manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The SDK refuses any other Content-Type in plain text (a 400 that is not JSON):
+        # refused here first, as every other endpoint refuses what a client sent.
+        content_type = Request(scope).headers.get("content-type", "")
+        if not content_type.lower().startswith("application/json"):
+            detail = f"Content-Type: MCP takes application/json, not {content_type or 'none'!r}"
+            await JSONResponse({"detail": detail}, status_code=415)(scope, receive, send)
+            return
         await self.manager.handle_request(scope, receive, send)
 
 

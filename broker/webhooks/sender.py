@@ -46,6 +46,13 @@ class WebhookSender:
         # A claim outlives the POST's timeout: no other sender takes it meanwhile.
         lease = timedelta(seconds=self.policy.timeout + 5.0)
         due = await self.outbox.claim(self.policy.batch, lease)
+        for delivery in due:
+            log.debug(
+                "webhook %s (run %s): attempt %d",
+                delivery.delivery_id,
+                delivery.run_id,
+                delivery.attempts,
+            )
         if due:
             # A client per round that has work: rounds are rare, and none is left open.
             async with httpx.AsyncClient(timeout=self.policy.timeout) as client:

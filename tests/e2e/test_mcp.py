@@ -93,7 +93,9 @@ async def test_what_mcp_does_not_offer_is_refused(server: str) -> None:
             content=b"{not json",
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
+        untyped = await http.post("/mcp/", content=b"{}", headers={"Content-Type": "text/plain"})
         document = (await http.get("/openapi.json")).json()
     assert (stream.status_code, stream.headers["Allow"]) == (405, "POST")
     assert (broken.status_code, broken.json()["error"]["code"]) == (400, -32700)
+    assert untyped.status_code == 415 and "application/json" in untyped.json()["detail"]
     assert set(document["paths"]["/mcp/"]) == set(document["paths"]["/mcp"]) == {"post"}

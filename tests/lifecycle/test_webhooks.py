@@ -4,6 +4,7 @@ sent at least once by the outbox's sender, to a real receiver on loopback."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -162,13 +163,16 @@ async def test_the_sender_gives_up_after_its_attempts(runtime: Runtime, receiver
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 3, "HTTP 500")
 
 
-async def test_an_unreachable_receiver_is_retried(runtime: Runtime) -> None:
+async def test_an_unreachable_receiver_is_retried(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "broker")
     with receiving() as gone:
         url = gone.url("nobody")
     run_id = await _run(runtime, url)  # the port is closed now: connection refused
     await drain(runtime)
     row = await _settled(runtime, run_id)
-    assert (row["status"], row["attempts"], row["last_status"]) == ("failed", 3, None)
+    assert (row["status"], row["attempts"], row["last_status"]) == ("failed", 3, None), caplog.text
     assert "ConnectError" in row["last_error"]
 
 
