@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.run import NAMES
 from tests.services import Services
@@ -34,21 +35,28 @@ def _numbers(figures: dict[str, object]) -> dict[str, float]:
     }
 
 
-def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -> None:
+def _bench(
+    services: Services, tmp_path: Path, args: list[str], budget: float
+) -> tuple[str, dict[str, Any]]:
+    """`python -m bench.run *args` on this session's stores: its output and its results."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
-    # The cluster phase has its own test below: both within one budget would not fit.
-    args = ["--quick", "--no-reference", "--no-langhost", "--no-cluster", "--out", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", *args],
+        [sys.executable, "-m", "bench.run", *args, "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=BUDGET_SECONDS,
+        timeout=budget,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads(out.read_text())
+    return done.stdout, json.loads(out.read_text())
+
+
+def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -> None:
+    # The cluster phase has its own test below: both within one budget would not fit.
+    args = ["--quick", "--no-reference", "--no-langhost", "--no-cluster"]
+    stdout, results = _bench(services, tmp_path, args, BUDGET_SECONDS)
 
     assert set(results["workloads"]) == set(NAMES)
     for name, workload in results["workloads"].items():
@@ -60,25 +68,14 @@ def test_quick_run_measures_every_workload(services: Services, tmp_path: Path) -
     for name in ("pubsub", "commit_1", "commit_20", "batch_insert"):
         assert results["ceilings"][name]["per_second"] > 0
     assert results["rows"], "the table is empty"
-    assert "latency" in done.stdout and "REFERENCE MISSING" in done.stdout
-    assert "vs langhost" not in done.stdout  # skipped: no column for it
+    assert "latency" in stdout and "REFERENCE MISSING" in stdout
+    assert "vs langhost" not in stdout  # skipped: no column for it
 
 
 def test_quick_run_prints_the_cluster_rows(services: Services, tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "DATABASE_URI": services.database_uri, "REDIS_URI": services.redis_uri}
     args = ["--quick", "--no-reference", "--no-langhost", "--no-pooled", "--only", "latency"]
-    args += ["--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.run", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLUSTER_BUDGET_SECONDS,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    latency = json.loads(out.read_text())["workloads"]["latency"]
+    stdout, results = _bench(services, tmp_path, args, CLUSTER_BUDGET_SECONDS)
+    latency = results["workloads"]["latency"]
     for side in ("ours", "plain", "cluster"):
         assert _numbers(latency[side])["p50_ms"] > 0, side
-    assert "cluster: runs.wait p50" in done.stdout and "(plain)" in done.stdout
+    assert "cluster: runs.wait p50" in stdout and "(plain)" in stdout

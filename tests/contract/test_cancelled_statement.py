@@ -55,6 +55,14 @@ async def _hold_lock(
         await done.wait()
 
 
+async def _lock_held(engine: AsyncEngine, take: str) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """Another connection holding the lock, until the returned event is set."""
+    held, done = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(_hold_lock(engine, take, held, done))
+    await held.wait()
+    return holder, done
+
+
 async def _wait_for_lock(engine: AsyncEngine, take: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(take))
@@ -65,9 +73,7 @@ async def test_a_statement_cancelled_while_waiting_raises_cancelled_error(
 ) -> None:
     name, engine = backend
     take = _TAKE_LOCK[name]
-    held, done = asyncio.Event(), asyncio.Event()
-    holder = asyncio.create_task(_hold_lock(engine, take, held, done))
-    await held.wait()
+    holder, done = await _lock_held(engine, take)
     waiter = asyncio.create_task(_wait_for_lock(engine, take))
     await asyncio.sleep(0.2)  # the waiter's statement is blocked on the lock
     waiter.cancel()
@@ -84,9 +90,7 @@ async def test_a_timeout_around_a_statement_is_a_timeout(
 ) -> None:
     name, engine = backend
     take = _TAKE_LOCK[name]
-    held, done = asyncio.Event(), asyncio.Event()
-    holder = asyncio.create_task(_hold_lock(engine, take, held, done))
-    await held.wait()
+    holder, done = await _lock_held(engine, take)
 
     async def waiting() -> None:
         async with asyncio.timeout(0.2):
