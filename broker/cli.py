@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from broker import inspect, logs, reach
+from broker import inspect, logs, reach, taskdump
 from broker.errors import ConfigError, NotFound, StoreUnavailable
 from broker.models import RunStatus
 from broker.settings import Settings, environment
@@ -177,6 +177,7 @@ def _run(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logs.configure()
+    taskdump.install()  # `kill -USR1 <pid>`: where each task of a stuck process waits
     try:
         _run(args)
     except (ConfigError, NotFound) as exc:

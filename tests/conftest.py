@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from broker import migrate
 from broker.settings import Settings, async_database_url
 from broker.storage.engine import create_engine
+from broker.taskdump import install as install_taskdump
 from tests.cluster_redis import RedisCluster
 from tests.pooler import pgbouncer
 from tests.services import Services, ensure_services
-from tests.taskdump import install as install_taskdump
 
 
 def pytest_configure(config: pytest.Config) -> None:

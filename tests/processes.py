@@ -48,6 +48,21 @@ class Process:
                 self.popen.wait()
         self._file.close()
 
+    def terminated(self, timeout: float) -> int:
+        """SIGTERM, then its exit code; if it has not exited within `timeout`, an
+        AssertionError with its output and every asyncio task's stack (broker/taskdump.py)."""
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(
+                f"no exit {timeout:.0f}s after SIGTERM; its tasks:\n{self.output()}"
+            ) from None
+
 
 def start_api(env: dict[str, str], log_dir: Path, config: Path = GRAPHS) -> tuple[Process, str]:
     port = free_port()

@@ -1,5 +1,6 @@
-"""`kill -USR1 <pytest pid>` prints every asyncio task's stack: a hung async test shows
-where each coroutine waits (pytest-timeout and py-spy show only the idle event loop)."""
+"""`kill -USR1 <pid>` prints every asyncio task's stack to stderr: a hung process (a
+worker that will not stop, a stuck async test under pytest) shows where each coroutine
+waits, where py-spy and pytest-timeout show only the idle event loop."""
 
 from __future__ import annotations
 
