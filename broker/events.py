@@ -20,6 +20,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from broker import jsonable
+from broker.cancelling import stop_if_cancelled
 from broker.errors import BadRequest, StoreUnavailable, reaching_redis
 from broker.redis_uri import RedisClient
 
@@ -419,6 +420,7 @@ class RedisEventBus(_Multiplexer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection: redis-py resubscribes on reconnect
+                stop_if_cancelled(exc)  # else `close`, awaiting this reader, would hang
                 # An outage repeats this every half second: one line when it starts.
                 if self._lost_since is None:
                     self._lost_since = time.monotonic()
@@ -515,6 +517,7 @@ class ShardedRedisEventBus(RedisEventBus):
                     return False  # not failed over (yet): redis-py keeps reconnecting
                 del self._shards[name]
         except Exception as exc:  # the cluster is still settling: try again on the next failure
+            stop_if_cancelled(exc)
             log.debug("event bus: cannot re-subscribe yet (%r)", exc)
             return False
         log.warning("event bus: Redis Cluster node %s failed over; its channels moved", name)

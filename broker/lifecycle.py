@@ -17,6 +17,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import metrics
+from broker.cancelling import stop_if_cancelled
 from broker.crons import CronService
 from broker.errors import StoreUnavailable
 from broker.events import Subscription
@@ -240,6 +241,7 @@ async def _once_more(write: Callable[[], Awaitable[T]]) -> T:
     try:
         return await write()
     except StoreUnavailable as exc:
+        stop_if_cancelled(exc)
         log.warning("%r; trying once more on a fresh connection", exc)
         return await write()
 

@@ -24,6 +24,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 
 from broker import jsonable, metrics
+from broker.cancelling import cancelling, stop_if_cancelled
 from broker.errors import LeaseLost, StoreUnavailable
 from broker.events import Subscription
 from broker.lifecycle import RunLifecycle
@@ -246,7 +247,7 @@ class Worker:
             await self._stopped(claim, graph, StopReason.RETRY, publisher)
             return
         except asyncio.CancelledError:
-            if control.reason is None or _cancelling():
+            if control.reason is None or cancelling():
                 raise
             await self._stopped(claim, graph, control.reason, publisher)
             return
@@ -326,6 +327,7 @@ class Worker:
             try:
                 lease = await self.lifecycle.heartbeat(claim, self.lease)
             except Exception as exc:  # Postgres away: keep trying until the lease runs out
+                stop_if_cancelled(exc)  # else `_process`, awaiting it, would wait forever
                 log.warning("run %s: heartbeat failed (%r); retrying", claim.run.run_id, exc)
                 continue
             if not lease.owned:
@@ -339,6 +341,7 @@ class Worker:
             try:
                 subscription = await self.lifecycle.cancels()
             except StoreUnavailable as exc:  # the heartbeat still delivers cancels meanwhile
+                stop_if_cancelled(exc)
                 await asyncio.sleep(self.outages.down("cancel-listener", exc))
                 continue
             self.outages.up("cancel-listener")
@@ -411,9 +414,11 @@ class Worker:
                 try:
                     await work()
                 except StoreUnavailable as exc:
+                    stop_if_cancelled(exc)
                     await asyncio.sleep(self.outages.down(name, exc))
                     continue
                 except Exception as exc:
+                    stop_if_cancelled(exc)
                     log.warning("worker: %s failed (%r); retrying", name, exc)
                 else:
                     self.outages.up(name)
@@ -448,12 +453,6 @@ def _count_end(status: str, claimed_at: float | None) -> None:
     metrics.RUNS_FINISHED.labels(status).inc()
     if claimed_at is not None:
         metrics.RUN_DURATION.labels(status).observe(time.monotonic() - claimed_at)
-
-
-def _cancelling() -> bool:
-    """True when the current task itself is being cancelled (not just the run it awaits)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _graph_failure(claim: Claim, publisher: Publisher, exc: Exception) -> Outcome:

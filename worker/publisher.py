@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from broker import metrics
+from broker.cancelling import stop_if_cancelled
 from broker.errors import StoreUnavailable
 from broker.events import EventBus, EventLog, with_id
 
@@ -132,7 +133,8 @@ async def _retried(send: Callable[[], Awaitable[None]]) -> None:
         try:
             await send()
             return
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            stop_if_cancelled(exc)
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(_RETRY_PAUSE)
