@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from broker.crons import CronSpec
 from broker.errors import Invalid
@@ -84,6 +84,18 @@ async def _outbox(runtime: Runtime, run_id: UUID) -> list[Any]:
     query = select(webhook_outbox).where(webhook_outbox.c.run_id == run_id)
     async with runtime.engine.connect() as conn:
         return list((await conn.execute(query)).mappings().all())
+
+
+async def _sessions(runtime: Runtime) -> list[Any]:
+    """Who else is connected to this database (a sender we do not know of?)."""
+    query = text(
+        "SELECT pid, application_name, client_port, backend_start, state, query"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    if runtime.engine.dialect.name != "postgresql":
+        return []
+    async with runtime.engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def _settled(runtime: Runtime, run_id: UUID, timeout: float = 10.0) -> Any:
@@ -164,13 +176,18 @@ async def test_a_4xx_is_final(runtime: Runtime, receiver: Receiver) -> None:
     assert (row["status"], row["attempts"], row["last_status"]) == ("failed", 1, 404)
 
 
-async def test_the_sender_gives_up_after_its_attempts(runtime: Runtime, receiver: Receiver) -> None:
+async def test_the_sender_gives_up_after_its_attempts(
+    runtime: Runtime, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "broker.webhooks")  # each claim, should it fail
     key = _key()
     receiver.answer(key, 500, 500, 500, 500)
     run_id = await _run(runtime, receiver.url(key))
     await drain(runtime)
     row = await _settled(runtime, run_id)
-    assert len(receiver.posts(key)) == 3  # BROKER_WEBHOOK_MAX_ATTEMPTS
+    sent = [p.body["webhook_sent_at"] for p in receiver.posts(key)]
+    seen = f"{sent}\n{dict(row)}\n{await _sessions(runtime)}\n{caplog.text}"
+    assert len(sent) == 3, seen  # BROKER_WEBHOOK_MAX_ATTEMPTS
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 3, "HTTP 500")
 
 
