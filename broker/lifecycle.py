@@ -196,14 +196,17 @@ class RunLifecycle:
             metrics.SWEEPER_RECOVERED.labels(outcome).inc(n)
         return _sweep_report(len(swept.retry), len(swept.failed), len(swept.stale))
 
-    async def beat(self, worker_id: str, ttl: float, requeue_after: float) -> str:
-        """The worker's liveness beat: recovers the runs of workers that died, and wakes
-        every pending run again if Redis lost its data (the queue with it)."""
+    async def beat(
+        self, worker_id: str, ttl: float, requeue_after: float, *, judge: bool = True
+    ) -> str:
+        """The worker's liveness beat: recovers the runs of workers that died (if it may
+        `judge` them), and wakes every pending run again if Redis lost its data (the
+        queue with it)."""
         beat = await self.messaging.liveness.beat(worker_id, ttl)
         reports = []
         if beat.reset:
             reports.append(await self.requeue_pending())
-        if beat.dead:
+        if beat.dead and judge:
             reports.append(await self.sweep(requeue_after, beat.dead))
         return "; ".join(r for r in reports if r)
 

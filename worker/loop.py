@@ -67,6 +67,7 @@ class Worker:
         self._claimed_at: dict[UUID, float] = {}  # monotonic, for the run duration histogram
         self._stopping = asyncio.Event()
         self._hurry = hurry or asyncio.Event()  # set: hand runs back now, grace or not
+        self._beating_since: float | None = None  # since when liveness beats succeed
         self._side_failure: BaseException | None = None
         self.outages = Outages()
 
@@ -201,8 +202,11 @@ class Worker:
         try:
             await self._execute(claim, control)
         finally:
-            del self._running[claim.run.run_id]
-            self._claimed_at.pop(claim.run.run_id, None)
+            # A later attempt of this run may have been claimed here meanwhile (this one
+            # lost its lease): its entries are its own.
+            if self._running.get(claim.run.run_id) is control:
+                del self._running[claim.run.run_id]
+                self._claimed_at.pop(claim.run.run_id, None)
             metrics.SLOTS_BUSY.set(len(self._running))
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -377,9 +381,20 @@ class Worker:
             log.info("sweeper: %s", report)
 
     async def _beat(self) -> None:
-        report = await self.lifecycle.beat(
-            self.worker_id, self.settings.liveness_ttl_seconds, self.settings.requeue_seconds
-        )
+        ttl, now = self.settings.liveness_ttl_seconds, time.monotonic()
+        # A missing key means death only if its worker could have beaten meanwhile: not
+        # while this one could not reach Redis either, nor before it has beaten for a
+        # whole TTL since (after a failover, every key may have expired in the outage).
+        judge = self._beating_since is not None and now - self._beating_since >= ttl
+        try:
+            report = await self.lifecycle.beat(
+                self.worker_id, ttl, self.settings.requeue_seconds, judge=judge
+            )
+        except StoreUnavailable:
+            self._beating_since = None
+            raise
+        if self._beating_since is None:
+            self._beating_since = now
         if report:
             log.info("liveness: %s", report)
 

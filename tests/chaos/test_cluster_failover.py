@@ -46,43 +46,43 @@ async def test_master_killed_mid_batch_loses_no_run_and_no_logged_event(
         }
         with Cluster(env, tmp_path).start(apis=1, workers=2) as cluster:
             cluster.wait_for_workers()
-            client = get_client(url=cluster.urls[0])
-            thread = await client.threads.create()
-            resumable = await client.runs.create(
-                thread["thread_id"],
-                "slow",
-                input={"steps": STEPS, "delay": 0.25},
-                stream_mode=["values"],
-                stream_resumable=True,
-            )
-            before = await _create_runs(cluster.urls, 20, {"steps": 6, "delay": 0.2})
-            await _until_running(db, [r for _, r in before])
-
-            keys = Keys(prefix)
-            victims = {
-                redis_cluster.master_of(k): k
-                for k in (keys.queue, keys.run_log(resumable["run_id"]))
-            }
-            for key in victims.values():
-                await asyncio.to_thread(redis_cluster.kill_master_of, key)
-            after = await _create_runs(cluster.urls, 10, {"steps": 2, "delay": 0.1})
-
-            created = [*before, *after, (thread["thread_id"], resumable["run_id"])]
-            statuses = await _until_done(db, [r for _, r in created], cluster)
-            assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
-            assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
-
-            # Replayed from the start of the run's log (on the promoted replica).
-            parts = [
-                part
-                async for part in client.runs.join_stream(
-                    thread["thread_id"], resumable["run_id"], last_event_id="-1"
+            # Closed even when an assertion fails: its socket would fail the next test.
+            async with contextlib.aclosing(get_client(url=cluster.urls[0])) as client:
+                thread = await client.threads.create()
+                resumable = await client.runs.create(
+                    thread["thread_id"],
+                    "slow",
+                    input={"steps": STEPS, "delay": 0.25},
+                    stream_mode=["values"],
+                    stream_resumable=True,
                 )
-            ]
-            done = {p.data.get("done", 0) for p in parts if p.event == "values"}
-            missing = set(range(1, STEPS + 1)) - done
-            assert not missing, f"steps {sorted(missing)} not in the log\n{cluster.logs()}"
-            await client.aclose()
+                before = await _create_runs(cluster.urls, 20, {"steps": 6, "delay": 0.2})
+                await _until_running(db, [r for _, r in before])
+
+                keys = Keys(prefix)
+                victims = {
+                    redis_cluster.master_of(k): k
+                    for k in (keys.queue, keys.run_log(resumable["run_id"]))
+                }
+                for key in victims.values():
+                    await asyncio.to_thread(redis_cluster.kill_master_of, key)
+                after = await _create_runs(cluster.urls, 10, {"steps": 2, "delay": 0.1})
+
+                created = [*before, *after, (thread["thread_id"], resumable["run_id"])]
+                statuses = await _until_done(db, [r for _, r in created], cluster)
+                assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
+                assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
+
+                # Replayed from the start of the run's log (on the promoted replica).
+                parts = [
+                    part
+                    async for part in client.runs.join_stream(
+                        thread["thread_id"], resumable["run_id"], last_event_id="-1"
+                    )
+                ]
+                done = {p.data.get("done", 0) for p in parts if p.event == "values"}
+                missing = set(range(1, STEPS + 1)) - done
+                assert not missing, f"steps {sorted(missing)} not in the log\n{cluster.logs()}"
 
 
 async def test_a_subscription_made_before_a_failover_follows_its_channel(tmp_path: Path) -> None:
