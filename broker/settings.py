@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -101,8 +100,10 @@ class Settings(BaseSettings):
     )
     retention_batch: int = Field(default=100, ge=1, alias="BROKER_RETENTION_BATCH")
 
-    @cached_property
+    @property
     def async_database_url(self) -> str:
+        # Not cached: `model_copy(update={"database_uri": …})` copies an instance's
+        # cache, and the copy would then connect to the original's database.
         return async_database_url(self.database_uri)
 
 

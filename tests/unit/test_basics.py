@@ -51,3 +51,11 @@ def test_database_uri_forms() -> None:
     assert async_database_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
     settings = Settings(DATABASE_URI="postgres://x@y:1/z")
     assert settings.async_database_url == "postgresql+asyncpg://x@y:1/z"
+
+
+def test_a_copy_with_another_database_connects_to_it() -> None:
+    """`model_copy` copied a cached URL: every copy connected to the first database."""
+    settings = Settings(DATABASE_URI="postgresql://u@h:1/first")
+    assert settings.async_database_url.endswith("/first")
+    copy = settings.model_copy(update={"database_uri": "postgresql://u@h:1/second"})
+    assert copy.async_database_url.endswith("/second")
