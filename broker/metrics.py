@@ -9,7 +9,8 @@ Two kinds, both Prometheus:
   label to each series, so one scrape sees every worker, and a dead worker's series go
   when its entry expires.
 - **Read at scrape time** (`broker/scrape.py`): what the database and Redis say now (runs
-  pending and running, queue depth, oldest waiting run, workers alive, store health).
+  pending and running, queue depth, oldest waiting run, webhook deliveries pending, workers
+  alive, store health).
 
 To add one: define it here on the registry of the process that counts it, with a
 `broker_` name and a unit suffix (`_seconds`, `_total` is added to counters), count it
@@ -35,6 +36,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 _WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 # Runs of LLM graphs take seconds to many minutes.
 _RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# A webhook POST is milliseconds on a healthy receiver, up to the timeout (10 s) on a sick one.
+_POST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # -- worker processes (published to the board) ------------------------------------------
 
@@ -79,6 +82,36 @@ RUN_DURATION = Histogram(
     buckets=_RUN_BUCKETS,
     registry=WORKER,
 )
+WEBHOOK_DELIVERIES = Counter(
+    "broker_webhook_deliveries",
+    "Webhook POSTs by outcome: delivered (2xx), retried (5xx, timeout, connection error; "
+    "another attempt is scheduled), failed (a 4xx, or past max attempts: given up)",
+    ["outcome"],
+    registry=WORKER,
+)
+WEBHOOK_POST_DURATION = Histogram(
+    "broker_webhook_post_duration_seconds",
+    "How long each webhook POST took, whatever its outcome (errors and timeouts included)",
+    buckets=_POST_BUCKETS,
+    registry=WORKER,
+)
+RETENTION_THREADS = Counter(
+    "broker_retention_threads_swept",
+    "Expired threads the retention sweep handled: deleted, or pruned (keep_latest)",
+    ["action"],
+    registry=WORKER,
+)
+RETENTION_DELIVERIES = Counter(
+    "broker_retention_webhook_deliveries_purged",
+    "Settled webhook deliveries the retention sweep deleted (past BROKER_WEBHOOK_RETENTION_DAYS)",
+    registry=WORKER,
+)
+# Every outcome shows from the start (at 0), so rate() and alerts see a series before
+# the first failure.
+for _label in ("delivered", "retried", "failed"):
+    WEBHOOK_DELIVERIES.labels(_label)
+for _label in ("deleted", "pruned"):
+    RETENTION_THREADS.labels(_label)
 SLOTS = Gauge("broker_worker_slots", "Runs a worker may execute at once", registry=WORKER)
 SLOTS_BUSY = Gauge("broker_worker_slots_busy", "Runs a worker is executing now", registry=WORKER)
 

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from broker import metrics
 from broker.config import ThreadTTLConfig
 from broker.errors import NotFound
 from broker.messaging import Messaging
@@ -108,6 +109,8 @@ class RetentionSweeper:
             keep = [str(t.thread_id) for t in batch if t.strategy == KEEP_LATEST]
             await self.checkpointer.aprune(keep, strategy="keep_latest")
             swept.pruned += len(keep)
+            # Counted per batch: a sweep another process cuts short still counts these.
+            metrics.RETENTION_THREADS.labels("pruned").inc(len(keep))
             done += len(batch)
             if len(batch) < size:
                 break
@@ -115,6 +118,7 @@ class RetentionSweeper:
         self.totals.deleted += swept.deleted
         self.totals.pruned += swept.pruned
         self.totals.deliveries += swept.deliveries
+        metrics.RETENTION_DELIVERIES.inc(swept.deliveries)
         return swept
 
     async def _delete(self, thread_id: UUID) -> int:
@@ -123,4 +127,5 @@ class RetentionSweeper:
         except NotFound:  # deleted meanwhile
             return 0
         await self.messaging.cancelled(cancelled)
+        metrics.RETENTION_THREADS.labels("deleted").inc()
         return 1

@@ -28,10 +28,17 @@ async def families(engine: AsyncEngine, board: WorkerBoard) -> list[Metric]:
     collected: dict[str, Metric] = {m.name: m for m in metrics.API.collect()}
     database = store_of(engine.dialect)
     counts = await _answer(stats.run_counts(engine))
+    outbox = await _answer(stats.outbox_counts(engine))
     workers = await _answer(board.read())
     for worker_id, text in (workers or {}).items():
         _merge(collected, text_string_to_metric_families(text.decode()), worker_id)
-    gauges = [*_runs(counts), _workers(workers), _up(database, counts, workers), *_pool(engine)]
+    gauges = [
+        *_runs(counts),
+        *_outbox(outbox),
+        _workers(workers),
+        _up(database, counts, workers),
+        *_pool(engine),
+    ]
     return [*collected.values(), *gauges]
 
 
@@ -94,6 +101,21 @@ def _runs(counts: stats.RunCounts | None) -> list[Metric]:
     )
     oldest.add_metric([], counts.oldest_due_age)
     return [by_status, depth, oldest]
+
+
+def _outbox(counts: stats.OutboxCounts | None) -> list[Metric]:
+    if counts is None:
+        return []
+    pending = GaugeMetricFamily(
+        "broker_webhook_pending", "Webhook deliveries in the outbox not yet delivered or given up"
+    )
+    pending.add_metric([], counts.pending)
+    oldest = GaugeMetricFamily(
+        "broker_webhook_oldest_pending_age_seconds",
+        "How long ago the oldest pending webhook delivery was written",
+    )
+    oldest.add_metric([], counts.oldest_pending_age)
+    return [pending, oldest]
 
 
 def _workers(workers: dict[str, bytes] | None) -> Metric:

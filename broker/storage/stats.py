@@ -1,4 +1,5 @@
-"""What the runs table says now, for /metrics: cheap reads on the (status, created_at) index."""
+"""What the runs table and the webhook outbox say now, for /metrics: cheap reads on their
+(status, ...) indexes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.models import RunStatus
-from broker.storage.tables import UtcDateTime, runs
+from broker.storage.outbox import PENDING
+from broker.storage.tables import UtcDateTime, runs, webhook_outbox
 
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _BY_STATUS = (
@@ -38,6 +40,28 @@ async def run_counts(engine: AsyncEngine) -> RunCounts:
     oldest = _aware(oldest)
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
     return RunCounts({s: counted.get(s, 0) for s in _ACTIVE}, int(due), age)
+
+
+# Deliveries not yet settled (due now or waiting for a retry's backoff): the rows are few
+# when receivers keep up, and the (status, next_attempt_at) index finds them.
+_PENDING_DELIVERIES = select(func.count(), func.min(webhook_outbox.c.created_at)).where(
+    webhook_outbox.c.status == PENDING
+)
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    pending: int  # webhook deliveries not yet delivered or given up
+    oldest_pending_age: float  # seconds since the oldest of them was written; 0 if none
+
+
+async def outbox_counts(engine: AsyncEngine) -> OutboxCounts:
+    now = datetime.now(UTC)
+    async with engine.connect() as conn:
+        pending, oldest = (await conn.execute(_PENDING_DELIVERIES)).one()
+    oldest = _aware(oldest)
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return OutboxCounts(int(pending), age)
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

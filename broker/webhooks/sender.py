@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from broker import jsonable
+from broker import jsonable, metrics
 from broker.storage.outbox import DueDelivery, OutboxStore
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,17 @@ class WebhookSender:
     async def _send(self, client: httpx.AsyncClient, delivery: DueDelivery) -> None:
         body = delivery.payload | {"webhook_sent_at": datetime.now(UTC).isoformat()}
         try:
-            response = await client.post(
-                delivery.url, content=jsonable.dumps(body), headers=self.headers
-            )
+            with metrics.WEBHOOK_POST_DURATION.time():
+                response = await client.post(
+                    delivery.url, content=jsonable.dumps(body), headers=self.headers
+                )
         except httpx.HTTPError as exc:  # timeouts, refused connections, protocol errors
             await self._failed(delivery, None, f"{type(exc).__name__}: {exc}", final=False)
             return
         code = response.status_code
         if response.is_success:
             await self.outbox.delivered(delivery.delivery_id, code)
+            metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
         else:
             await self._failed(delivery, code, f"HTTP {code}", final=code < 500)
 
@@ -86,6 +88,8 @@ class WebhookSender:
                 error,
             )
             await self.outbox.give_up(delivery.delivery_id, code, error)
+            metrics.WEBHOOK_DELIVERIES.labels("failed").inc()
             return
         after = self.policy.delay(delivery.attempts)
         await self.outbox.retry(delivery.delivery_id, after, code, error)
+        metrics.WEBHOOK_DELIVERIES.labels("retried").inc()

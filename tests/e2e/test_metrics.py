@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import httpx
 from langgraph_sdk.client import LangGraphClient
@@ -11,6 +12,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Server
+from tests.receiver import receiving
 
 
 async def _scrape(url: str) -> dict[str, Metric]:
@@ -93,3 +95,55 @@ async def test_metrics_as_json(server: str) -> None:
     body = response.json()
     assert body["broker_workers_alive"]["type"] == "gauge"
     assert body["broker_workers_alive"]["samples"][0]["value"] >= 1
+
+
+def _outcomes(found: dict[str, Metric]) -> dict[str, float]:
+    family = found.get("broker_webhook_deliveries", Metric("x", "", "counter"))
+    return {
+        o: _value(family, "broker_webhook_deliveries_total", outcome=o)
+        for o in ("delivered", "retried", "failed")
+    }
+
+
+async def _until_outcomes(url: str, at_least: dict[str, float]) -> dict[str, Metric]:
+    """Senders count a POST once its outcome is recorded; workers publish every second."""
+    deadline = time.monotonic() + 15
+    while True:
+        found = await _scrape(url)
+        counted = _outcomes(found)
+        if all(counted[o] >= n for o, n in at_least.items()):
+            return found
+        assert time.monotonic() < deadline, counted
+        await asyncio.sleep(0.2)
+
+
+async def test_metrics_count_webhook_deliveries_and_retention(
+    client: LangGraphClient, server: str
+) -> None:
+    before = _outcomes(await _scrape(server))
+    key = uuid.uuid4().hex[:8]
+    with receiving() as receiver:
+        receiver.answer(f"{key}-refused", 400)  # a 4xx is final at once: failed
+        receiver.answer(f"{key}-flaky", 503)  # a 5xx is retried (then accepted)
+        thread = await client.threads.create()
+        for hook in ("ok", "refused", "flaky"):
+            await client.runs.wait(
+                thread["thread_id"],
+                "counter",
+                input={"count": 0, "log": []},
+                webhook=receiver.url(f"{key}-{hook}"),
+            )
+        found = await _until_outcomes(
+            server, {o: before[o] + 1 for o in ("delivered", "retried", "failed")}
+        )
+    posts = found["broker_webhook_post_duration_seconds"]
+    assert posts.type == "histogram"
+    assert _value(posts, "broker_webhook_post_duration_seconds_count") >= 3
+    assert _value(found["broker_webhook_pending"], "broker_webhook_pending") >= 0
+    oldest = found["broker_webhook_oldest_pending_age_seconds"]
+    assert _value(oldest, "broker_webhook_oldest_pending_age_seconds") >= 0
+    # Retention's counters are there (at 0 until a sweep removes something), per worker.
+    swept = found["broker_retention_threads_swept"]
+    assert {s.labels["action"] for s in swept.samples} == {"deleted", "pruned"}
+    assert all("worker" in s.labels for s in swept.samples)
+    assert "broker_retention_webhook_deliveries_purged" in found
