@@ -32,10 +32,12 @@ def graphs() -> GraphRegistry:
     return load_config(GRAPHS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def own_database(services: Services) -> Iterator[str]:
-    """A database of its own: recovery here takes over every running run it finds, and
-    the end-to-end servers of this session run theirs in the shared one."""
+    """A database per module: recovery takes over every running run it finds, the
+    retention sweep every expired thread, the webhook sender every due delivery — in the
+    whole database, so one module's leftovers would count in another's figures (and the
+    end-to-end servers of this session run theirs in the shared one)."""
     yield from fresh_database(services)
 
 

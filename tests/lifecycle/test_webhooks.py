@@ -32,21 +32,10 @@ from broker.settings import Settings
 from broker.storage.ledger.outcomes import Finished
 from broker.storage.outbox import OutboxStore
 from broker.storage.tables import crons, webhook_outbox
-from tests.conftest import fresh_database
 from tests.lifecycle.conftest import drain
 from tests.receiver import Receiver, receiving
-from tests.services import Services
 
 COUNTER: dict[str, Any] = {"count": 0, "log": []}
-
-
-@pytest.fixture(scope="module")
-def own_database(services: Services) -> Iterator[str]:
-    """A database for this module alone: the sender and the retention sweep act on every
-    delivery in it, and the counts here must be this module's (a full suite's run found
-    a delivery claimed once more than the sender's own attempts, and one old delivery
-    too many, in the lifecycle tests' shared database)."""
-    yield from fresh_database(services)
 
 
 @pytest.fixture
