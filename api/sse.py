@@ -16,7 +16,7 @@ from uuid import UUID
 import anyio
 from starlette.responses import StreamingResponse
 
-from broker import jsonable
+from broker import jsonable, metrics
 from broker.errors import NotFound
 from broker.events import (
     Inbox,
@@ -125,6 +125,7 @@ class Relay:
 
     async def frames(self) -> AsyncIterator[bytes]:
         ended = False
+        metrics.STREAMS_OPEN.inc()
         try:
             self._position = self.last_id
             if self.replay and self.resume is not None:  # read after subscribing: no gap
@@ -154,11 +155,13 @@ class Relay:
                 elif chosen := self._take(message):
                     yield chosen
         finally:
+            metrics.STREAMS_OPEN.dec()
             await _shielded(self.subscription.close())
             if not ended and self.on_disconnect is not None:
                 _spawn(self.on_disconnect())
 
     def _take(self, message: bytes) -> bytes:
+        metrics.MESSAGES_RELAYED.inc()
         if self.resume is not None:
             self._position = last_frame_id(message) or self._position
         return self._select(message)
@@ -166,8 +169,10 @@ class Relay:
     async def _fell_behind(self, exc: Overflowed) -> AsyncIterator[bytes]:
         """The client is told and dropped, or (a resumable run's) catches up."""
         if self.resume is None:
+            metrics.SLOW_READERS.labels("dropped").inc()
             yield overflow_frame(exc)
             return
+        metrics.SLOW_READERS.labels("caught_up").inc()
         async for frame in self._catch_up(self.resume):
             yield frame
 
@@ -196,6 +201,7 @@ class Relay:
                     return
                 self._position = entry_id
                 if self.modes is None or matches(frame_event(data), self.modes):
+                    metrics.MESSAGES_RELAYED.inc()
                     yield data
             if len(page) < LOG_PAGE:
                 return

@@ -119,6 +119,26 @@ SLOTS_BUSY = Gauge("broker_worker_slots_busy", "Runs a worker is executing now",
 
 API = CollectorRegistry(auto_describe=True)
 
+STREAMS_OPEN = Gauge(
+    "broker_api_streams_open",
+    "Run streams (stream, join) this API process is relaying now",
+    registry=API,
+)
+MESSAGES_RELAYED = Counter(
+    "broker_api_messages_relayed",
+    "Event messages (a frame or a worker's batch of frames) relayed to stream clients",
+    registry=API,
+)
+SLOW_READERS = Counter(
+    "broker_api_slow_readers",
+    "Streams whose client fell behind BROKER_STREAM_BUFFER_BYTES: dropped with an error "
+    "event, or (resumable runs) switched to reading the run's log",
+    ["outcome"],
+    registry=API,
+)
+for _outcome in ("dropped", "caught_up"):  # a series from the start, for alerts
+    SLOW_READERS.labels(_outcome)
+
 
 def render(registry: CollectorRegistry) -> bytes:
     """The registry in Prometheus' text format."""

@@ -58,6 +58,8 @@ async def test_metrics_count_runs_queue_and_workers(
     thread = await client.threads.create()
     for _ in range(2):
         await client.runs.wait(thread["thread_id"], "counter", input={"count": 0, "log": []})
+    async for _part in client.runs.stream(None, "counter", input={"count": 0, "log": []}):
+        pass
     later = await client.runs.create(
         thread["thread_id"], "counter", input={"count": 0, "log": []}, after_seconds=600
     )
@@ -78,6 +80,11 @@ async def test_metrics_count_runs_queue_and_workers(
         duration = found["broker_run_duration_seconds"]
         assert _value(duration, "broker_run_duration_seconds_count", status="success") >= 2
         assert _value(found["broker_events_published"], "broker_events_published_total") > 0
+        relayed = found["broker_api_messages_relayed"]
+        assert _value(relayed, "broker_api_messages_relayed_total") > 0
+        assert _value(found["broker_api_streams_open"], "broker_api_streams_open") >= 0
+        slow = found["broker_api_slow_readers"]
+        assert {s.labels["outcome"] for s in slow.samples} == {"dropped", "caught_up"}
         database = "sqlite" if backend.backend == "dev" else "postgres"
         assert _value(found["broker_store_up"], "broker_store_up", store=database) == 1
         if backend.backend == "production":

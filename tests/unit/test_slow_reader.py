@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from api.sse import LOG_PAGE, Relay, Resume, ThreadRelay, told_overflow
-from broker import jsonable
+from broker import jsonable, metrics
 from broker.events import (
     Inbox,
     LocalEventBus,
@@ -80,9 +80,15 @@ async def test_a_lagging_client_of_a_plain_run_is_told_why_and_dropped() -> None
     subscription = await bus.subscribe("run")
     for n in range(200):
         await bus.publish("run", _frame(n))
+
+    def dropped() -> float | None:
+        return metrics.API.get_sample_value("broker_api_slow_readers_total", {"outcome": "dropped"})
+
+    before = dropped() or 0.0
     frames = [f async for f in Relay(subscription, 5.0, _never_ends).frames()]
     assert len(frames) == 1 and frames[0].startswith(b"event: error\r\n")
     assert b"SlowReader" in frames[0]
+    assert dropped() == before + 1
 
 
 async def test_a_lagging_client_of_a_resumable_run_reads_on_from_its_log() -> None:
