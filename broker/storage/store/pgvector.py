@@ -45,18 +45,16 @@ class VectorType(UserDefinedType[Any]):
 VECTORS: Table = store_vectors.to_metadata(MetaData())
 VECTORS.append_column(Column("vec", VectorType(), nullable=True))
 
-# store_vectors.vec in a select joined to store_vectors: not in the metadata, which Alembic owns (see above)
+# store_vectors.vec in a select that joins store_vectors itself (the metadata's table).
 VEC = literal_column("store_vectors.vec", VectorType())
 
-AVAILABLE = text(
-    "SELECT installed_version IS NOT NULL AS installed FROM pg_available_extensions "
-    "WHERE name = 'vector'"
-)
+AVAILABLE = text("SELECT installed_version FROM pg_available_extensions WHERE name = 'vector'")
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtext('langgraph-broker:store-pgvector'))")
 _COLUMN_TYPE = text(
     "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
     "WHERE attrelid = 'store_vectors'::regclass AND attname = 'vec' AND NOT attisdropped"
 )
+_INDEX = text(f"SELECT to_regclass('{INDEX_NAME}')")
 _MISSING = text("SELECT prefix, key, field_path, embedding FROM store_vectors WHERE vec IS NULL")
 _FILL = text(
     "UPDATE store_vectors SET vec = CAST(:vec AS vector) "
@@ -90,7 +88,15 @@ async def prepare(conn: AsyncConnection, dims: int) -> str | None:
             f"store_vectors.vec is {existing} but store.index.dims is {dims}; "
             "drop the column (ALTER TABLE store_vectors DROP COLUMN vec) to rebuild it"
         )
-    for statement in ddl(dims):
+    # Only what is missing: ALTER TABLE and CREATE INDEX lock the table even when
+    # IF NOT EXISTS finds nothing to do, and every process of the broker starts here.
+    if existing is None:
+        todo = ddl(dims)
+    elif (await conn.execute(_INDEX)).scalar_one() is None:
+        todo = ddl(dims)[2:]
+    else:
+        todo = []
+    for statement in todo:
         await conn.execute(text(statement))
     missing = (await conn.execute(_MISSING)).all()
     if missing:

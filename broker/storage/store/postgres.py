@@ -147,7 +147,7 @@ class PostgresStoreTables(StoreTables):
     async def has_pgvector(self) -> bool:
         """Whether the `vector` extension is available on this server (installed or not)."""
         async with self.engine.connect() as conn:
-            return (await conn.execute(AVAILABLE)).scalar_one_or_none() is not None
+            return (await conn.execute(AVAILABLE)).first() is not None  # a row: available
 
     async def prepare_vectors(self, dims: int) -> VectorPath:
         """pgvector when the server has it (created if not yet, with the column and
