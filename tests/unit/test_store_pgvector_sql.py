@@ -8,14 +8,16 @@ import re
 from array import array
 
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
 
 from broker.storage.store.pgvector import as_text, ddl
 from broker.storage.store.postgres import _vectors_insert, nearest_statement
 
 
-def _sql(statement: object) -> str:
-    compiled = statement.compile(dialect=postgresql.dialect())  # type: ignore[attr-defined]
-    # Without the driver's casts of bound values (::VARCHAR), which vary by driver.
+def _sql(statement: ClauseElement) -> str:
+    """For Postgres, with named parameters (the driver numbers them) and without casts
+    of bound values (::VARCHAR), which say nothing about the statement."""
+    compiled = statement.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     return re.sub(r"::[A-Z]+(\[\])?", "", " ".join(str(compiled).split()))
 
 
