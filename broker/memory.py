@@ -6,9 +6,10 @@ opens) are decided here; `broker/storage/store/` only reads and writes rows. The
 object serves the HTTP API and every graph the worker runs (`runtime.store`,
 `get_store()`, a node's `store` parameter).
 
-Semantic search is the portable path: each indexed field's embedding is kept as unit
-float32 bytes, and a query ranks the matching items in Python by cosine similarity
-(a dot product of unit vectors), the best field of each item counting.
+Semantic search: each indexed field's embedding is kept as unit float32 bytes, and an
+item's best field counts, scored by cosine similarity. Where the tables say pgvector
+is in use (Postgres with the extension, decided at start), the database ranks; else
+the portable path ranks the matching items in Python (a dot product of unit vectors).
 """
 
 from __future__ import annotations
@@ -136,21 +137,15 @@ class Store(AsyncBatchedBaseStore):
         )
         minutes = (ttl.sweep_interval_minutes if ttl else None) or DEFAULT_SWEEP_MINUTES
         self.sweep_seconds = minutes * 60
+        self.in_sql = False  # pgvector ranks (chosen at start)
 
     async def start(self) -> None:
-        """Says which semantic search path is in use (with store.index configured)."""
+        """Chooses the semantic search path (with store.index configured) and says it."""
         if self.index is None:
             return
-        if await self.tables.has_pgvector():
-            log.info(
-                "store: pgvector is available, but semantic search uses the portable path "
-                "(float32 vectors, cosine ranked in Python over the matching items)"
-            )
-        else:
-            log.info(
-                "store: semantic search uses the portable path (float32 vectors, cosine "
-                "ranked in Python over the matching items); pgvector is not installed"
-            )
+        path = await self.tables.prepare_vectors(self.index.dims)
+        self.in_sql = path.in_sql
+        log.info("store: semantic search uses %s", path.said)
 
     @property
     def fields(self) -> list[str]:
@@ -270,6 +265,10 @@ class Store(AsyncBatchedBaseStore):
             found = await self.tables.search(search, refresh=op.refresh_ttl)
             return [_to_search_item(item, None) for item in found]
         query = _unit(await self.embeddings.aembed_query(op.query))
+        if self.in_sql:
+            nearest = await self.tables.nearest(search, query, op.limit)
+            near = await self.tables.get([key for key, _ in nearest], refresh=op.refresh_ttl)
+            return [_to_search_item(near[k], score) for k, score in nearest if k in near]
         best: dict[Key, tuple[float, datetime]] = {}  # an item's best field counts
         for prefix, key, updated_at, embedding in await self.tables.vectors(search):
             score = _dot(query, embedding)

@@ -89,6 +89,16 @@ class Search:
     offset: int = 0
 
 
+@dataclass(frozen=True)
+class VectorPath:
+    """Which semantic search path a store uses, said once at start."""
+
+    in_sql: bool  # pgvector ranks in SQL (`nearest`); else `vectors`, ranked in Python
+    said: str  # the start line's words: which path, and how to get pgvector if not
+
+
+PORTABLE = "the portable path (float32 vectors, cosine ranked in Python over the matching items)"
+
 # One indexed field's unit vector of a matching item: prefix, key, the item's
 # updated_at, the vector as float32 bytes (a tuple: a search reads thousands).
 Vector = tuple[str, str, datetime, bytes]
@@ -121,6 +131,18 @@ class StoreTables(ABC):
     async def has_pgvector(self) -> bool:
         """Whether Postgres could give vectors their own type (said at start)."""
         return False
+
+    async def prepare_vectors(self, dims: int) -> VectorPath:
+        """At start, with store.index: the path semantic search takes from now on."""
+        return VectorPath(False, f"{PORTABLE}; SQLite has no pgvector")
+
+    async def nearest(
+        self, search: Search, query: Sequence[float], count: int
+    ) -> list[tuple[Key, float]]:
+        """The `count` matching items nearest `query` (a unit vector), skipping
+        `search.offset`, with their cosine similarity: only where `prepare_vectors`
+        said `in_sql`."""
+        raise NotImplementedError("this store ranks in Python (see prepare_vectors)")
 
     @abstractmethod
     async def _sweep_turn(self, conn: AsyncConnection) -> bool:
@@ -180,7 +202,7 @@ class StoreTables(ABC):
         params = [self._put_params(p) for p in puts]
         reindexed = [_key_params((p.prefix, p.key)) for p in puts if p.vectors is not None]
         vectors = [
-            {"prefix": p.prefix, "key": p.key, "field_path": path, "embedding": blob}
+            self._vector_row(p.prefix, p.key, path, blob)
             for p in puts
             for path, blob in (p.vectors or {}).items()
         ]
@@ -192,7 +214,7 @@ class StoreTables(ABC):
             if reindexed:
                 await conn.execute(delete_vectors(), reindexed)
             if vectors:
-                await conn.execute(store_vectors.insert(), vectors)
+                await conn.execute(self._vectors_insert(), vectors)
 
     async def sweep(self, batch: int) -> int | None:
         """Deletes up to `batch` expired items; None if another process holds the turn."""
@@ -220,6 +242,13 @@ class StoreTables(ABC):
         a transaction unless the backend can do without."""
         async with self._begin() as conn:
             yield conn
+
+    def _vectors_insert(self) -> Any:
+        """The insert of `_vector_row`'s rows."""
+        return store_vectors.insert()
+
+    def _vector_row(self, prefix: str, key: str, path: str, blob: bytes) -> dict[str, Any]:
+        return {"prefix": prefix, "key": key, "field_path": path, "embedding": blob}
 
     def _live(self) -> ColumnElement[bool]:
         return or_(_it.expires_at.is_(None), _it.expires_at > sql.now(self.engine.dialect))

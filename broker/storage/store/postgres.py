@@ -47,6 +47,7 @@ from broker.storage.driver import Driver, compile_once
 from broker.storage.store.base import (
     ITEM_COLUMNS,
     NEWEST_FIRST,
+    PORTABLE,
     VECTOR_COLUMNS,
     WITH_VECTORS,
     ItemWrite,
@@ -55,7 +56,17 @@ from broker.storage.store.base import (
     StoredItem,
     StoreTables,
     Vector,
+    VectorPath,
     compare,
+)
+from broker.storage.store.pgvector import (
+    AVAILABLE,
+    HOW_TO_ENABLE,
+    VEC,
+    VECTORS,
+    as_text,
+    prepare,
+    vec_of,
 )
 from broker.storage.tables import store_items, store_vectors
 
@@ -63,9 +74,6 @@ _it = store_items.c
 _vec = store_vectors.c
 
 _SWEEPER_TURN = text("SELECT pg_try_advisory_xact_lock(hashtext('langgraph-broker:store-sweeper'))")
-
-
-_PGVECTOR = text("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')")
 
 
 class PostgresStoreTables(StoreTables):
@@ -76,6 +84,7 @@ class PostgresStoreTables(StoreTables):
         super().__init__(engine)
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._driver = Driver(engine)
+        self._pgvector = False  # set at start by prepare_vectors
 
     @asynccontextmanager
     async def _single(self) -> AsyncIterator[AsyncConnection]:
@@ -129,13 +138,53 @@ class PostgresStoreTables(StoreTables):
                 return
             prefixes, keys, fields, blobs = (list(column) for column in zip(*vectors, strict=True))
             rows = {"v_prefixes": prefixes, "v_keys": keys, "v_fields": fields, "v_blobs": blobs}
+            if self._pgvector:
+                rows["v_vecs"] = [as_text(blob) for blob in blobs]
             async with conn.transaction():
                 await conn.execute(_put_statement(reindex), params)
-                await conn.execute(_vectors_insert(), rows)
+                await conn.execute(_vectors_insert(self._pgvector), rows)
 
     async def has_pgvector(self) -> bool:
+        """Whether the `vector` extension is available on this server (installed or not)."""
         async with self.engine.connect() as conn:
-            return bool((await conn.execute(_PGVECTOR)).scalar_one())
+            return (await conn.execute(AVAILABLE)).first() is not None  # a row: available
+
+    async def prepare_vectors(self, dims: int) -> VectorPath:
+        """pgvector when the server has it (created if not yet, with the column and
+        index); the portable path otherwise, or if any of that fails."""
+        if not await self.has_pgvector():
+            return VectorPath(False, f"{PORTABLE}; pgvector is not available: {HOW_TO_ENABLE}")
+        try:
+            async with self.engine.begin() as conn:
+                refused = await prepare(conn, dims)
+        except Exception as exc:  # e.g. CREATE EXTENSION needs a privileged role
+            refused = f"setting it up failed ({type(exc).__name__}: {exc})"
+        if refused is not None:
+            return VectorPath(False, f"{PORTABLE}; pgvector is available but unused: {refused}")
+        self._pgvector = True
+        return VectorPath(
+            True, f"pgvector (store_vectors.vec vector({dims}), HNSW cosine index, ranked in SQL)"
+        )
+
+    async def nearest(
+        self, search: Search, query: Sequence[float], count: int
+    ) -> list[tuple[Key, float]]:
+        params = _search_params(search) | {
+            "q_vec": as_text(query),
+            "s_limit": count,
+            "s_offset": search.offset,
+        }
+        rows = await self._driver.fetch(nearest_statement(_shape(search)), params)
+        return [((row["prefix"], row["key"]), float(row["score"])) for row in rows]
+
+    def _vectors_insert(self) -> Any:
+        if not self._pgvector:
+            return super()._vectors_insert()
+        return VECTORS.insert().values(vec=vec_of(bindparam("b_vec", type_=Text())))
+
+    def _vector_row(self, prefix: str, key: str, path: str, blob: bytes) -> dict[str, Any]:
+        row = super()._vector_row(prefix, key, path, blob)
+        return row | {"b_vec": as_text(blob)} if self._pgvector else row
 
     def _expiry(self, ttl_minutes: float | None) -> timedelta | None:
         return None if ttl_minutes is None else timedelta(minutes=ttl_minutes)
@@ -246,25 +295,30 @@ def _put_statement(reindex: bool) -> Insert:
 
 
 @functools.cache
-def _vectors_insert() -> Insert:
-    """Vectors given as arrays (`v_prefixes`, `v_keys`, `v_fields`, `v_blobs`)."""
-    source = (
-        func.unnest(
-            bindparam("v_prefixes", type_=ARRAY(Text())),
-            bindparam("v_keys", type_=ARRAY(Text())),
-            bindparam("v_fields", type_=ARRAY(Text())),
-            bindparam("v_blobs", type_=ARRAY(LargeBinary())),
-        )
-        .table_valued(
-            column("prefix", Text()),
-            column("key", Text()),
-            column("field_path", Text()),
-            column("embedding", LargeBinary()),
-        )
-        .render_derived(name="source")
-    )
+def _vectors_insert(pgvector: bool) -> Insert:
+    """Vectors given as arrays (`v_prefixes`, `v_keys`, `v_fields`, `v_blobs`; with
+    pgvector, `v_vecs` too: the same vectors as text, for the `vec` column)."""
+    arrays: list[ColumnElement[Any]] = [
+        bindparam("v_prefixes", type_=ARRAY(Text())),
+        bindparam("v_keys", type_=ARRAY(Text())),
+        bindparam("v_fields", type_=ARRAY(Text())),
+        bindparam("v_blobs", type_=ARRAY(LargeBinary())),
+    ]
+    columns: list[ColumnElement[Any]] = [
+        column("prefix", Text()),
+        column("key", Text()),
+        column("field_path", Text()),
+        column("embedding", LargeBinary()),
+    ]
+    if pgvector:
+        arrays.append(bindparam("v_vecs", type_=ARRAY(Text())))
+        columns.append(column("vec", Text()))
+    source = func.unnest(*arrays).table_valued(*columns).render_derived(name="source")
     names = ["prefix", "key", "field_path", "embedding"]
-    return pg_insert(store_vectors).from_select(names, select(*source.c))
+    if not pgvector:
+        return pg_insert(store_vectors).from_select(names, select(*source.c))
+    rows = select(*source.c[:4], vec_of(source.c.vec))
+    return pg_insert(VECTORS).from_select([*names, "vec"], rows)
 
 
 def _like_under(prefix: str) -> str:
@@ -306,6 +360,25 @@ def _search_statement(shape: Shape) -> Select[Any]:
 def _vectors_statement(shape: Shape) -> Select[Any]:
     """The vectors of the live items a search of `shape` matches."""
     return select(*VECTOR_COLUMNS).select_from(WITH_VECTORS).where(*_matching(shape))
+
+
+@functools.cache
+def nearest_statement(shape: Shape) -> Select[Any]:
+    """The matching items by their best field's cosine distance to `q_vec` (nearest
+    first; equal distances: newest first, as the portable ranker), with
+    `1 - distance` as the score: the cosine similarity the portable path gives (both
+    sides are unit vectors)."""
+    query = vec_of(bindparam("q_vec", type_=Text()))
+    distance = func.min(VEC.op("<=>", return_type=Float())(query))
+    return (
+        select(_it.prefix, _it.key, (literal_column("1.0") - distance).label("score"))
+        .select_from(WITH_VECTORS)
+        .where(*_matching(shape), VEC.is_not(None))
+        .group_by(_it.prefix, _it.key, _it.updated_at)
+        .order_by(distance, _it.updated_at.desc(), _it.prefix, _it.key)
+        .limit(bindparam("s_limit", type_=Integer()))
+        .offset(bindparam("s_offset", type_=Integer()))
+    )
 
 
 def _matching(shape: Shape) -> list[ColumnElement[bool]]:
