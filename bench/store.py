@@ -72,7 +72,9 @@ async def ours(database_uri: str, *, indexed: bool) -> AsyncIterator[BaseStore]:
     engine = create_engine(Settings(DATABASE_URI=database_uri), pool_size=POOL)
     index = IndexSection(embed="./embeddings.py:embed", dims=64) if indexed else None
     try:
-        yield Store(open_store_tables(engine), StoreSection(index=index), EMBEDDINGS)
+        store = Store(open_store_tables(engine), StoreSection(index=index), EMBEDDINGS)
+        await store.start()  # pgvector where the database has it, as a server would choose
+        yield store
     finally:
         await engine.dispose()
 
