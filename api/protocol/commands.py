@@ -1,6 +1,7 @@
 """The protocol's commands on a thread: `run.start` submits a run, `input.respond`
-resumes the thread's interrupted run, `state.get` reads its values. Both go through `BrokerService.submit`, so the
-run is queued, durable and heard by a stream on any API process."""
+resumes the thread's interrupted run, `state.get` reads its values and
+`state.listCheckpoints` its checkpoints. The first two go through `BrokerService.submit`, so
+the run is queued, durable and heard by a stream on any API process."""
 
 from __future__ import annotations
 
@@ -98,11 +99,32 @@ async def execute(
         return await _respond(runtime, authorize, thread_id, _parse(InputRespond, command))
     if command.method == "state.get":
         return await _state(runtime, authorize, thread_id, _parse(StateGet, command))
+    if command.method == "state.listCheckpoints":
+        return await _checkpoints(runtime, authorize, thread_id, _parse(ListCheckpoints, command))
+    if command.method in UNSUPPORTED:
+        raise CommandFailed("not_supported", f"{command.method}: {UNSUPPORTED[command.method]}")
     if command.method.startswith("subscription."):
         raise CommandFailed(
             "not_supported", f"{command.method}: only over the WebSocket of /stream/events"
         )
     raise CommandFailed("unknown_command", f"method: unknown command '{command.method[:64]}'")
+
+
+# Commands the v2 protocol names that this server refuses, each with why; answering
+# them falsely (an empty tree, a fork that is not one) would mislead a client.
+UNSUPPORTED = {
+    "agent.getTree": "the server keeps no agent tree for a thread",
+    "state.fork": "forking from a checkpoint is not offered over the protocol yet; "
+    "use POST /threads/{id}/runs with a checkpoint",
+    "input.inject": "injecting input into a running run is not supported; "
+    "start a run with multitaskStrategy instead",
+    "subscription.reconnect": "reconnect by subscribing again with `since`",
+}
+
+
+class ListCheckpoints(_Params):
+    namespace: list[str] = Field(default_factory=list)
+    limit: int = Field(default=10, ge=1, le=1000)
 
 
 class StateGet(_Params):
@@ -211,3 +233,28 @@ async def _state(
             "ns": checkpoint.get("checkpoint_ns") or "",
         }
     return result
+
+
+async def _checkpoints(
+    runtime: Runtime, authorize: Authorizer, thread_id: UUID, params: ListCheckpoints
+) -> dict[str, Any]:
+    """The thread's root checkpoints, newest first, read from the checkpointer."""
+    if params.namespace:
+        raise CommandFailed("not_supported", "params.namespace: only the root graph's checkpoints")
+    read = await authorize("threads", "read", {"thread_id": thread_id})
+    thread = await runtime.threads.get(thread_id, filter=read)
+    states = await runtime.state.history(thread, limit=params.limit)
+    return {"checkpoints": [_checkpoint(s) for s in states]}
+
+
+def _checkpoint(state: dict[str, Any]) -> dict[str, Any]:
+    checkpoint = state.get("checkpoint") or {}
+    parent = state.get("parent_checkpoint") or {}
+    return {
+        "id": checkpoint.get("checkpoint_id"),
+        "ns": checkpoint.get("checkpoint_ns") or "",
+        "parent_id": parent.get("checkpoint_id"),
+        "metadata": state.get("metadata") or {},
+        "created_at": state.get("created_at"),
+        "next": state.get("next") or [],
+    }

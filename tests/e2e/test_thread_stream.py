@@ -393,3 +393,29 @@ async def test_websocket_takes_commands_in_band(server: str) -> None:
         ("running", run_id),
         ("completed", run_id),
     ]
+
+
+async def test_list_checkpoints_and_refused_commands(server: str) -> None:
+    tid = str(uuid.uuid4())
+    start = {
+        "id": 1,
+        "method": "run.start",
+        "params": {"assistant_id": "counter", "input": {"count": 1}},
+    }
+    async with httpx.AsyncClient(base_url=server, timeout=LIMIT) as http:
+        assert (await http.post(f"/threads/{tid}/commands", json=start)).status_code == 200
+        async with asyncio.timeout(LIMIT):
+            await _sse(http, tid, {"channels": ["lifecycle"]})
+        listing = {"id": 2, "method": "state.listCheckpoints", "params": {"limit": 2}}
+        got = (await http.post(f"/threads/{tid}/commands", json=listing)).json()["result"]
+        bad = {"id": 3, "method": "state.listCheckpoints", "params": {"limit": 0}}
+        invalid = await http.post(f"/threads/{tid}/commands", json=bad)
+        refused = [
+            await http.post(f"/threads/{tid}/commands", json={"id": 4, "method": m, "params": {}})
+            for m in ("agent.getTree", "state.fork", "input.inject", "subscription.reconnect")
+        ]
+    checkpoints = got["checkpoints"]
+    assert len(checkpoints) == 2 and all(c["id"] and c["ns"] == "" for c in checkpoints)
+    assert checkpoints[0]["parent_id"] == checkpoints[1]["id"]
+    assert invalid.status_code == 400 and "params.limit" in invalid.json()["detail"]
+    assert all(r.status_code == 400 and r.json()["error"] == "not_supported" for r in refused)
