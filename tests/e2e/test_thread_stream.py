@@ -334,6 +334,8 @@ async def test_websocket_refuses_bad_commands_in_band(server: str) -> None:
         await socket.send(json.dumps({"id": 5, "method": "run.fly"}))
         refused = json.loads(await socket.recv())
         assert (refused["id"], refused["error"]) == (5, "unknown_command")
+        await socket.send(json.dumps({"id": 7, "method": "agent.getTree"}))
+        assert json.loads(await socket.recv())["error"] == "not_supported"
         await socket.send(
             json.dumps({"id": 6, "method": "subscription.subscribe", "params": {"channels": ["x"]}})
         )
