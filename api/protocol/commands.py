@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.auth.authorize import Authorizer, authorize_run
 from api.protocol.schemas import ProtocolCommand
 from api.schemas import RunCreate
-from broker.models import ThreadStatus
+from broker.models import Thread, ThreadStatus
 from broker.runtime import Runtime
 
 # The modes the encoder turns into the protocol's channels.
@@ -214,14 +214,22 @@ async def _respond(
     return await _submit(runtime, authorize, thread_id, body)
 
 
+async def _root_thread(
+    runtime: Runtime, authorize: Authorizer, thread_id: UUID, namespace: list[str], what: str
+) -> Thread:
+    """The thread, if the caller may read it, for a read of its root graph's `what`."""
+    if namespace:
+        raise CommandFailed("not_supported", f"params.namespace: only the root graph's {what}")
+    read = await authorize("threads", "read", {"thread_id": thread_id})
+    return await runtime.threads.get(thread_id, filter=read)
+
+
 async def _state(
     runtime: Runtime, authorize: Authorizer, thread_id: UUID, params: StateGet
 ) -> dict[str, Any]:
     """The thread's current values (those named by `keys`) and their checkpoint."""
-    if params.namespace:
-        raise CommandFailed("not_supported", "params.namespace: only the root graph's state")
-    read = await authorize("threads", "read", {"thread_id": thread_id})
-    state = await runtime.state.get(await runtime.threads.get(thread_id, filter=read))
+    thread = await _root_thread(runtime, authorize, thread_id, params.namespace, "state")
+    state = await runtime.state.get(thread)
     values = state.get("values") or {}
     if params.keys is not None and isinstance(values, dict):
         values = {k: v for k, v in values.items() if k in params.keys}
@@ -239,10 +247,7 @@ async def _checkpoints(
     runtime: Runtime, authorize: Authorizer, thread_id: UUID, params: ListCheckpoints
 ) -> dict[str, Any]:
     """The thread's root checkpoints, newest first, read from the checkpointer."""
-    if params.namespace:
-        raise CommandFailed("not_supported", "params.namespace: only the root graph's checkpoints")
-    read = await authorize("threads", "read", {"thread_id": thread_id})
-    thread = await runtime.threads.get(thread_id, filter=read)
+    thread = await _root_thread(runtime, authorize, thread_id, params.namespace, "checkpoints")
     states = await runtime.state.history(thread, limit=params.limit)
     return {"checkpoints": [_checkpoint(s) for s in states]}
 
