@@ -171,6 +171,7 @@ runs = Table(
     Column("cancel_action", Text, nullable=True),
     Index(None, "thread_id", "created_at"),
     Index(None, "status", "created_at"),
+    Index(None, "created_at"),  # the newest runs of all, unfiltered (`broker inspect runs`)
 )
 
 # Scheduled runs. `next_run_date` is the tick the scheduler fires next (NULL: none is
