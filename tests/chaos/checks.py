@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from langgraph_sdk.client import LangGraphClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,3 +52,14 @@ def resumed_at(
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def assert_log_has_every_step(
+    client: LangGraphClient, thread_id: str, run_id: str, steps: int, logs: str = ""
+) -> None:
+    """A resumable `slow` run's log, replayed from its start, holds the `values` event of
+    each of its `steps` (after a failover: on the promoted replica or new master)."""
+    parts = [part async for part in client.runs.join_stream(thread_id, run_id, last_event_id="-1")]
+    done = {p.data.get("done", 0) for p in parts if p.event == "values"}
+    missing = set(range(1, steps + 1)) - done
+    assert not missing, f"values of steps {sorted(missing)} are not in the log\n{logs}"

@@ -22,7 +22,11 @@ from broker.errors import StoreUnavailable
 from broker.events import redis_event_bus
 from broker.keys import Keys
 from broker.redis_uri import connect_redis
-from tests.chaos.checks import assert_history_is_clean, checkpoint_rows
+from tests.chaos.checks import (
+    assert_history_is_clean,
+    assert_log_has_every_step,
+    checkpoint_rows,
+)
 from tests.chaos.cluster import Cluster
 from tests.chaos.conftest import CHAOS_SETTINGS
 from tests.chaos.test_crashes import _create_runs, _until_done
@@ -73,16 +77,9 @@ async def test_master_killed_mid_batch_loses_no_run_and_no_logged_event(
                 assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
                 assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
 
-                # Replayed from the start of the run's log (on the promoted replica).
-                parts = [
-                    part
-                    async for part in client.runs.join_stream(
-                        thread["thread_id"], resumable["run_id"], last_event_id="-1"
-                    )
-                ]
-                done = {p.data.get("done", 0) for p in parts if p.event == "values"}
-                missing = set(range(1, STEPS + 1)) - done
-                assert not missing, f"steps {sorted(missing)} not in the log\n{cluster.logs()}"
+                await assert_log_has_every_step(
+                    client, thread["thread_id"], resumable["run_id"], STEPS, cluster.logs()
+                )
 
 
 async def test_a_subscription_made_before_a_failover_follows_its_channel(tmp_path: Path) -> None:
