@@ -10,6 +10,7 @@ every step's `values` event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -43,26 +44,26 @@ async def test_failover_mid_batch_loses_no_run_and_no_logged_event(
         }
         with Cluster(env, tmp_path).start(apis=1, workers=2) as cluster:
             cluster.wait_for_workers()
-            client = get_client(url=cluster.urls[0])
-            thread = await client.threads.create()
-            resumable = await client.runs.create(
-                thread["thread_id"],
-                "slow",
-                input={"steps": STEPS, "delay": 0.25},
-                stream_mode=["values"],
-                stream_resumable=True,
-            )
-            before = await _create_runs(cluster.urls, 20, {"steps": 6, "delay": 0.2})
-            await _until_running(db, [r for _, r in before])
-            await asyncio.to_thread(redis_set.failover)
-            after = await _create_runs(cluster.urls, 10, {"steps": 2, "delay": 0.1})
+            # Closed even when an assertion fails: its socket would fail the next test.
+            async with contextlib.aclosing(get_client(url=cluster.urls[0])) as client:
+                thread = await client.threads.create()
+                resumable = await client.runs.create(
+                    thread["thread_id"],
+                    "slow",
+                    input={"steps": STEPS, "delay": 0.25},
+                    stream_mode=["values"],
+                    stream_resumable=True,
+                )
+                before = await _create_runs(cluster.urls, 20, {"steps": 6, "delay": 0.2})
+                await _until_running(db, [r for _, r in before])
+                await asyncio.to_thread(redis_set.failover)
+                after = await _create_runs(cluster.urls, 10, {"steps": 2, "delay": 0.1})
 
-            created = [*before, *after, (thread["thread_id"], resumable["run_id"])]
-            statuses = await _until_done(db, [r for _, r in created], cluster)
-            assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
-            assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
+                created = [*before, *after, (thread["thread_id"], resumable["run_id"])]
+                statuses = await _until_done(db, [r for _, r in created], cluster)
+                assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
+                assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
 
-            await assert_log_has_every_step(
-                client, thread["thread_id"], resumable["run_id"], STEPS, cluster.logs()
-            )
-            await client.aclose()
+                await assert_log_has_every_step(
+                    client, thread["thread_id"], resumable["run_id"], STEPS, cluster.logs()
+                )
