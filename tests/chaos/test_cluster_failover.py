@@ -15,25 +15,14 @@ import contextlib
 import uuid
 from pathlib import Path
 
-from langgraph_sdk import get_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.errors import StoreUnavailable
 from broker.events import redis_event_bus
 from broker.keys import Keys
 from broker.redis_uri import connect_redis
-from tests.chaos.checks import (
-    assert_history_is_clean,
-    assert_log_has_every_step,
-    checkpoint_rows,
-)
-from tests.chaos.cluster import Cluster
-from tests.chaos.conftest import CHAOS_SETTINGS
-from tests.chaos.test_crashes import _create_runs, _until_done
-from tests.chaos.test_outages import _until_running
+from tests.chaos.failover import fail_over_mid_batch
 from tests.cluster_redis import RedisCluster
-
-STEPS = 12
 
 
 async def test_master_killed_mid_batch_loses_no_run_and_no_logged_event(
@@ -42,44 +31,15 @@ async def test_master_killed_mid_batch_loses_no_run_and_no_logged_event(
     (tmp_path / "redis").mkdir()
     prefix = f"broker-cluster-{uuid.uuid4().hex[:8]}"
     with RedisCluster(tmp_path / "redis", replicas=1) as redis_cluster:
-        env = {
-            **broker_env,
-            **CHAOS_SETTINGS,
-            "REDIS_URI": redis_cluster.uri,
-            "BROKER_REDIS_PREFIX": prefix,
-        }
-        with Cluster(env, tmp_path).start(apis=1, workers=2) as cluster:
-            cluster.wait_for_workers()
-            # Closed even when an assertion fails: its socket would fail the next test.
-            async with contextlib.aclosing(get_client(url=cluster.urls[0])) as client:
-                thread = await client.threads.create()
-                resumable = await client.runs.create(
-                    thread["thread_id"],
-                    "slow",
-                    input={"steps": STEPS, "delay": 0.25},
-                    stream_mode=["values"],
-                    stream_resumable=True,
-                )
-                before = await _create_runs(cluster.urls, 20, {"steps": 6, "delay": 0.2})
-                await _until_running(db, [r for _, r in before])
+        env = {**broker_env, "REDIS_URI": redis_cluster.uri, "BROKER_REDIS_PREFIX": prefix}
 
-                keys = Keys(prefix)
-                victims = {
-                    redis_cluster.master_of(k): k
-                    for k in (keys.queue, keys.run_log(resumable["run_id"]))
-                }
-                for key in victims.values():
-                    await asyncio.to_thread(redis_cluster.kill_master_of, key)
-                after = await _create_runs(cluster.urls, 10, {"steps": 2, "delay": 0.1})
+        async def fail_over(resumable: str) -> None:
+            keys = Keys(prefix)
+            victims = {redis_cluster.master_of(k): k for k in (keys.queue, keys.run_log(resumable))}
+            for key in victims.values():
+                await asyncio.to_thread(redis_cluster.kill_master_of, key)
 
-                created = [*before, *after, (thread["thread_id"], resumable["run_id"])]
-                statuses = await _until_done(db, [r for _, r in created], cluster)
-                assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
-                assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
-
-                await assert_log_has_every_step(
-                    client, thread["thread_id"], resumable["run_id"], STEPS, cluster.logs()
-                )
+        await fail_over_mid_batch(env, db, tmp_path, fail_over)
 
 
 async def test_a_subscription_made_before_a_failover_follows_its_channel(tmp_path: Path) -> None:

@@ -10,25 +10,13 @@ every step's `values` event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from pathlib import Path
 
-from langgraph_sdk import get_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.chaos.checks import (
-    assert_history_is_clean,
-    assert_log_has_every_step,
-    checkpoint_rows,
-)
-from tests.chaos.cluster import Cluster
-from tests.chaos.conftest import CHAOS_SETTINGS
-from tests.chaos.test_crashes import _create_runs, _until_done
-from tests.chaos.test_outages import _until_running
+from tests.chaos.failover import fail_over_mid_batch
 from tests.sentinel import SentinelSet
-
-STEPS = 12
 
 
 async def test_failover_mid_batch_loses_no_run_and_no_logged_event(
@@ -38,32 +26,11 @@ async def test_failover_mid_batch_loses_no_run_and_no_logged_event(
     with SentinelSet(tmp_path / "redis") as redis_set:
         env = {
             **broker_env,
-            **CHAOS_SETTINGS,
             "REDIS_URI": redis_set.uri,
             "BROKER_REDIS_PREFIX": f"broker-sentinel-{uuid.uuid4().hex[:8]}",
         }
-        with Cluster(env, tmp_path).start(apis=1, workers=2) as cluster:
-            cluster.wait_for_workers()
-            # Closed even when an assertion fails: its socket would fail the next test.
-            async with contextlib.aclosing(get_client(url=cluster.urls[0])) as client:
-                thread = await client.threads.create()
-                resumable = await client.runs.create(
-                    thread["thread_id"],
-                    "slow",
-                    input={"steps": STEPS, "delay": 0.25},
-                    stream_mode=["values"],
-                    stream_resumable=True,
-                )
-                before = await _create_runs(cluster.urls, 20, {"steps": 6, "delay": 0.2})
-                await _until_running(db, [r for _, r in before])
-                await asyncio.to_thread(redis_set.failover)
-                after = await _create_runs(cluster.urls, 10, {"steps": 2, "delay": 0.1})
 
-                created = [*before, *after, (thread["thread_id"], resumable["run_id"])]
-                statuses = await _until_done(db, [r for _, r in created], cluster)
-                assert {s[0] for s in statuses.values()} == {"success"}, cluster.logs()
-                assert_history_is_clean(await checkpoint_rows(db, [t for t, _ in created]))
+        async def fail_over(_resumable: str) -> None:  # SENTINEL FAILOVER
+            await asyncio.to_thread(redis_set.failover)
 
-                await assert_log_has_every_step(
-                    client, thread["thread_id"], resumable["run_id"], STEPS, cluster.logs()
-                )
+        await fail_over_mid_batch(env, db, tmp_path, fail_over)
