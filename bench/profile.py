@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
 from bench import cpu
-from bench.servers import our_server, say
+from bench.servers import our_server, say, stores_of
 from bench.workloads import FULL, WORKLOADS, Sizes, latency, throughput
 
 PROFILES = Path(__file__).resolve().parent / "results" / "profiles"
@@ -163,11 +163,12 @@ def profile(workload: str, seconds: float, rate: int, out: Path) -> None:
             )
         time.sleep(0.5)  # let py-spy attach
         say(f"driving {workload} for {seconds:.0f} s under py-spy ({rate} Hz)")
-        before = cpu.snapshot(server.pids)
+        databases, ports = stores_of(server)
+        before = cpu.snapshot(server.pids, databases, ports)
         started = time.perf_counter()
         figures = asyncio.run(_drive(workload, server.url, seconds))
         wall = time.perf_counter() - started
-        after = cpu.snapshot(server.pids)
+        after = cpu.snapshot(server.pids, databases, ports)
         for recorder in recorders:
             _, errors = recorder.communicate(timeout=seconds + 60)
             if recorder.returncode:
@@ -176,8 +177,7 @@ def profile(workload: str, seconds: float, rate: int, out: Path) -> None:
     print()
     print(f"{workload}: {figures}")
     print(f"CPU per run over {wall:.1f} s ({runs} runs; the machine has {os.cpu_count()} cores):")
-    for name in after:
-        used = after[name] - before[name]
+    for name, used in cpu.Usage.between(before, after).seconds.items():
         print(f"  {name:<13} {used * 1000 / runs:7.2f} ms/run  ({used / wall:5.0%} of a core)")
     for role in server.pids:
         raw = out / f"{role}.txt"

@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
@@ -43,9 +42,9 @@ from bench.servers import (
     our_server,
     reference_server,
     say,
+    stores_of,
 )
 from bench.workloads import FULL, QUICK, WORKLOADS, Sizes
-from broker.redis_uri import CLUSTER_SCHEME, parse_cluster_uri
 from tests.services import ensure_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -206,7 +205,7 @@ def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> di
     say(f"{name}: {server.name} ({server.url})")
     started = time.perf_counter()
     metered = name in CPU_METERED
-    databases, ports = _stores(server)
+    databases, ports = stores_of(server)
     before = cpu.snapshot(server.pids, databases, ports) if metered else {}
     work: Awaitable[dict[str, Any]]
     if name in SERVER_WORKLOADS:  # needs the server's processes, not only its URL
@@ -222,22 +221,6 @@ def _run_workload(name: str, server: Server, sizes: Sizes, timeout: float) -> di
     summary = ", ".join(f"{k} {v:,.1f}" for k, v in list(shown.items())[:6])
     say(f"    {summary}  [{time.perf_counter() - started:.0f}s]")
     return figures
-
-
-def _stores(server: Server) -> tuple[list[str], list[int]]:
-    """The server's Postgres databases and Redis ports, whose processes' CPU counts as its
-    own (none for `langgraph dev`: other programs' on a shared box are nobody's)."""
-    databases = [urlsplit(server.database_uri).path.lstrip("/")] if server.database_uri else []
-    return databases, _redis_ports(server.redis_uri)
-
-
-def _redis_ports(uri: str | None) -> list[int]:
-    """Every node a cluster URI names (its seed nodes: the bench's cluster lists them all)."""
-    if uri is None:
-        return []
-    if urlsplit(uri).scheme == CLUSTER_SCHEME:
-        return [port for _, port in parse_cluster_uri(uri).nodes]
-    return [urlsplit(uri).port or 6379]
 
 
 def _in_process(sizes: Sizes, admin_uri: str) -> dict[str, Any]:

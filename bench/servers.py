@@ -37,6 +37,7 @@ import redis
 
 from bench.ceilings import scratch_database
 from bench.harness import fresh_database
+from broker.redis_uri import CLUSTER_SCHEME, parse_cluster_uri
 from tests.cluster_redis import RedisCluster
 from tests.pooler import POOLED_ENV, pgbouncer
 from tests.processes import Process, free_port, start_api, start_worker
@@ -486,3 +487,19 @@ def langhost_server(workers: int = 1, jobs: int = 20) -> Iterator[Server]:
         finally:
             _stop(process)
             _drop_langhost_keys(redis_uri)
+
+
+def stores_of(server: Server) -> tuple[list[str], list[int]]:
+    """The server's Postgres databases and Redis ports, whose processes' CPU counts as its
+    own (none for `langgraph dev`: other programs' on a shared box are nobody's)."""
+    databases = [urlsplit(server.database_uri).path.lstrip("/")] if server.database_uri else []
+    return databases, _redis_ports(server.redis_uri)
+
+
+def _redis_ports(uri: str | None) -> list[int]:
+    """Every node a cluster URI names (its seed nodes: the bench's cluster lists them all)."""
+    if uri is None:
+        return []
+    if urlsplit(uri).scheme == CLUSTER_SCHEME:
+        return [port for _, port in parse_cluster_uri(uri).nodes]
+    return [urlsplit(uri).port or 6379]

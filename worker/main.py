@@ -6,6 +6,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from broker import eventloop
 from broker.graphs import GraphRegistry
 from broker.runtime import load_graphs, open_runtime
 from broker.settings import Settings
@@ -15,7 +16,7 @@ from worker.loop import Worker
 def serve(config: Path) -> None:
     settings = Settings(BROKER_CONFIG=config)
     graphs = load_graphs(settings)
-    asyncio.run(_run(settings, graphs))
+    eventloop.run(_run(settings, graphs))
 
 
 async def _run(settings: Settings, graphs: GraphRegistry) -> None:

@@ -93,10 +93,11 @@ class Publisher:
             await self._wake.wait()
             self._wake.clear()
             while self._frames:
-                if time.monotonic() - last_flush < _BUSY:
+                if not self._closing and time.monotonic() - last_flush < _BUSY:
                     # Under a steady stream a publish per frame or two would cost more than
                     # the graph producing them: let a batch gather first. A lone token
-                    # (nothing published within _BUSY) still goes out at once.
+                    # (nothing published within _BUSY) still goes out at once, and so
+                    # does the last batch: nothing more will join it.
                     await asyncio.sleep(_LINGER)
                 await self._flush(self._take_batch())
                 last_flush = time.monotonic()

@@ -64,3 +64,17 @@ async def test_a_lone_frame_is_not_held_back(monkeypatch: pytest.MonkeyPatch) ->
     await publisher.close(end_message({}))
     assert len(bus.messages) == 4
     assert time.monotonic() - started < 0.5
+
+
+async def test_the_last_batch_is_not_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's final frames go out as soon as it ends: `runs.wait` waits on them."""
+    monkeypatch.setattr("worker.publisher._LINGER", 1.0)
+    bus = SlowBus()
+    publisher = Publisher(bus, "run")  # type: ignore[arg-type]
+    publisher.emit(sse_frame("metadata", b"{}"))
+    await asyncio.sleep(0.001)  # the first frame is out: the next one would linger
+    publisher.emit(sse_frame("values", b"{}"))
+    started = time.monotonic()
+    await publisher.close(end_message({}))
+    assert time.monotonic() - started < 0.5
+    assert len(bus.messages) == 3
