@@ -48,6 +48,7 @@ class Publisher:
         self._ids: list[str] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self._lingering: asyncio.Future[None] | None = None
         self._task = asyncio.create_task(self._flush_forever(), name=f"publish:{channel}")
 
     def emit(self, frame: bytes) -> None:
@@ -68,6 +69,8 @@ class Publisher:
         """Publishes every frame emitted so far; nothing may be emitted afterwards."""
         self._closing = True
         self._wake.set()
+        if self._lingering is not None and not self._lingering.done():
+            self._lingering.set_result(None)  # the run is over: its last batch goes now
         await self._task
 
     async def end(self, final_message: bytes) -> None:
@@ -98,11 +101,22 @@ class Publisher:
                     # the graph producing them: let a batch gather first. A lone token
                     # (nothing published within _BUSY) still goes out at once, and so
                     # does the last batch: nothing more will join it.
-                    await asyncio.sleep(_LINGER)
+                    await self._linger()
                 await self._flush(self._take_batch())
                 last_flush = time.monotonic()
             if self._closing:
                 return
+
+    async def _linger(self) -> None:
+        """Waits `_LINGER` seconds, or until `drain` is called."""
+        loop = asyncio.get_running_loop()
+        self._lingering = loop.create_future()
+        timer = loop.call_later(_LINGER, _settle, self._lingering)
+        try:
+            await self._lingering
+        finally:
+            timer.cancel()
+            self._lingering = None
 
     async def _flush(self, count: int) -> None:
         frames = self._frames[:count]
@@ -139,3 +153,8 @@ async def _retried(send: Callable[[], Awaitable[None]]) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(_RETRY_PAUSE)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -78,3 +78,17 @@ async def test_the_last_batch_is_not_held_back(monkeypatch: pytest.MonkeyPatch) 
     await publisher.close(end_message({}))
     assert time.monotonic() - started < 0.5
     assert len(bus.messages) == 3
+
+
+async def test_a_lingering_batch_goes_when_the_run_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("worker.publisher._LINGER", 1.0)
+    bus = SlowBus()
+    publisher = Publisher(bus, "run")  # type: ignore[arg-type]
+    publisher.emit(sse_frame("metadata", b"{}"))
+    await asyncio.sleep(0.001)
+    publisher.emit(sse_frame("values", b"{}"))
+    await asyncio.sleep(0.01)  # the flusher now lingers for the next frames
+    started = time.monotonic()
+    await publisher.close(end_message({}))
+    assert time.monotonic() - started < 0.5
+    assert len(bus.messages) == 3
