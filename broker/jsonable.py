@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from langchain_core.messages import BaseMessage
 from langgraph.types import Interrupt, Send
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -25,6 +26,8 @@ def _default(obj: Any) -> Any:
         return _interrupt(obj)
     if isinstance(obj, Send):
         return {"node": obj.node, "arg": obj.arg}
+    if isinstance(obj, BaseMessage):  # a token's frame: model_dump took 8x as long
+        return _message(obj)
     dump = getattr(obj, "model_dump", None)
     if callable(dump):
         return dump()
@@ -34,6 +37,15 @@ def _default(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     return _default_plain(obj)
+
+
+def _message(message: BaseMessage) -> dict[str, Any]:
+    """`message.model_dump()`: LangChain's messages declare no serializers, so their
+    fields (extra ones last) are the dump; nested models come back through `_default`."""
+    fields = dict(message.__dict__)
+    if message.__pydantic_extra__:
+        fields.update(message.__pydantic_extra__)
+    return fields
 
 
 def _interrupt(interrupt: Interrupt) -> dict[str, Any]:

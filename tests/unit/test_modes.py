@@ -149,3 +149,16 @@ def test_debug_checkpoint_gains_checkpoint_and_parent() -> None:
     assert first["payload"]["parent_checkpoint"] is None
     task = {"step": 1, "type": "task", "payload": {"id": "9"}}
     assert debug_chunk(task) is task
+
+
+def test_messages_tuple_frames_are_the_pair_encoded() -> None:
+    """Each model call's metadata is encoded once; a new dict (the next call) anew."""
+    frames: list[bytes] = []
+    encode = FrameEncoder(["messages-tuple"], subgraphs=False, emit=frames.append)
+    first, second = dict(META), {"langgraph_node": "other", "tags": ["x"]}
+    chunks = [(AIMessageChunk(content=f" t{i}", id="m"), first) for i in range(3)]
+    chunks.append((AIMessage("done", id="n"), second))
+    for chunk in chunks:
+        encode((), "messages", chunk)
+    datas = [frame.split(b"\r\n")[1].removeprefix(b"data: ") for frame in frames]
+    assert datas == [orjson.dumps([m.model_dump(), meta]) for m, meta in chunks]
