@@ -5,6 +5,11 @@ Postgres runtime); every row read from the first has the same figure from the se
 Ratios read as "how many times better ours is": ours ÷ reference for rates, reference ÷
 ours for times. "of ceiling" is ours ÷ the physical ceiling (rates only). A verdict is
 PASS/FAIL, or "n/a" when a figure it needs is missing; targets are reported, not asserted.
+
+The targets are issue 19's where it set one (server CPU per run ≤ 0.5x `langgraph dev`'s,
+runs.wait p50 ≤ 5 ms, first event ≤ 20 ms, tokens ≥ 90 % of LangGraph's in-process rate,
+recovery and slow readers), earlier issues' elsewhere (custom events, the in-process
+checkpointer and store).
 """
 
 from __future__ import annotations
@@ -91,6 +96,22 @@ def times_ref(factor: float) -> Target:
     return Target(f"≥ {factor:g}x ref", check)
 
 
+def at_most_ref(factor: float) -> Target:
+    """A cost (lower is better) at most `factor` times the reference's."""
+
+    def check(o: float | None, r: float | None, _c: float | None, _res: Results) -> bool | None:
+        return None if o is None or r is None else o <= factor * r
+
+    return Target(f"≤ {factor:g}x ref", check)
+
+
+def of_ceiling(share: float) -> Target:
+    def check(o: float | None, _r: float | None, c: float | None, _res: Results) -> bool | None:
+        return None if o is None or c is None else o >= share * c
+
+    return Target(f"≥ {share:.0%} of ceil", check)
+
+
 def ref_and_ceiling(factor: float, share: float) -> Target:
     def check(o: float | None, r: float | None, c: float | None, _res: Results) -> bool | None:
         if o is None or r is None or c is None:
@@ -124,17 +145,16 @@ class Row:
 
 ROWS = [
     Row("latency", "runs.wait p50 (stateless, 2 nodes)", "ms", ours("latency", "p50_ms"),
-        ref("latency", "p50_ms"), lower_is_better=True, target=at_most(20, "ms")),
+        ref("latency", "p50_ms"), lower_is_better=True, target=at_most(5, "ms")),
     Row("latency", "runs.wait p99", "ms", ours("latency", "p99_ms"), ref("latency", "p99_ms"),
         lower_is_better=True),
     Row("throughput", "runs.stream, concurrent clients", "runs/s",
-        ours("throughput", "runs_per_second"), ref("throughput", "runs_per_second"),
-        target=times_ref(5)),
+        ours("throughput", "runs_per_second"), ref("throughput", "runs_per_second")),
     Row("throughput", "runs.stream p50 under load", "ms", ours("throughput", "p50_ms"),
         ref("throughput", "p50_ms"), lower_is_better=True),
     Row("throughput", "server CPU per run (all processes)", "ms",
         ours("throughput", "server_cpu_ms_per_run"), ref("throughput", "server_cpu_ms_per_run"),
-        lower_is_better=True),
+        lower_is_better=True, target=at_most_ref(0.5)),
     Row("throughput", "… of which Postgres + Redis", "ms",
         ours("throughput", "stores_cpu_ms_per_run"), ref("throughput", "stores_cpu_ms_per_run"),
         lower_is_better=True),
@@ -149,20 +169,19 @@ ROWS = [
         ref("streaming", "custom_first_ms"), lower_is_better=True, target=at_most(20, "ms")),
     Row("streaming", "messages-tuple tokens received", "tok/s",
         ours("streaming", "tokens_per_second"), ref("streaming", "tokens_per_second"),
-        ceiling("pubsub"), target=ref_and_ceiling(4, 0.55)),
+        ceiling("pubsub")),
     Row("streaming", "tokens vs LangGraph in-process", "tok/s",
         ours("streaming", "tokens_per_second"), ref("streaming", "tokens_per_second"),
-        ceiling("langgraph_tokens")),
+        ceiling("langgraph_tokens"), target=of_ceiling(0.9)),
     Row("streaming", "tokens: time to first token", "ms", ours("streaming", "tokens_first_ms"),
         ref("streaming", "tokens_first_ms"), lower_is_better=True, target=at_most(20, "ms")),
     Row("background", "runs.create xN then join all", "runs/s",
-        ours("background", "runs_per_second"), ref("background", "runs_per_second"),
-        target=times_ref(5)),
+        ours("background", "runs_per_second"), ref("background", "runs_per_second")),
     Row("background", "runs.create alone", "runs/s", ours("background", "creates_per_second"),
         ref("background", "creates_per_second")),
     Row("background", "server CPU per run (incl. thread)", "ms",
         ours("background", "server_cpu_ms_per_run"), ref("background", "server_cpu_ms_per_run"),
-        lower_is_better=True),
+        lower_is_better=True, target=at_most_ref(0.5)),
     Row("background", "… of which Postgres + Redis", "ms",
         ours("background", "stores_cpu_ms_per_run"), ref("background", "stores_cpu_ms_per_run"),
         lower_is_better=True),

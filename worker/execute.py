@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Chunk = tuple[tuple[str, ...], str, Any]
 _YIELD_EVERY = 64  # chunks encoded between two turns for the publisher
+_ANY_DEPTH = frozenset({"messages", "messages-tuple", EVENTS})  # sent from any depth
 
 
 @dataclass
@@ -115,18 +116,20 @@ async def _stream(
 async def _chunks(
     graph: Pregel[Any, Any], config: RunnableConfig, run: RunOptions, requested: list[str]
 ) -> AsyncGenerator[Chunk]:
-    """`(namespace, mode, chunk)` from every depth; subgraph filtering is the encoder's."""
+    """`(namespace, mode, chunk)`, from every depth where the run may send a subgraph's
+    chunks (the encoder filters them); from the root graph alone where it never does."""
     graph_input = _graph_input(run)
+    depth = _needs_depth(run, requested)
     options: dict[str, Any] = {
         "stream_mode": langgraph_modes(requested),
-        "subgraphs": True,
+        "subgraphs": depth,
         **run.graph_options(),
     }
     if EVENTS not in requested:
-        stream = cast(AsyncGenerator[Chunk], graph.astream(graph_input, config, **options))
+        stream = cast(AsyncGenerator[Any], graph.astream(graph_input, config, **options))
         async with aclosing(stream):
             async for item in stream:
-                yield item
+                yield item if depth else ((), *item)
         return
     # `astream_events` runs `astream` with these options inside: the root graph's own
     # `on_chain_stream` events carry its chunks, so the other modes and the final values
@@ -141,6 +144,13 @@ async def _chunks(
                 yield cast(Chunk, event["data"]["chunk"])
             else:
                 yield (), EVENTS, event
+
+
+def _needs_depth(run: RunOptions, requested: list[str]) -> bool:
+    """Whether any subgraph's chunk can be sent: with `stream_subgraphs`, and for tokens
+    (which reach the client from any depth). Streaming every depth costs LangGraph a
+    fifth more per run of a small graph, so runs that need only the root ask for it."""
+    return run.subgraphs or any(mode in _ANY_DEPTH for mode in requested)
 
 
 def _graph_input(options: RunOptions) -> Any:
