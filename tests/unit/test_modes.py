@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 
 from api.schemas import STREAM_MODES as API_MODES
 from worker.modes import STREAM_MODES, FrameEncoder, debug_chunk, langgraph_modes
@@ -155,8 +155,11 @@ def test_messages_tuple_frames_are_the_pair_encoded() -> None:
     """Each model call's metadata is encoded once; a new dict (the next call) anew."""
     frames: list[bytes] = []
     encode = FrameEncoder(["messages-tuple"], subgraphs=False, emit=frames.append)
-    first, second = dict(META), {"langgraph_node": "other", "tags": ["x"]}
-    chunks = [(AIMessageChunk(content=f" t{i}", id="m"), first) for i in range(3)]
+    first: dict[str, Any] = dict(META)
+    second: dict[str, Any] = {"langgraph_node": "other", "tags": ["x"]}
+    chunks: list[tuple[BaseMessage, dict[str, Any]]] = [
+        (AIMessageChunk(content=f" t{i}", id="m"), first) for i in range(3)
+    ]
     chunks.append((AIMessage("done", id="n"), second))
     for chunk in chunks:
         encode((), "messages", chunk)
