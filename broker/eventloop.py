@@ -1,5 +1,5 @@
 """The event loop our long-running processes use: uvloop when installed, as uvicorn
-picks for the API. The worker spends a fifth of its CPU in the loop itself (profiled:
+picks for the API. The worker spent a fifth of its CPU in the loop itself (profiled:
 `_run_once`, `_call_soon`, `Handle._run`); uvloop runs that part in C."""
 
 from __future__ import annotations

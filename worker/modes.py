@@ -60,9 +60,6 @@ class FrameEncoder:
         self._legacy = "messages" in self.requested
         # Legacy `messages` mode: each message so far, by id (chunks concatenated).
         self._messages: dict[str, BaseMessage] = {}
-        # The last token's metadata, encoded: LangGraph passes one dict per model call
-        # with each of its tokens, and encoding it was half the cost of a token's frame.
-        self._metadata: tuple[dict[str, Any], bytes] | None = None
 
     def __call__(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> None:
         # Without `stream_subgraphs` only the root graph's events go out, except LLM
@@ -90,15 +87,9 @@ class FrameEncoder:
         self, namespace: tuple[str, ...], chunk: tuple[BaseMessage, dict[str, Any]]
     ) -> None:
         if self._tuples:
-            self._frame("messages", namespace, self._tuple(*chunk))
+            self._frame("messages", namespace, jsonable.dumps(chunk))
         if self._legacy:
             self._legacy_message(namespace, *chunk)
-
-    def _tuple(self, message: BaseMessage, metadata: dict[str, Any]) -> bytes:
-        """`[message, metadata]`, as `jsonable.dumps` of the pair would give."""
-        if self._metadata is None or self._metadata[0] is not metadata:
-            self._metadata = (metadata, jsonable.dumps(metadata))
-        return b"[" + jsonable.dumps(message) + b"," + self._metadata[1] + b"]"
 
     def _legacy_message(
         self, namespace: tuple[str, ...], message: BaseMessage, metadata: dict[str, Any]

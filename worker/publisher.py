@@ -69,8 +69,8 @@ class Publisher:
         """Publishes every frame emitted so far; nothing may be emitted afterwards."""
         self._closing = True
         self._wake.set()
-        if self._lingering is not None and not self._lingering.done():
-            self._lingering.set_result(None)  # the run is over: its last batch goes now
+        if self._lingering is not None:
+            _settle(self._lingering)  # the run is over: its last batch goes now
         await self._task
 
     async def end(self, final_message: bytes) -> None:

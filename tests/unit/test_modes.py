@@ -152,7 +152,8 @@ def test_debug_checkpoint_gains_checkpoint_and_parent() -> None:
 
 
 def test_messages_tuple_frames_are_the_pair_encoded() -> None:
-    """Each model call's metadata is encoded once; a new dict (the next call) anew."""
+    """Each token's frame is `[message, metadata]` as LangChain dumps them, whichever
+    model call (metadata) it came from."""
     frames: list[bytes] = []
     encode = FrameEncoder(["messages-tuple"], subgraphs=False, emit=frames.append)
     first: dict[str, Any] = dict(META)
