@@ -30,7 +30,7 @@ async def test_failover_mid_batch_loses_no_run_and_no_logged_event(
             "BROKER_REDIS_PREFIX": f"broker-sentinel-{uuid.uuid4().hex[:8]}",
         }
 
-        async def fail_over(_resumable: str) -> None:  # SENTINEL FAILOVER
+        async def fail_over(_resumable: str) -> None:
             await asyncio.to_thread(redis_set.failover)
 
         await fail_over_mid_batch(env, db, tmp_path, fail_over)
